@@ -18,8 +18,10 @@ import numpy as np
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct, scalar as _np_scalar
+    from numpy._core.numeric import _frombuffer
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct, scalar as _np_scalar
+    from numpy.core.numeric import _frombuffer
 
 __all__ = [
     "ALLOWED_GLOBALS",
@@ -47,6 +49,8 @@ ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.multiarray", "scalar"): _np_scalar,
     ("numpy._core.multiarray", "scalar"): _np_scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,  # pickle protocol 5
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
