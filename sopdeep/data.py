@@ -437,15 +437,16 @@ def load_npz(path, *, num_classes=None, name=None):
         raise FileNotFoundError(f"no such npz file: {path} (expected keys {', '.join(_NPZ_KEYS)})")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise ValueError(f"{path} lacks the keys {missing}; expected {', '.join(_NPZ_KEYS)}")
-            arrays = {k: npz[k] for k in _NPZ_KEYS}
-            classes = tuple(str(c) for c in npz["classes"]) if "classes" in npz.files else ()
-    except ValueError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError, ...
+            if not hasattr(npz, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            found = {k: npz[k] for k in npz.files if k in _NPZ_KEYS + ("classes",)}
+    except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError, pickled data refused, ...
         raise ValueError(f"{path} is not a readable npz file: {type(exc).__name__}: {exc}") from exc
+    missing = [k for k in _NPZ_KEYS if k not in found]
+    if missing:
+        raise ValueError(f"{path} lacks the keys {missing}; expected {', '.join(_NPZ_KEYS)}")
+    arrays = {k: found[k] for k in _NPZ_KEYS}
+    classes = tuple(str(c) for c in found["classes"]) if "classes" in found else ()
     for k in ("x_train", "x_test"):
         if arrays[k].ndim == 3:
             arrays[k] = arrays[k][..., None]
