@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import write_cifar_batch, write_idx
+from fake_datasets import fake_cifar10, fake_cifar100, fake_fashion, write_cifar_batch, write_idx  # noqa: F401 (fixtures)
 from sopdeep.data import (
     ArrayDataset,
     decode_cifar10_jpeg,

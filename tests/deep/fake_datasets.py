@@ -1,4 +1,4 @@
-"""Fixtures writing tiny datasets in the exact on-disk formats the loaders read."""
+"""Tiny datasets written in the exact on-disk formats the loaders read (helpers and pytest fixtures)."""
 
 from __future__ import annotations
 
