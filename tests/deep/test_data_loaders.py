@@ -299,3 +299,30 @@ def test_real_fashion_mnist_loads(shared_data):
     # Fashion-MNIST is balanced: 6000 train and 1000 test images per class
     np.testing.assert_array_equal(np.bincount(ds.y_train, minlength=10), np.full(10, 6000))
     np.testing.assert_array_equal(np.bincount(ds.y_test, minlength=10), np.full(10, 1000))
+
+
+def test_channel_stats_equal_numpy_mean_and_std():
+    ds = _tiny(n_train=9, shape=(5, 4, 3))
+    mean, std = ds.channel_stats()
+    x = ds.x_train.astype(np.float64) / 255
+    # float64 sums of a few hundred bytes: agreement to round-off
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(std, x.std(axis=(0, 1, 2)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_split_indices_partition_with_exact_sizes(stratified):
+    from sopdeep.data import split_indices
+
+    labels = np.random.default_rng(0).integers(0, 7, 503)
+    tr, va = split_indices(503, 50, labels=labels if stratified else None, random_state=1)
+    assert len(va) == 50 and len(tr) == 453
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, va])), np.arange(503))
+    tr2, va2 = split_indices(503, 50, labels=labels if stratified else None, random_state=1)
+    np.testing.assert_array_equal(va, va2)
+    if stratified:
+        # each class gets its proportional share, within one sample (rounding to integers)
+        expected = 50 * np.bincount(labels, minlength=7) / 503
+        assert np.all(np.abs(np.bincount(labels[va], minlength=7) - expected) < 1)
+    with pytest.raises(ValueError, match=r"n_val must be an integer in \[0, n=5\]"):
+        split_indices(5, 6)
