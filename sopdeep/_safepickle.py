@@ -43,6 +43,14 @@ def _latin1_encode(obj, encoding="utf-8"):
     return obj.encode(encoding)
 
 
+def _empty_bytes(*args):
+    """Stand-in for ``bytes``: protocol 2 pickles ``b""`` as ``bytes()``; any argument is refused
+    (``bytes(10**12)`` would be a memory bomb)."""
+    if args:
+        raise UnsafePickleError("bytes(...) is admitted only without arguments (the empty bytes object)")
+    return b""
+
+
 #: (module, name) -> object: the only globals a data pickle may reference.
 ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
@@ -54,6 +62,8 @@ ALLOWED_GLOBALS = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
 }
 
 

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, strategies as st
 
 from sopdeep._safepickle import UnsafePickleError, load_torch_zip_pickle, restricted_loads
 from sopdeep.data import load_cifar10
@@ -107,3 +108,53 @@ def test_persistent_ids_are_refused():
     _P(buf, protocol=2).dump({"x": bytearray(b"abc")})
     with pytest.raises(UnsafePickleError, match="persistent"):
         restricted_loads(buf.getvalue())
+
+
+def test_payload_hidden_inside_an_object_array_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    arr = np.empty(2, dtype=object)
+    arr[0], arr[1] = 1, _Payload(marker)
+    for protocol in (2, 5):
+        with pytest.raises(UnsafePickleError, match="exec"):
+            restricted_loads(pickle.dumps({"clean_label": arr}, protocol=protocol))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("target", ["os.system", "subprocess.Popen", "builtins.eval", "numpy.load", "torch.load"])
+def test_every_global_outside_the_allow_list_is_refused(target):
+    module, name = target.rsplit(".", 1)
+    # protocol-2 GLOBAL opcode naming the callable, then a call with one string argument
+    stream = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X\x04\x00\x00\x00echo\x85R."
+    with pytest.raises(UnsafePickleError, match=f"refusing to load global {module}.{name}"):
+        restricted_loads(stream)
+
+
+def test_codecs_encode_is_admitted_only_for_text():
+    import codecs
+
+    ok = pickle.dumps(codecs.encode("\xff\x00", "latin1"), protocol=2)  # py2-style bytes: _codecs.encode(str, latin1)
+    assert restricted_loads(ok) == b"\xff\x00"
+    bad = b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x04\x00\x00\x00zlib\x86R."
+    with pytest.raises(UnsafePickleError, match="_codecs.encode is admitted only"):
+        restricted_loads(bad)
+
+
+@given(
+    dtype=st.sampled_from(["uint8", "int64", "int32", "float32", "float64", "bool"]),
+    shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+    protocol=st.sampled_from([2, 4, 5]),
+)
+def test_any_numeric_array_round_trips(dtype, shape, seed, protocol):
+    arr = (np.random.default_rng(seed).random(shape) * 100).astype(dtype)
+    out = restricted_loads(pickle.dumps({"a": arr, "t": arr.T}, protocol=protocol))
+    np.testing.assert_array_equal(out["a"], arr)
+    np.testing.assert_array_equal(out["t"], arr.T)
+    assert out["a"].dtype == arr.dtype
+
+
+def test_bytes_is_admitted_only_as_the_empty_bytes_object():
+    assert restricted_loads(pickle.dumps(b"", protocol=2)) == b""
+    bomb = b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x7f\x85R."  # bytes(2**31 - ...) would allocate 2 GB
+    with pytest.raises(UnsafePickleError, match="bytes"):
+        restricted_loads(bomb)
