@@ -231,3 +231,25 @@ def test_real_cifar10n_clean_labels_match_the_jpeg_export_order(shared_data):
 def test_standard_cifar100_coarse_map_matches_the_real_coarse_labels(shared_data):
     d = read_cifar_n(shared_data / "cifar-n" / "CIFAR-100_human.pt")
     np.testing.assert_array_equal(CIFAR100_FINE_TO_COARSE[d["clean_label"]], d["clean_coarse_label"])
+
+
+def test_asymmetric_per_sample_variant_flips_about_rate_of_each_source_class():
+    n, rate = 40_000, 0.4
+    labels = np.random.default_rng(0).integers(0, 10, n)
+    res = asymmetric_noise(labels, rate, per_sample=True, random_state=5)
+    for s, t in CIFAR10_ASYMMETRIC_MAP.items():
+        members = labels == s
+        flipped = res.is_noisy & members
+        np.testing.assert_array_equal(res.noisy_labels[flipped], t)
+        # ~4000 samples per class: Binomial std sqrt(0.24 / 4000) = 0.0077; 5 standard deviations
+        assert flipped.sum() / members.sum() == pytest.approx(rate, abs=5 * np.sqrt(rate * (1 - rate) / members.sum()))
+    assert not np.any(res.is_noisy & ~np.isin(labels, list(CIFAR10_ASYMMETRIC_MAP)))
+
+
+def test_cifar100_asymmetric_uses_a_given_fine_to_coarse_map():
+    f2c = np.repeat(np.arange(20), 5)  # super-class c = fine classes 5c..5c+4
+    labels = np.repeat(np.arange(100), 5)
+    res = asymmetric_noise(labels, 1.0, dataset="cifar100", fine_to_coarse=f2c, random_state=0)
+    np.testing.assert_array_equal(res.noisy_labels, np.where(labels % 5 == 4, labels - 4, labels + 1))
+    with pytest.raises(ValueError, match="fine_to_coarse is only used"):
+        asymmetric_noise(labels, 0.4, dataset="cifar10", fine_to_coarse=f2c)
