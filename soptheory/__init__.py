@@ -4,10 +4,13 @@ Liu, Zhu, Qu, You, "Robust Training under Label Noise by Over-parameterization",
 Section 3 and appendix B.
 """
 
+from .flow_limit import FlowLimitResult, flow_limit
 from .metrics import recovery_error, relative_difference
 from .problem import SparseCorruptionProblem, make_problem
 
 __all__ = [
+    "FlowLimitResult",
+    "flow_limit",
     "SparseCorruptionProblem",
     "make_problem",
     "recovery_error",
