@@ -5,12 +5,22 @@ Section 3 and appendix B.
 """
 
 from .flow_limit import FlowLimitResult, flow_limit
+from .gradient_descent import (
+    GradientDescentDiverged,
+    GradientDescentResult,
+    default_step,
+    gradient_descent,
+)
 from .metrics import recovery_error, relative_difference
 from .problem import SparseCorruptionProblem, make_problem
 
 __all__ = [
     "FlowLimitResult",
     "flow_limit",
+    "GradientDescentDiverged",
+    "GradientDescentResult",
+    "default_step",
+    "gradient_descent",
     "SparseCorruptionProblem",
     "make_problem",
     "recovery_error",
