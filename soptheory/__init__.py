@@ -4,6 +4,17 @@ Liu, Zhu, Qu, You, "Robust Training under Label Noise by Over-parameterization",
 Section 3 and appendix B.
 """
 
+from .convex import (
+    ConvexProgram,
+    ConvexSolution,
+    KKTResiduals,
+    SolverInaccurateWarning,
+    dual_objective,
+    duality_gap,
+    kkt_residuals,
+    primal_objective,
+    solve_convex,
+)
 from .flow_limit import FlowLimitResult, flow_limit
 from .gradient_descent import (
     GradientDescentDiverged,
@@ -15,6 +26,15 @@ from .metrics import recovery_error, relative_difference
 from .problem import SparseCorruptionProblem, make_problem
 
 __all__ = [
+    "ConvexProgram",
+    "ConvexSolution",
+    "KKTResiduals",
+    "SolverInaccurateWarning",
+    "dual_objective",
+    "duality_gap",
+    "kkt_residuals",
+    "primal_objective",
+    "solve_convex",
     "FlowLimitResult",
     "flow_limit",
     "GradientDescentDiverged",
