@@ -4,6 +4,7 @@ Liu, Zhu, Qu, You, "Robust Training under Label Noise by Over-parameterization",
 Section 3 and appendix B.
 """
 
+from .coherence import coherence, numerical_rank, recovery_condition_holds
 from .convex import (
     ConvexProgram,
     ConvexSolution,
@@ -22,10 +23,27 @@ from .gradient_descent import (
     default_step,
     gradient_descent,
 )
+from .landscape import (
+    CriticalPointReport,
+    classify_critical_point,
+    gradient_h,
+    hessian_h,
+    hessian_quadratic_form,
+    objective_h,
+)
 from .metrics import recovery_error, relative_difference
 from .problem import SparseCorruptionProblem, make_problem
 
 __all__ = [
+    "coherence",
+    "numerical_rank",
+    "recovery_condition_holds",
+    "CriticalPointReport",
+    "classify_critical_point",
+    "gradient_h",
+    "hessian_h",
+    "hessian_quadratic_form",
+    "objective_h",
     "ConvexProgram",
     "ConvexSolution",
     "KKTResiduals",
