@@ -118,13 +118,13 @@ def flow_limit(J, y, alpha, gamma=np.exp(-8.0), *, rtol=1e-14, max_iter=500, max
 
     Algorithm: safeguarded Newton started at ``nu = 0`` (the flow's own start), all ``alpha``
     of the batch at once. Each step solves the Levenberg-Marquardt system
-    :math:`(\nabla^2F(\nu) + \mu\,(4\alpha)^2 I)\,d = -\nabla F(\nu)` after symmetric diagonal
+    :math:`(\\nabla^2F(\\nu) + \\mu\\,(4\\alpha)^2 I)\\,d = -\\nabla F(\\nu)` after symmetric diagonal
     scaling. Safeguards: (i) a trust region on the exponent: ``mu`` is raised until
     ``max_i |4 alpha d_i| <= max_exp_step`` (cosh changes by at most a factor ``e**max_exp_step``
     per step), lowered by 4 after every full step and raised by 4 after a backtracked one, never
     below ``1e-12 ||JJ^T|| / (4 alpha)^2`` (which bounds the condition number of the system; the
-    Hessian itself is numerically singular on :math:`\mathrm{null}(J^\top)` when
-    :math:`8\alpha\gamma^2` underflows relative to :math:`\|JJ^\top\|`, but the gradient is
+    Hessian itself is numerically singular on :math:`\\mathrm{null}(J^\\top)` when
+    :math:`8\\alpha\\gamma^2` underflows relative to :math:`\\|JJ^\\top\\|`, but the gradient is
     negligible there); (ii) Armijo backtracking on ``F``, evaluated in the log domain
     (``2 gamma^2 cosh(x) = exp(2 log gamma + |x|) (1 + exp(-2|x|))``) so that a trial point where
     cosh overflows is rejected, never turned into NaN; (iii) near the solution, where ``F`` no

@@ -162,16 +162,16 @@ def gradient_descent(
 
         .. math::
 
-            \tau_k = \min\Big(\frac{c_J}{\|J\|_2^2 + 4\alpha\max_i(u_i^2+v_i^2)},\;
-                               \frac{c_\alpha}{\alpha\max_i|r_{k,i}|}\Big).
+            \\tau_k = \\min\\Big(\\frac{c_J}{\\|J\\|_2^2 + 4\\alpha\\max_i(u_i^2+v_i^2)},\\;
+                               \\frac{c_\\alpha}{\\alpha\\max_i|r_{k,i}|}\\Big).
 
         The first term is below the stability limit ``2 / lambda_max`` of the iteration near
         a solution (in the mirror variable the Hessian is
-        :math:`JJ^\top + \mathrm{diag}(4\alpha(u^2+v^2))`); the second keeps each
-        multiplicative update :math:`1 \mp 2\alpha\tau r_i` within :math:`1\pm 2c_\alpha`, and so
+        :math:`JJ^\\top + \\mathrm{diag}(4\\alpha(u^2+v^2))`); the second keeps each
+        multiplicative update :math:`1 \\mp 2\\alpha\\tau r_i` within :math:`1\\pm 2c_\\alpha`, and so
         bounds the discretisation drift of the implicit bias: every step multiplies
-        :math:`u_iv_i` by :math:`1-4\alpha^2\tau^2r_i^2`, and summed over the fitting transient
-        this shifts :math:`\log\gamma` by :math:`O(c_\alpha)`. The step shrinks with ``alpha``
+        :math:`u_iv_i` by :math:`1-4\\alpha^2\\tau^2r_i^2`, and summed over the fitting transient
+        this shifts :math:`\\log\\gamma` by :math:`O(c_\\alpha)`. The step shrinks with ``alpha``
         (like ``1/alpha`` for large ``alpha``) and grows as ``r`` is fitted, which is what makes
         the whole range ``alpha in [4, 4000]`` affordable. With the defaults, GD is within
         about 1e-3 in theta and 5e-3 in s (relative) of :func:`flow_limit` on the Figure 2
@@ -195,7 +195,7 @@ def gradient_descent(
     safety_J : float, default=1.0
         :math:`c_J` of the adaptive step, in (0, 2).
     safety_alpha : float, default=0.001
-        :math:`c_\alpha` of the adaptive step, in (0, 0.5).
+        :math:`c_\\alpha` of the adaptive step, in (0, 0.5).
 
     Returns
     -------
