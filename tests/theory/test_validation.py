@@ -51,6 +51,7 @@ CASES = [
     (gradient_descent, (J, Y, 1.0), {"safety_alpha": 0.7}, r"safety_alpha must lie in \(0, 0.5\)"),
     (gradient_descent, (J, Y, 1.0), {"safety_J": 2.0}, r"safety_J must lie in \(0, 2\)"),
     (gradient_descent, (J, Y, 1.0), {"check_every": 0}, "check_every must be >= 1"),
+    (gradient_descent, (J, Y, 1.0), {"rtol_residual": 0.0}, "rtol_residual must be finite and > 0"),
     (default_step, (J, Y, -1.0), {}, "alpha must be finite and > 0"),
     # solve_convex and its certificates
     (solve_convex, (J, Y, 0.0), {}, "lam must be finite and > 0"),
