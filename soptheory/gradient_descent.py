@@ -275,7 +275,9 @@ def gradient_descent(
 
     N, p = J.shape
     Jt = np.ascontiguousarray(J.T)
-    Jpinv_t = np.linalg.pinv(J).T  # (N, p): r @ Jpinv_t = J^+ r
+    # (N, p): r @ Jpinv_t = J^+ r; singular values below 1e-10 sigma_max count as zero (a rank-r
+    # product A @ B has rounding-level singular values ~1e-15 sigma_max that must not be inverted).
+    Jpinv_t = np.linalg.pinv(J, rcond=1e-10).T
     ynorm = np.linalg.norm(y)
     theta_floor = 1e-12 * max(np.linalg.norm(y @ Jpinv_t), np.finfo(float).tiny)
     limit = blowup * (1.0 + np.max(np.abs(y)))
