@@ -344,8 +344,8 @@ def gradient_descent(
         z = np.concatenate([th[good], s], axis=1)
         znorm = np.maximum(np.linalg.norm(z, axis=1), np.finfo(float).tiny)
         delta = np.linalg.norm(z - z_prev[ga], axis=1) / znorm
-        q = delta / prev_delta[ga]
         with np.errstate(divide="ignore", invalid="ignore"):
+            q = delta / prev_delta[ga]
             est_g = np.where((q < 1) & np.isfinite(q), delta * q / (1.0 - q), np.inf)
         est_g = np.where(delta == 0, 0.0, est_g)
         est[ga] = est_g
