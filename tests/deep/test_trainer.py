@@ -224,3 +224,18 @@ def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(t
     # and the run can be resumed from it (without the fault) to the end
     res = train(cfg, resume=True)
     assert len(res.history) == 3
+
+
+@pytest.mark.data
+def test_fashion_mnist_experiment_script_runs_at_small_size(shared_data, tmp_path):
+    # the evidence script end to end on real data, cut to 600 images and 2 epochs
+    out = tmp_path / "fm"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "fashion_mnist_noise.py"), "--data-root",
+         str(shared_data / "fashion-mnist"), "--out", str(out), "--subset", "600", "--epochs", "2",
+         "--width", "64"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())["results"]
+    assert set(summary) == {"ce", "sop"}
+    assert all(len(r["test_acc"]) == 2 for r in summary.values())
+    assert (out / "test_accuracy.png").stat().st_size > 0 and (out / "summary.md").is_file()
