@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--alpha-u", type=float, default=10.0)
     p.add_argument("--alpha-v", type=float, default=10.0)
+    p.add_argument("--update", choices=("batch", "epoch"), default="batch",
+                   help="SOP's u, v update: per mini-batch or per epoch (Algorithm 1 as written)")
     p.add_argument("--noise-rate", type=float, default=0.4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default="ce,sop")
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
         dataset="fashion-mnist", data_root=args.data_root, train_subset=args.subset,
         noise="sym", noise_rate=args.noise_rate, noise_seed=args.seed, arch="mlp", width=args.width,
         depth=2, epochs=args.epochs, batch_size=128, lr=args.lr, momentum=0.9, weight_decay=0.0,
-        schedule="constant", alpha_u=args.alpha_u, alpha_v=args.alpha_v, seed=args.seed,
+        schedule="constant", update=args.update, alpha_u=args.alpha_u, alpha_v=args.alpha_v, seed=args.seed,
         device="cpu", progress=False)
     results = {}
     for method in args.methods.split(","):
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
     head = (f"Fashion-MNIST, first {args.subset} training images, {args.noise_rate:.0%} symmetric noise "
             f"(realised {next(iter(results.values()))['realised_noise_rate']:.4f}), MLP width {args.width}, "
             f"{args.epochs} epochs, lr {args.lr} constant, no weight decay, seed {args.seed}; SOP alpha_u="
-            f"{args.alpha_u}, alpha_v={args.alpha_v}. Detection score: CE 1 - p(given label), SOP u^2 at "
+            f"{args.alpha_u}, alpha_v={args.alpha_v}, update={args.update}. Detection score: CE 1 - p(given label), SOP u^2 at "
             "the given label; flagged when above 0.5.\n\n")
     (out / "summary.md").write_text(head + "\n".join(rows) + "\n")
     (out / "summary.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
