@@ -178,9 +178,10 @@ def _to_device_data(ds, noisy, device) -> _Data:
         return torch.from_numpy(np.array(np.asarray(x).transpose(0, 3, 1, 2), order="C")).to(device)
 
     x_train = images(ds.x_train)
-    flat = x_train.double().transpose(0, 1).reshape(x_train.shape[1], -1)
-    mean = flat.mean(1).float().view(1, -1, 1, 1).to(device)
-    std = flat.std(1).clamp_min(1.0).float().view(1, -1, 1, 1).to(device)
+    # per-channel standardisation (A.4) in pixel units; a constant channel is only centred
+    mean01, std01 = ds.channel_stats()
+    mean = torch.tensor(mean01 * 255.0, dtype=torch.float32).view(1, -1, 1, 1).to(device)
+    std = torch.tensor(np.maximum(std01 * 255.0, 1.0), dtype=torch.float32).view(1, -1, 1, 1).to(device)
     # with noise "none" the given labels are all we know: no detection metrics
     is_noisy = np.asarray(noisy.is_noisy) if noisy.kind != "none" else None
     return _Data(

@@ -206,15 +206,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
 
 def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
     cfg = _tiny(tmp_path, method="sop", epochs=3)
-    good = {}
-
-    def on_epoch(epoch, row):
-        good["model"] = {k: v.clone() for k, v in res_model["m"].state_dict().items()} if res_model else None
 
     def inject(epoch, step, loss):
         return loss * float("nan") if (epoch, step) == (1, 2) else loss
 
-    res_model = {}
     with pytest.raises(NonFiniteLossError, match="non-finite training loss .* epoch 2.*checkpoint of epoch 1"):
         train(cfg, callbacks={"loss": inject})
     ck = load_checkpoint(Path(cfg.out) / "checkpoint.pt")
