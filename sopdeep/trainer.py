@@ -8,10 +8,10 @@ outputs and summary.
 
 Randomness (no global seeding leaks out of :func:`train`):
 
-* model initialisation and anything in the network that draws from torch's global CPU RNG
-  (dropout) run inside ``torch.random.fork_rng`` seeded with ``config.seed``; the global state
-  is saved in every checkpoint and restored on resume, and the caller's state is restored when
-  ``train`` returns;
+* model initialisation and anything in the network that draws from torch's global RNG
+  (dropout) run inside ``torch.random.fork_rng`` (CPU, and the run's CUDA device) seeded with
+  ``config.seed``; the CPU (and CUDA) states are saved in every checkpoint and restored on
+  resume, and the caller's states are restored when ``train`` returns;
 * u, v are drawn by a ``torch.Generator`` seeded with ``config.seed`` (on the CPU, then moved);
 * data order and augmentation of epoch ``e`` come from a CPU ``torch.Generator`` seeded with
   ``(config.seed, e)``, so an epoch is the same whether or not the run was interrupted before it;
@@ -280,7 +280,10 @@ def train(config: TrainConfig, *, resume: bool = False,
     NonFiniteLossError
         When an epoch's loss is not finite; that epoch is not checkpointed.
     """
-    with torch.random.fork_rng(devices=[]):
+    device = _resolve_device(config)
+    forked = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
         return _train(config, resume, callbacks or {})
 
 

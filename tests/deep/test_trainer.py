@@ -131,9 +131,21 @@ def test_augment_crop_flip_is_a_shifted_window_of_the_zero_padded_image():
 
 
 @pytest.mark.parametrize("method, update", [("ce", "batch"), ("sop", "batch"), ("sop", "epoch")])
-def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update):
+def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update, capsys):
     cfg = _tiny(tmp_path, method=method, update=update)
-    res = train(cfg)
+    if method == "ce":  # through the command line, which must build the same config
+        from sopdeep.cli import main
+
+        assert main(["--dataset", "synthetic", "--arch", "mlp", "--epochs", "2", "--out", cfg.out,
+                     "--method", "ce", "--batch-size", "32", "--lr", "0.05", "--device", "cpu",
+                     "--no-progress", "--set", "width=32", "--set", "schedule=constant",
+                     "--set", "weight_decay=5e-4", "--set", "update=batch"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        res = train(cfg.replace(out=cfg.out + "-api"))
+        assert printed["final_test_acc"] == res.summary["final_test_acc"]
+        cfg = cfg.replace(out=cfg.out + "-api")
+    else:
+        res = train(cfg)
     out = Path(cfg.out)
     for name in ("config.json", "metrics.csv", "metrics.jsonl", "summary.json", "samples.npz",
                  "checkpoint.pt"):
@@ -147,8 +159,13 @@ def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update):
     assert np.array_equal(s["corrected_label"], s["pred_prob"].argmax(1))
     assert 0.3 < s["is_noisy"].mean() < 0.5
     assert 0 <= res.summary["final_det_auroc"] <= 1
+    assert "det_auroc" in res.history[-1]
     if method == "sop":
-        assert "det_auroc" in res.history[-1]
+        # documented per-sample outputs: score u^2 at the given label (u scalar), correction s
+        u, v = res.state["u"].double().numpy(), res.state["v"].double().numpy()
+        assert np.allclose(s["noise_score"], u[:, 0] ** 2, rtol=1e-6, atol=0)
+        y = np.eye(4)[s["given_label"]]
+        assert np.allclose(s["correction"], u ** 2 * y - v ** 2 * (1 - y), rtol=1e-6, atol=1e-30)
         assert res.state["u"].shape == (n, 1) and res.state["v"].shape == (n, 4)
         assert float(res.state["v"].abs().max()) <= 1.0
         # v moved from its initialisation (drawn after u from the seed's generator) and grew
@@ -183,9 +200,10 @@ def _strip_times(history):
     return json.dumps([{k: v for k, v in row.items() if k != "epoch_time"} for row in history])
 
 
-@pytest.mark.parametrize("method", ["sop"])
-def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
-    cfg = _tiny(tmp_path, method=method, epochs=3, schedule="cosine", out=str(tmp_path / "killed"))
+@pytest.mark.parametrize("update", ["batch", "epoch"])
+def test_resume_after_sigkill_is_bit_identical(tmp_path, update):
+    cfg = _tiny(tmp_path, method="sop", update=update, epochs=3, schedule="cosine",
+                out=str(tmp_path / "killed"))
     script = _KILL_SCRIPT.format(repo=str(REPO), cfg=cfg.to_json())
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr  # really killed by SIGKILL
