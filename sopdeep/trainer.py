@@ -265,7 +265,9 @@ def train(config: TrainConfig, *, resume: bool = False,
     config : TrainConfig
     resume : bool
         Continue from ``config.out/checkpoint.pt`` when it exists (the saved config must agree
-        with ``config`` except for paths, device and progress); start fresh otherwise.
+        with ``config`` except for paths, device and progress); start fresh otherwise. Without
+        it, an existing checkpoint in ``config.out`` raises ``FileExistsError`` (never
+        overwritten).
     callbacks : dict, optional
         Test and monitoring hooks: ``"loss"(epoch, step, loss) -> loss`` may replace the batch
         loss (fault injection), ``"step"(epoch, step)`` runs after each step, ``"epoch"(epoch,
@@ -292,6 +294,9 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
+    if not resume and ckpt_path.exists():
+        raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, "
+                              "or choose another out folder (nothing was overwritten)")
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if ckpt is not None:
         saved = TrainConfig.from_dict(json.loads(ckpt["config"]))

@@ -220,6 +220,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, update):
         assert np.array_equal(ref.samples[key], resumed.samples[key]), key
     with pytest.raises(ValueError, match="differs from the checkpoint"):
         train(cfg.replace(lr=0.1), resume=True)
+    with pytest.raises(FileExistsError, match="resume"):  # a finished run is never overwritten
+        train(cfg)
 
 
 def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
