@@ -61,7 +61,12 @@ class TrainResult:
     state : dict of Tensor
         The method's per-sample variables (SOP: ``u``, ``v``), on the CPU.
     history : list of dict
-        One row of metrics per epoch (also in ``metrics.csv`` / ``metrics.jsonl``).
+        One row of metrics per epoch (also in ``metrics.csv`` / ``metrics.jsonl``): ``lr``,
+        ``train_loss`` (and its terms), ``train_acc_noisy`` / ``train_acc_clean`` (running, on the
+        augmented training batches), ``test_acc``, ``det_auroc`` / ``det_precision`` /
+        ``det_recall`` / ``det_flagged_fraction`` of the method's noise score against the true
+        noise mask (SOP: u² at the label; CE: 1 - p(label) at the sample's last training visit),
+        ``epoch_time``.
     samples : dict of ndarray
         Per-sample outputs (also in ``samples.npz``): ``given_label``, ``noise_score`` (higher =
         more likely mislabelled), ``is_label_issue`` (``noise_score > config.issue_threshold``),
