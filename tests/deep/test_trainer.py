@@ -254,3 +254,13 @@ def test_fashion_mnist_experiment_script_runs_at_small_size(shared_data, tmp_pat
     assert set(summary) == {"ce", "sop"}
     assert all(len(r["test_acc"]) == 2 for r in summary.values())
     assert (out / "test_accuracy.png").stat().st_size > 0 and (out / "summary.md").is_file()
+
+
+def test_bf16_autocast_path_keeps_u_v_and_loss_in_float32(tmp_path):
+    # the mixed-precision code path (used on CUDA) exercised on the CPU: the SOP terms are
+    # computed in float32 from bf16 logits and u, v stay float32
+    cfg = _tiny(tmp_path, method="sop", arch="cnn", width=8, epochs=1, amp="bf16")
+    res = train(cfg)
+    assert res.state["u"].dtype == torch.float32 and res.state["v"].dtype == torch.float32
+    assert np.isfinite(res.history[0]["train_loss"])
+    assert not torch.equal(res.state["v"], train(cfg.replace(amp="off", out=cfg.out + "-fp32")).state["v"])
