@@ -320,7 +320,12 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
     aug_mode = config.augment
     if aug_mode == "auto":
         aug_mode = "crop_flip" if tuple(data.x_train.shape[1:]) == (3, 32, 32) else "none"
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    # batch boundaries; a last batch of one sample is merged into the one before it
+    # (BatchNorm cannot train on a single sample)
+    bounds = list(range(0, n, config.batch_size)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    steps_per_epoch = len(bounds) - 1
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
     def normalize(x_uint8: torch.Tensor) -> torch.Tensor:
@@ -411,7 +416,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             lr = learning_rate(config, global_step, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            idx = order[bounds[step]:bounds[step + 1]]
             raw = data.x_train.index_select(0, idx)
             batch = Batch(indices=idx, images=normalize(augment(raw, aug_mode, gen)),
                           labels=data.y_train.index_select(0, idx), raw=raw, normalize=normalize)

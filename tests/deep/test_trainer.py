@@ -264,3 +264,10 @@ def test_bf16_autocast_path_keeps_u_v_and_loss_in_float32(tmp_path):
     assert res.state["u"].dtype == torch.float32 and res.state["v"].dtype == torch.float32
     assert np.isfinite(res.history[0]["train_loss"])
     assert not torch.equal(res.state["v"], train(cfg.replace(amp="off", out=cfg.out + "-fp32")).state["v"])
+
+
+def test_a_trailing_single_sample_batch_is_merged_so_batchnorm_trains(tmp_path):
+    # 256 = 3 * 85 + 1: without merging, the last batch would hold one sample, and PreAct18's
+    # last BatchNorm (1x1 feature maps for 8x8 inputs) raises on a single value per channel
+    res = train(_tiny(tmp_path, method="sop", arch="preact18", width=0, epochs=1, batch_size=85))
+    assert np.isfinite(res.history[0]["train_loss"])
