@@ -4,10 +4,15 @@ Liu, Zhu, Qu, You, "Robust Training under Label Noise by Over-parameterization",
 Section 3 and appendix B.
 """
 
+from .batched_convex import BatchedConvexResult, convex_certificate, gram_factor, solve_convex_batched
 from .metrics import recovery_error, relative_difference
 from .problem import SparseCorruptionProblem, make_problem
 
 __all__ = [
+    "BatchedConvexResult",
+    "convex_certificate",
+    "gram_factor",
+    "solve_convex_batched",
     "SparseCorruptionProblem",
     "make_problem",
     "recovery_error",
