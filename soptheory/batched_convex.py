@@ -166,19 +166,28 @@ def convex_certificate(J, y, lam, theta, s, nu):
     return {"primal_residual": res, "stationarity": stat, "dual_infeasibility": dinf, "gap": gap}
 
 
-def _solve_newton(F, d, g):
-    """Solve ``(F F^T + diag(d)) x = g`` for a stack; Woodbury through r x r when r < N."""
+def _newton_solver(F, d):
+    """Factor ``F F^T + diag(d)`` once for a stack; return a function solving it for any rhs.
+
+    Through the r x r matrix ``I + F^T D^{-1} F`` (Woodbury) when r < N, else the N x N matrix.
+    The matrix is formed once per iteration and shared by the predictor and the corrector.
+    """
     M, N, r = F.shape
     if r < N:
         dinv = 1.0 / d
         Fd = F * dinv[:, :, None]                       # D^{-1} F
         K = np.swapaxes(F, 1, 2) @ Fd                  # F^T D^{-1} F
         K[:, np.arange(r), np.arange(r)] += 1.0
-        t = np.linalg.solve(K, np.einsum("mnr,mn->mr", Fd, g)[..., None])[..., 0]
-        return dinv * g - np.einsum("mnr,mr->mn", Fd, t)
+        Fdt = np.swapaxes(Fd, 1, 2)
+
+        def solve(g):
+            t = np.linalg.solve(K, Fdt @ g[..., None])
+            return dinv * g - (Fd @ t)[..., 0]
+
+        return solve
     A = F @ np.swapaxes(F, 1, 2)
     A[:, np.arange(N), np.arange(N)] += d
-    return np.linalg.solve(A, g[..., None])[..., 0]
+    return lambda g: np.linalg.solve(A, g[..., None])[..., 0]
 
 
 def _interior_point(F, b, *, tol, max_iter):
@@ -203,8 +212,8 @@ def _interior_point(F, b, *, tol, max_iter):
             break
         Fa, Fta, ba = F[idx], Ft[idx], b[idx]
         o, u, l, su, sl = om[idx], zu[idx], zl[idx], wu[idx], wl[idx]
-        c = np.einsum("mrn,mn->mr", Fta, o)
-        Qo = np.einsum("mnr,mr->mn", Fa, c)
+        c = (Fta @ o[..., None])[..., 0]
+        Qo = (Fa @ c[..., None])[..., 0]
         rd = Qo - ba + u - l
         ru_p = su + o - 1.0                      # primal residuals of the slack equations
         rl_p = sl - o - 1.0
@@ -230,13 +239,13 @@ def _interior_point(F, b, *, tol, max_iter):
             if idx.size == 0:
                 break
         n_iter[idx] += 1
-        dgn = u / su + l / sl
+        newton = _newton_solver(Fa, u / su + l / sl)
 
         def direction(cu, cl):
             # Newton step for: Q dx + du - dl = -rd;  dsu = -ru_p - dx;  dsl = -rl_p + dx;
             #                  u dsu + su du = cu;     l dsl + sl dl = cl
             g = -rd - (cu + u * ru_p) / su + (cl + l * rl_p) / sl
-            dx = _solve_newton(Fa, dgn, g)
+            dx = newton(g)
             dsu = -ru_p - dx
             dsl = -rl_p + dx
             du = (cu - u * dsu) / su
