@@ -279,7 +279,7 @@ def _interior_point(F, b, *, tol, max_iter):
     return best_om, best_gap, n_iter
 
 
-def _polish(F, b, om, *, max_rounds=6):
+def _polish(F, b, om, *, max_rounds=10):
     """Active-set polish of the normalised problem (λ = 1); see the module docstring.
 
     Returns c, s̃, ω (polished), and a bool ``ok`` per instance.
@@ -290,7 +290,9 @@ def _polish(F, b, om, *, max_rounds=6):
     st = b - np.einsum("mnr,mr->mn", F, c0)
     sgn = np.sign(st)
     slack = 1.0 - sgn * om
-    inS = np.abs(st) > slack                     # bound active: multiplier exceeds slack
+    with np.errstate(divide="ignore"):
+        ratio = np.abs(st) / slack                # > 1: bound active (multiplier exceeds slack)
+    inS = ratio > 1.0
     sigma = np.where(inS, sgn, 0.0)
     c = c0.copy()
     nu = om.copy()
@@ -328,14 +330,27 @@ def _polish(F, b, om, *, max_rounds=6):
         nu[todo] = np.clip(nua, -1.0, 1.0)
         s_out[todo] = sa
         ok[todo[good]] = True
-        # correct the guesses of the failing instances and retry
-        fix = ~good
-        new = sg.copy()
-        new[bad_sign] = 0.0
-        new[bad_dual] = np.sign(nua[bad_dual])
-        move = bad_res & ~bad_dual
-        new[move] = np.sign(sa_raw[move])
-        sigma[todo[fix]] = new[fix]
+        # Correct one guess per failing instance and retry, most doubtful first: a sign error in
+        # S moves its worst entry to Z; a dual violation in Z moves its worst entry to S; an
+        # inconsistent system on Z (too many zeros) moves to S the entry of Z whose interior-point
+        # ratio |s_i| / slack_i is largest, i.e. the one closest to being active.
+        fix = np.flatnonzero(~good)
+        rows = np.arange(fix.size)
+        new = sg[fix].copy()
+        viol_sign = np.where(bad_sign[fix], -sa_raw[fix] * sg[fix], -np.inf)
+        viol_dual = np.where(bad_dual[fix], np.abs(nua[fix]), -np.inf)
+        amb = np.where(Z[fix], ratio[todo[fix]], -np.inf)
+        has_sign = bad_sign[fix].any(axis=1)
+        has_dual = bad_dual[fix].any(axis=1) & ~has_sign
+        has_res = ~has_sign & ~has_dual
+        j = np.argmax(viol_sign, axis=1)
+        new[rows[has_sign], j[has_sign]] = 0.0
+        j = np.argmax(viol_dual, axis=1)
+        new[rows[has_dual], j[has_dual]] = np.sign(nua[fix][rows[has_dual], j[has_dual]])
+        j = np.argmax(amb, axis=1)
+        new[rows[has_res], j[has_res]] = np.sign(st[todo[fix]][rows[has_res], j[has_res]])
+        ratio[todo[fix], :] = np.where(new != 0, -np.inf, ratio[todo[fix], :])
+        sigma[todo[fix]] = new
         todo = todo[fix]
     return c, s_out, nu, ok
 
