@@ -1,0 +1,298 @@
+"""The exact ``t -> infinity`` limit of the gradient flow (16)-(20) of the long version.
+
+Solving the flow (16) from the initialisation (18) gives (eq. 19)
+
+.. math::
+
+    \\theta_t = J^\\top \\nu_t, \\qquad u_t = \\gamma e^{2\\alpha\\nu_t}, \\qquad
+    v_t = \\gamma e^{-2\\alpha\\nu_t}, \\qquad \\nu_t = -\\int_0^t r_\\tau\\,d\\tau \\quad (20),
+
+so that :math:`s_t = u_t\\odot u_t - v_t\\odot v_t = 2\\gamma^2\\sinh(4\\alpha\\nu_t)` and
+:math:`\\dot\\nu_t = -r_t = -(JJ^\\top\\nu_t + s_t - y)`.  This is exactly the gradient flow
+:math:`\\dot\\nu = -\\nabla F(\\nu)` of the strictly convex, coercive function
+
+.. math::
+
+    F(\\nu) = \\tfrac12\\|J^\\top\\nu\\|_2^2 - y^\\top\\nu
+              + \\frac{\\gamma^2}{2\\alpha}\\sum_{i=1}^N \\cosh(4\\alpha\\nu_i),
+    \\qquad
+    \\nabla F(\\nu) = JJ^\\top\\nu - y + 2\\gamma^2\\sinh(4\\alpha\\nu) = r(\\nu),
+    \\qquad
+    \\nabla^2 F(\\nu) = JJ^\\top + \\operatorname{diag}\\big(8\\alpha\\gamma^2\\cosh(4\\alpha\\nu)\\big),
+
+whose unique minimiser :math:`\\nu_\\infty` is the limit of :math:`\\nu_t`.  Hence
+:math:`\\theta_\\infty = J^\\top\\nu_\\infty`, :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)`
+and :math:`r_\\infty = \\nabla F(\\nu_\\infty) = 0` (Proposition 3.3, global convergence).
+
+Note that ``-F`` is the dual objective :math:`y^\\top\\nu - \\tfrac12\\|J^\\top\\nu\\|^2` of the convex
+program (25) plus a smooth penalty which, with :math:`\\alpha = -\\log\\gamma/(2\\lambda)` (eq. 22),
+tends to the indicator of :math:`\\|\\nu\\|_\\infty\\le\\lambda` as :math:`\\gamma\\to 0`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_int, check_open_unit, check_positive, check_system
+
+__all__ = ["FlowLimitResult", "flow_limit"]
+
+# Largest exponent whose exp() is finite in float64 (log(DBL_MAX) = 709.78...).
+_LOG_MAX = 709.0
+
+
+@dataclass(frozen=True)
+class FlowLimitResult:
+    """Limit of the gradient flow; arrays carry a leading batch axis when ``alpha`` was an array.
+
+    Attributes
+    ----------
+    theta : ndarray of shape (p,) or (B, p)
+        :math:`\\theta_\\infty = J^\\top\\nu_\\infty`.
+    s : ndarray of shape (N,) or (B, N)
+        :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty) = u_\\infty^2 - v_\\infty^2`.
+    u, v : ndarray of shape (N,) or (B, N)
+        :math:`\\gamma e^{\\pm 2\\alpha\\nu_\\infty}`.
+    nu : ndarray of shape (N,) or (B, N)
+        The minimiser of ``F``.
+    n_iter : int or ndarray of shape (B,)
+        Newton iterations used.
+    grad_norm : float or ndarray of shape (B,)
+        :math:`\\|\\nabla F(\\nu_\\infty)\\|_\\infty = \\|r_\\infty\\|_\\infty`.
+    converged : bool or ndarray of shape (B,)
+        Whether the stopping test was met within ``max_iter``.
+    alpha, gamma : float or ndarray of shape (B,)
+    """
+
+    theta: np.ndarray
+    s: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    nu: np.ndarray
+    n_iter: object
+    grad_norm: object
+    converged: object
+    alpha: object
+    gamma: object
+
+
+def _exp_parts(nu, a, lg2):
+    """Return ``(s, c)`` with ``s = 2 gamma^2 sinh(a nu)``, ``c = 2 gamma^2 cosh(a nu)``, overflow-safe.
+
+    Computed as ``exp(lg2 + a|nu|) * (1 -/+ exp(-2 a |nu|))`` with ``lg2 = 2 log gamma``, so
+    nothing overflows unless the result itself does (then ``inf``).
+    """
+    x = a * np.abs(nu)
+    with np.errstate(over="ignore"):
+        big = np.exp(np.minimum(lg2 + x, _LOG_MAX + 10.0))  # inf beyond the float range
+    small = np.exp(-2.0 * x)
+    s = np.sign(nu) * big * (-np.expm1(-2.0 * x))
+    c = big * (1.0 + small)
+    return s, c
+
+
+def _objective(nu, JJt, y, a, lg2):
+    """``F(nu)`` for a batch ``nu`` of shape (B, N); ``inf`` where cosh overflows."""
+    _, c = _exp_parts(nu, a[:, None], lg2[:, None])
+    quad = 0.5 * np.einsum("bi,ij,bj->b", nu, JJt, nu)
+    with np.errstate(over="ignore", invalid="ignore"):
+        val = quad - nu @ y + np.sum(c, axis=1) / a
+    return np.where(np.isfinite(val), val, np.inf)
+
+
+def flow_limit(J, y, alpha, gamma=np.exp(-8.0), *, rtol=1e-14, max_iter=500, max_exp_step=10.0):
+    """Exact limit of the gradient flow (16) from (18), by safeguarded Newton on ``F``.
+
+    Minimises
+
+    .. math::
+
+        F(\\nu) = \\tfrac12\\|J^\\top\\nu\\|_2^2 - y^\\top\\nu
+                  + \\frac{\\gamma^2}{2\\alpha}\\sum_i \\cosh(4\\alpha\\nu_i)
+
+    (see the module docstring) and returns :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
+    :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)`,
+    :math:`u_\\infty = \\gamma e^{2\\alpha\\nu_\\infty}`, :math:`v_\\infty = \\gamma e^{-2\\alpha\\nu_\\infty}`.
+
+    Algorithm: safeguarded Newton started at ``nu = 0`` (the flow's own start), all ``alpha``
+    of the batch at once. Each step solves the Levenberg-Marquardt system
+    :math:`(\\nabla^2F(\\nu) + \\mu\\,(4\\alpha)^2 I)\\,d = -\\nabla F(\\nu)` after symmetric diagonal
+    scaling. Safeguards: (i) a trust region on the exponent: ``mu`` is raised until
+    ``max_i |4 alpha d_i| <= max_exp_step`` (cosh changes by at most a factor ``e**max_exp_step``
+    per step), lowered by 4 after every full step and raised by 4 after a backtracked one, never
+    below ``1e-12 ||JJ^T|| / (4 alpha)^2`` (which bounds the condition number of the system; the
+    Hessian itself is numerically singular on :math:`\\mathrm{null}(J^\\top)` when
+    :math:`8\\alpha\\gamma^2` underflows relative to :math:`\\|JJ^\\top\\|`, but the gradient is
+    negligible there); (ii) Armijo backtracking on ``F``, evaluated in the log domain
+    (``2 gamma^2 cosh(x) = exp(2 log gamma + |x|) (1 + exp(-2|x|))``) so that a trial point where
+    cosh overflows is rejected, never turned into NaN; (iii) near the solution, where ``F`` no
+    longer resolves decreases, a step is also accepted when it reduces ``||grad F||``.
+
+    Stops when :math:`\\|\\nabla F\\|_\\infty \\le \\mathrm{rtol}\\cdot
+    (\\|JJ^\\top\\|_2\\|\\nu\\|_\\infty + \\|y\\|_\\infty + \\|s\\|_\\infty)`, i.e. the residual
+    :math:`r_\\infty` is zero to ``rtol`` relative to the size of the terms that make it up, or
+    when the Newton step no longer changes ``nu`` in floating point.
+
+    Parameters
+    ----------
+    J : array_like of shape (N, p)
+    y : array_like of shape (N,)
+    alpha : float or array_like of shape (B,)
+        Learning-rate ratio(s), each ``> 0``.
+    gamma : float or array_like of shape (B,), default=exp(-8)
+        Initialisation scale, in the open interval (0, 1); broadcast against ``alpha``.
+    rtol : float, default=1e-14
+        Relative stopping tolerance on the gradient (about 50 machine epsilons), ``> 0``. A run
+        that stalls (no acceptable or no representable step) is declared converged when the
+        gradient is within ``100 * rtol`` of the same scale.
+    max_iter : int, default=500
+        Maximum number of Newton iterations, ``>= 1``.
+    max_exp_step : float, default=10.0
+        Trust-region radius on ``4 alpha nu`` per iteration, ``> 0``.
+
+    Returns
+    -------
+    FlowLimitResult
+
+    Raises
+    ------
+    ValueError
+        On bad input (named argument).
+
+    Examples
+    --------
+    >>> from soptheory import make_problem
+    >>> prob = make_problem(20, 40, 3, 3, random_state=0)
+    >>> res = flow_limit(prob.J, prob.y, alpha=[4.0, 400.0])
+    >>> bool(np.all(res.converged)), res.theta.shape
+    (True, (2, 40))
+    """
+    J, y = check_system(J, y)
+    alpha_arr = check_positive(alpha, "alpha")
+    gamma_arr = check_open_unit(gamma, "gamma")
+    rtol = float(check_positive(rtol, "rtol"))
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    max_exp_step = float(check_positive(max_exp_step, "max_exp_step"))
+    if np.ndim(alpha_arr) > 1:
+        raise ValueError(f"alpha must be a scalar or a 1-D array, got shape {np.shape(alpha_arr)}")
+    if np.ndim(gamma_arr) > 1:
+        raise ValueError(f"gamma must be a scalar or a 1-D array, got shape {np.shape(gamma_arr)}")
+    scalar = np.ndim(alpha_arr) == 0 and np.ndim(gamma_arr) == 0
+    try:
+        a_b, g_b = np.broadcast_arrays(np.atleast_1d(alpha_arr), np.atleast_1d(gamma_arr))
+    except ValueError:
+        raise ValueError(
+            f"gamma of shape {np.shape(gamma_arr)} does not broadcast against alpha of shape "
+            f"{np.shape(alpha_arr)}"
+        ) from None
+    a_b = np.array(a_b, dtype=float)
+    g_b = np.array(g_b, dtype=float)
+    B, N = a_b.size, J.shape[0]
+
+    a = 4.0 * a_b  # the exponent scale 4 alpha
+    lg2 = 2.0 * np.log(g_b)  # log(gamma^2)
+    JJt = J @ J.T
+    norm_JJt = np.linalg.norm(JJt, 2)
+    ymax = np.max(np.abs(y))
+
+    nu = np.zeros((B, N))
+    n_iter = np.zeros(B, dtype=int)
+    converged = np.zeros(B, dtype=bool)
+    active = np.ones(B, dtype=bool)
+
+    def grad_of(nu_, a_, lg2_):
+        s_, c_ = _exp_parts(nu_, a_[:, None], lg2_[:, None])
+        return nu_ @ JJt - y + s_, s_, c_
+
+    g, s, c = grad_of(nu, a, lg2)
+    mu_floor = 1e-12 * norm_JJt / a**2
+    mu = np.maximum(ymax / (a * max_exp_step), mu_floor)
+    Fval = _objective(nu, JJt, y, a, lg2)
+    eps = np.finfo(float).eps
+    for _ in range(max_iter):
+        scale = norm_JJt * np.max(np.abs(nu), axis=1) + ymax + np.max(np.abs(s), axis=1)
+        gnorm = np.max(np.abs(g), axis=1)
+        done = active & (gnorm <= rtol * scale)
+        converged |= done
+        active &= ~done
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        nu_a, g_a, c_a, a_a, lg2_a = nu[idx], g[idx], c[idx], a[idx], lg2[idx]
+        # Levenberg-Marquardt / trust-region step on the exponent a*nu:
+        # (JJ^T + diag(a c) + mu a^2 I) d = -g, mu raised until max|a d| <= max_exp_step.
+        # The floor on mu keeps the system's condition number below ~1e12: the Hessian itself
+        # can be numerically singular (curvature 8 alpha gamma^2 ~ 1e-21 on null(J^T) at
+        # gamma = e^-30), but along those directions the gradient is itself negligible.
+        mu_a = mu[idx]
+        for _tr in range(80):
+            M = np.repeat(JJt[None, :, :], idx.size, axis=0)
+            M[:, np.arange(N), np.arange(N)] += a_a[:, None] * c_a + (mu_a * a_a**2)[:, None]
+            dsc = 1.0 / np.sqrt(M[:, np.arange(N), np.arange(N)])
+            H = M * (dsc[:, :, None] * dsc[:, None, :])
+            d = -dsc * np.linalg.solve(H, (dsc * g_a)[:, :, None])[:, :, 0]
+            step_exp = np.max(np.abs(d) * a_a[:, None], axis=1)
+            too_big = step_exp > max_exp_step
+            if not too_big.any():
+                break
+            mu_a = np.where(too_big, mu_a * 4.0, mu_a)
+        slope = np.sum(g_a * d, axis=1)  # < 0 for a descent direction
+        F_a = Fval[idx]
+        gn_a = np.linalg.norm(g_a, axis=1)
+        t = np.ones(idx.size)
+        accepted = np.zeros(idx.size, dtype=bool)
+        new_nu = nu_a.copy()
+        new_F = F_a.copy()
+        new_g = g_a.copy()
+        new_s = s[idx].copy()
+        new_c = c_a.copy()
+        for _ls in range(60):
+            todo = np.flatnonzero(~accepted)
+            if todo.size == 0:
+                break
+            trial = nu_a[todo] + t[todo, None] * d[todo]
+            Ft = _objective(trial, JJt, y, a_a[todo], lg2_a[todo])
+            gt, st, ct = grad_of(trial, a_a[todo], lg2_a[todo])
+            armijo = Ft <= F_a[todo] + 1e-4 * t[todo] * slope[todo]
+            # Near the optimum F stalls in rounding; accept steps that shrink the gradient.
+            flat = (np.abs(Ft - F_a[todo]) <= 100 * eps * (np.abs(F_a[todo]) + 1.0)) & (
+                np.linalg.norm(gt, axis=1) < gn_a[todo]
+            )
+            ok = np.isfinite(Ft) & (armijo | flat)
+            acc = todo[ok]
+            new_nu[acc], new_F[acc], new_g[acc] = trial[ok], Ft[ok], gt[ok]
+            new_s[acc], new_c[acc] = st[ok], ct[ok]
+            accepted[acc] = True
+            t[todo[~ok]] *= 0.5
+        # Stagnation: no acceptable step, or a step below the resolution of nu.
+        moved = np.max(np.abs(new_nu - nu_a), axis=1) > 4 * eps * np.max(np.abs(nu_a), axis=1)
+        stuck = ~accepted | ~moved
+        nu[idx], Fval[idx], g[idx], s[idx], c[idx] = new_nu, new_F, new_g, new_s, new_c
+        # Trust-region update: shrink the damping after a full step, grow it after backtracking.
+        full = accepted & (t == 1.0)
+        mu[idx] = np.where(full, np.maximum(mu_a / 4.0, mu_floor[idx]), mu_a * 4.0)
+        n_iter[idx] += 1
+        if stuck.any():
+            # Final verdict for a stalled run: converged iff the gradient is at rounding level.
+            sid = idx[stuck]
+            scale_s = norm_JJt * np.max(np.abs(nu[sid]), axis=1) + ymax + np.max(np.abs(s[sid]), axis=1)
+            converged[sid] = np.max(np.abs(g[sid]), axis=1) <= 100 * rtol * scale_s
+            active[sid] = False
+
+    theta = nu @ J
+    logg = np.log(g_b)[:, None]
+    u = np.exp(np.minimum(logg + 0.5 * a[:, None] * nu, _LOG_MAX + 10.0))
+    v = np.exp(np.minimum(logg - 0.5 * a[:, None] * nu, _LOG_MAX + 10.0))
+    gnorm = np.max(np.abs(g), axis=1)
+    if scalar:
+        return FlowLimitResult(
+            theta=theta[0], s=s[0], u=u[0], v=v[0], nu=nu[0], n_iter=int(n_iter[0]),
+            grad_norm=float(gnorm[0]), converged=bool(converged[0]),
+            alpha=float(a_b[0]), gamma=float(g_b[0]),
+        )
+    return FlowLimitResult(
+        theta=theta, s=s, u=u, v=v, nu=nu, n_iter=n_iter, grad_norm=gnorm,
+        converged=converged, alpha=a_b, gamma=g_b,
+    )
