@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_int, check_positive
-from .batched_convex import convex_certificate, solve_convex_batched
+from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
 
 __all__ = [
     "instance_seed",
@@ -197,8 +197,14 @@ def _solver_combos(method, solver_values):
     return list(itertools.product(*(solver_values[a] for a in axes)))
 
 
-def _solve_cells(cells, solver_values, trials, base_seed, method, solver, threshold, cache_dir, keys):
+def _solve_cells(*args):
     """Solve a list of cells sharing (N, p, r) in one batch; write each cell's cache file."""
+    with single_threaded_blas():
+        return _solve_cells_impl(*args)
+
+
+def _solve_cells_impl(cells, solver_values, trials, base_seed, method, solver, threshold,
+                      cache_dir, keys):
     N, p, r = (int(cells[0][a]) for a in ("N", "p", "r"))
     combos = _solver_combos(method, solver_values)
     per_cell = []

@@ -140,3 +140,15 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
     J, y, lam = args.pop("J"), args.pop("y"), args.pop("lam")
     with pytest.raises(ValueError, match=match):
         solve_convex_batched(J, y, lam, **args)
+
+
+def test_regression_ill_conditioned_instance_from_figure4_grid_is_certified():
+    # This Figure-4 instance (r = 65, k = 100) drove the interior point to a numerically singular
+    # Newton system before the complementarity stop and the robust solve were added.
+    d = draw_instances(100, 150, 65, 100, [instance_seed(4, 100, 150, 65, 100, 4)])
+    res = solve_convex_batched(d["J"], d["y"], 0.1, factor=d["factor"])
+    assert res.certified[0]
+    th_ref, s_ref = clarabel_reference(d["J"][0], d["y"][0], 0.1)
+    floor = 1e-6 * np.linalg.norm(d["y"][0])   # as in the tests above
+    assert rel_err(res.theta[0], th_ref, floor) <= REL_AGREEMENT
+    assert rel_err(res.s[0], s_ref, floor) <= REL_AGREEMENT
