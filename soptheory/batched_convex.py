@@ -307,6 +307,37 @@ def _interior_point(F, b, *, tol, max_iter):
     return best_om, best_gap, n_iter
 
 
+def _pinv_pair(FZ, Z, rhs, oZ):
+    """``c = FZ^+ rhs`` and ``ν = oZ + (FZ^+)^T (c - FZ^T oZ)`` for a stack (rows off Z are zero).
+
+    Through the normal equations in the smaller space: ``G = FZᵀFZ`` (r x r) where |Z| >= r,
+    ``G = FZ FZᵀ + diag(1 off Z)`` (N x N) where |Z| < r (about 5x cheaper than a batched SVD).
+    Squaring the condition number costs accuracy only on ill-conditioned supports, which the
+    verification of the polish and the certificate catch (such instances are then flagged).
+    """
+    M, N, r = FZ.shape
+    c = np.empty((M, r))
+    nu = np.empty((M, N))
+    FZt = np.swapaxes(FZ, 1, 2)
+    tall = Z.sum(axis=1) >= r
+    for sel, is_tall in ((np.flatnonzero(tall), True), (np.flatnonzero(~tall), False)):
+        if sel.size == 0:
+            continue
+        Fs, Fts, rh, o = FZ[sel], FZt[sel], rhs[sel, :, None], oZ[sel, :, None]
+        if is_tall:
+            G = Fts @ Fs
+            cs = _robust_solve(G, Fts @ rh)
+            nus = o + Fs @ _robust_solve(G, cs - Fts @ o)
+        else:
+            G = Fs @ Fts
+            idx = np.arange(N)
+            G[:, idx, idx] += ~Z[sel]
+            cs = Fts @ _robust_solve(G, rh)
+            nus = o + _robust_solve(G, Fs @ (cs - Fts @ o))
+        c[sel], nu[sel] = cs[..., 0], nus[..., 0] * Z[sel]
+    return c, nu
+
+
 def _polish(F, b, om, *, max_rounds=10):
     """Active-set polish of the normalised problem (λ = 1); see the module docstring.
 
@@ -338,13 +369,11 @@ def _polish(F, b, om, *, max_rounds=10):
         cS = np.einsum("mrn,mn->mr", Fta, sg)
         FZ = Fa * Z[:, :, None]                   # rows of S zeroed: same LS / min-norm solution
         rhs = (ba - np.einsum("mnr,mr->mn", Fa, cS)) * Z
-        P = np.linalg.pinv(FZ)                    # (m, r, N)
-        cp = np.einsum("mrn,mn->mr", P, rhs)
-        ca = cS + cp
-        # dual on Z: nearest point to the interior-point ω_Z with F_Z^T ν_Z = c'
         oZ = om[todo] * Z
-        corr = cp - np.einsum("mrn,mn->mr", Fta, oZ)
-        nZ = oZ + np.einsum("mrn,mr->mn", P, corr) * Z
+        # c' = F_Z^+ rhs, and the dual on Z: the point nearest to the interior-point ω_Z with
+        # F_Z^T ν_Z = c', i.e. ν_Z = ω_Z + (F_Z^+)^T (c' - F_Z^T ω_Z)
+        cp, nZ = _pinv_pair(FZ, Z, rhs, oZ)
+        ca = cS + cp
         nua = np.where(S, sg, nZ)
         sa = ba - np.einsum("mnr,mr->mn", Fa, ca)
         tol_s = 1e-10 * scale[todo]
