@@ -51,6 +51,9 @@ __all__ = ["BatchedConvexResult", "solve_convex_batched", "gram_factor", "convex
 # four orders of magnitude for ill-conditioned supports while still rejecting a wrong active set,
 # whose residuals are O(1) or at least of the size of the smallest nonzero |s_i|.
 CERT_TOL = 1e-9
+# Relative duality gap at which the first interior-point stage hands over to the polish; measured
+# on the Figure 4 workload, 1e-6 lets > 99% of instances verify and saves ~2 of ~12 iterations.
+SCREEN_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,8 @@ def _interior_point(F, b, *, tol, max_iter):
         done |= mu_rel < 1e-15                   # complementarity below what double resolves
         if done.any():
             keep = ~done
-            idx, Fa, Fta, ba, o, u, l, su, sl, st = (
-                a[keep] for a in (idx, Fa, Fta, ba, o, u, l, su, sl, st)
+            idx, Fa, Fta, ba, o, u, l, su, sl, st, mu_rel = (
+                a[keep] for a in (idx, Fa, Fta, ba, o, u, l, su, sl, st, mu_rel)
             )
             if idx.size == 0:
                 break
@@ -298,7 +301,8 @@ def _interior_point(F, b, *, tol, max_iter):
         # corrector
         smu = sigma * mu[:, None]
         dx, dsu, dsl, du, dl = direction(smu - su * u - dsu * du, smu - sl * l - dsl * dl)
-        a = np.minimum(0.995 * max_step((su, dsu), (sl, dsl), (u, du), (l, dl)), 1.0)[:, None]
+        eta = np.maximum(0.995, 1.0 - np.sqrt(mu_rel))[:, None]   # step-to-boundary fraction
+        a = np.minimum(eta[:, 0] * max_step((su, dsu), (sl, dsl), (u, du), (l, dl)), 1.0)[:, None]
         o = o + a * dx
         su = su + a * dsu
         sl = sl + a * dsl
@@ -487,10 +491,20 @@ def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
     y = np.broadcast_to(y if y.ndim == 2 else y[None], (M, N))
     lam = np.broadcast_to(lam, (M,)).astype(float)
     b = y / lam[:, None]
-    om, _, n_iter = _interior_point(F, b, tol=tol, max_iter=max_iter)
     if polish:
+        # Two stages: the interior point is stopped early (screen_tol) since the polish only needs
+        # the support; the few instances whose polish fails to verify are re-run to ``tol``.
+        screen_tol = max(tol, SCREEN_TOL)
+        om, _, n_iter = _interior_point(F, b, tol=screen_tol, max_iter=max_iter)
         c, st, om_p, ok = _polish(F, b, om)
+        redo = np.flatnonzero(~ok)
+        if redo.size and screen_tol > tol:
+            om2, _, n2 = _interior_point(F[redo], b[redo], tol=tol, max_iter=max_iter)
+            _, st2, omp2, ok2 = _polish(F[redo], b[redo], om2)
+            om[redo], st[redo], om_p[redo], ok[redo] = om2, st2, omp2, ok2
+            n_iter[redo] += n2
     else:
+        om, _, n_iter = _interior_point(F, b, tol=tol, max_iter=max_iter)
         ok = np.zeros(M, dtype=bool)
     if not polish or not ok.all():
         # keep the interior-point answer where the polish could not be verified
