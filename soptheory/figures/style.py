@@ -51,6 +51,9 @@ def save_figure(fig, out_dir, name):
         try:
             meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
             fig.savefig(tmp, format=ext, metadata=meta)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)             # mkstemp makes 0600
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
