@@ -180,10 +180,17 @@ def _atomic_write_bytes(path, data):
         raise
 
 
-def _umask():
+def _read_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()   # read once at import: os.umask is process-wide, racy inside threads
+
+
+def _umask():
+    return _UMASK
 
 
 def _atomic_savez(path, arrays):

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..phase import _umask  # noqa: E402
+
 __all__ = ["apply_style", "save_figure", "HEATMAP_CMAP", "LINE_COLORS", "CURVE_COLOR"]
 
 HEATMAP_CMAP = "viridis"
@@ -51,9 +53,7 @@ def save_figure(fig, out_dir, name):
         try:
             meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
             fig.savefig(tmp, format=ext, metadata=meta)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)             # mkstemp makes 0600
+            os.chmod(tmp, 0o666 & ~_umask())         # mkstemp makes 0600
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
