@@ -38,6 +38,9 @@ def build_parser():
     ap.add_argument("--cache", default=None, help="cell cache folder (default: <out>/.cache)")
     ap.add_argument("--no-cache", action="store_true", help="do not read or write the cell cache")
     ap.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ap.add_argument("--dask", default=None, metavar="ADDRESS",
+                    help="run the phase grids on a dask.distributed scheduler at ADDRESS "
+                         "(e.g. tcp://host:8786; needs the 'dask' extra)")
     return ap
 
 
@@ -52,6 +55,12 @@ def main(argv=None):
     cache = None if args.no_cache else Path(args.cache) if args.cache else out / ".cache"
     from . import fig2, fig3, fig4
 
+    backend, client = None, None
+    if args.dask:
+        from distributed import Client
+
+        client = Client(args.dask)
+        backend = "dask"
     todo = ["fig2", "fig3", "fig4"] if args.figure == "all" else [args.figure]
     progress = not args.no_progress
     t_all = time.perf_counter()
@@ -63,10 +72,12 @@ def main(argv=None):
         else:
             mod = fig3 if name == "fig3" else fig4
             paths = mod.make(out, quick=args.quick, solver=args.solver, n_jobs=n_jobs,
-                             cache_dir=cache, progress=progress)
+                             cache_dir=cache, progress=progress, backend=backend)
         print(f"{name}: {time.perf_counter() - t0:.1f} s -> " + ", ".join(str(p) for p in paths),
               file=sys.stderr)
     print(f"sop-figures {args.figure}: {time.perf_counter() - t_all:.1f} s total", file=sys.stderr)
+    if client is not None:
+        client.close()
     return 0
 
 

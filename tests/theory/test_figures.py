@@ -61,3 +61,13 @@ def test_flow_and_ecos_options_run(tmp_path):
                  "--no-progress"]) == 0
     d = np.load(tmp_path / "fig2_data.npz")
     assert str(d["method"]) == "flow" and str(d["solver"]) == "ecos"
+
+
+def test_cli_runs_a_figure_on_a_dask_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert main(["fig4", "--quick", "--out", str(tmp_path), "--dask", cluster.scheduler_address,
+                     "--no-progress", "--no-cache"]) == 0
+    t4 = load_table(tmp_path / "fig4_data.csv")
+    assert t4["certified"].all() and len(t4["r"]) == 3 * 3 * 3
