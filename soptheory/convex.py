@@ -124,7 +124,10 @@ class ConvexProgram:
         for value in lams:
             self._lam.value = float(value)
             try:
-                self.problem.solve(solver=solver, **solver_options)
+                with warnings.catch_warnings():
+                    # CVXPY's generic "may be inaccurate" message is replaced by ours below.
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    self.problem.solve(solver=solver, **solver_options)
             except cp.error.SolverError as exc:
                 raise RuntimeError(f"solver {solver} failed on problem (25) at lam={value}: {exc}") from exc
             status = self.problem.status
