@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from soptheory import solve_convex, solve_convex_batched  # noqa: E402
+from soptheory import kkt_residuals, solve_convex, solve_convex_batched  # noqa: E402
 from soptheory.batched_convex import single_threaded_blas  # noqa: E402
 from soptheory.convex import SolverInaccurateWarning  # noqa: E402
 from soptheory.figures import fig4  # noqa: E402
@@ -63,6 +63,7 @@ def main(argv=None):
     theta = np.concatenate([res.theta for res in results])
     s = np.concatenate([res.s for res in results])
     cert = np.concatenate([res.certified for res in results])
+    nus = np.concatenate([res.nu for res in results])
     J = np.concatenate([g["J"] for g in groups])
     y = np.concatenate([g["y"] for g in groups])
     th_star = np.concatenate([g["theta_star"] for g in groups])
@@ -101,6 +102,25 @@ def main(argv=None):
     for name, (dt, ds_) in dev.items():
         print(f"max deviation from tight CLARABEL (subset of {len(sub)}), {name:>7}: "
               f"theta {max(dt):.2e}, s {max(ds_):.2e}")
+    # Where the batched s differs from CLARABEL's by more than 1e-7, which one is off?  Compare the
+    # KKT residuals of both (Lemma B.2, soptheory.kkt_residuals) and a second tight reference.
+    over = [j for j, d in enumerate(dev["batched"][1]) if d > 1e-7]
+    print(f"instances with s deviation > 1e-7 from CLARABEL: {len(over)}/{len(sub)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for j in over:
+            i = sub[j]
+            ecos_t = solve_convex(J[i], y[i], lam, solver="ECOS", abstol=1e-11, reltol=1e-11,
+                                  feastol=1e-11, max_iters=500)
+            kb = kkt_residuals(J[i], y[i], lam, theta[i], s[i], nus[i])
+            kc = kkt_residuals(J[i], y[i], lam, refs[j].theta, refs[j].s, refs[j].nu)
+            floor = 1e-6 * np.linalg.norm(y[i])
+            print(f"  r={rk[i][0]} k={rk[i][1]} trial={rk[i][2]}: |s|={np.linalg.norm(s[i]):.2f} "
+                  f"|y|={np.linalg.norm(y[i]):.0f}; s dev batched-CLARABEL "
+                  f"{dev['batched'][1][j]:.1e}, CLARABEL-ECOS(1e-11) "
+                  f"{rel(refs[j].s, ecos_t.s, floor):.1e}; KKT complementarity / stationarity "
+                  f"batched {kb.complementarity:.0e} / {kb.stationarity:.0e}, CLARABEL "
+                  f"{kc.complementarity:.0e} / {kc.stationarity:.0e}")
 
     et_b, es_b = labels(theta[sub], s[sub], sub)
     et_e, es_e = labels(th_e, s_e, sub)
