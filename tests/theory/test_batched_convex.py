@@ -152,3 +152,26 @@ def test_regression_ill_conditioned_instance_from_figure4_grid_is_certified():
     floor = 1e-6 * np.linalg.norm(d["y"][0])   # as in the tests above
     assert rel_err(res.theta[0], th_ref, floor) <= REL_AGREEMENT
     assert rel_err(res.s[0], s_ref, floor) <= REL_AGREEMENT
+
+
+def test_success_labels_match_ecos_on_figure4_cells_at_the_transition():
+    # The paper's method (CVXPY + ECOS, default tolerances) on Figure-4 instances (its seeds) in
+    # cells where the success rate is strictly between 0 and 1, i.e. where labels can flip.
+    import warnings
+
+    from soptheory.convex import SolverInaccurateWarning
+    from soptheory.figures import fig4
+
+    for r, k in [(30, 35), (45, 25), (65, 10)]:
+        seeds = [instance_seed(fig4.BASE_SEED, 100, 150, r, k, t) for t in range(5)]
+        d = draw_instances(100, 150, r, k, seeds)
+        res = solve_convex_batched(d["J"], d["y"], 0.1, factor=d["factor"])
+        for i in range(len(seeds)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SolverInaccurateWarning)
+                ecos = solve_convex(d["J"][i], d["y"][i], 0.1, solver="ECOS")
+            for est_b, est_e, truth in ((res.theta[i], ecos.theta, d["theta_star"][i]),
+                                        (res.s[i], ecos.s, d["s_star"][i])):
+                eps_b = np.linalg.norm(est_b - truth) / np.linalg.norm(truth)
+                eps_e = np.linalg.norm(est_e - truth) / np.linalg.norm(truth)
+                assert (eps_b < 1e-3) == (eps_e < 1e-3), (r, k, i, eps_b, eps_e)
