@@ -215,7 +215,7 @@ def _robust_solve(A, B):
     try:
         return np.linalg.solve(A, B)
     except np.linalg.LinAlgError:
-        out = np.empty(np.broadcast_shapes(A.shape[:-1], B.shape[:-2]) + B.shape[-1:])
+        out = np.empty(B.shape)
         for i in range(A.shape[0]):
             try:
                 out[i] = np.linalg.solve(A[i], B[i])
@@ -330,6 +330,10 @@ def _pinv_pair(FZ, Z, rhs, oZ):
         Fs, Fts, rh, o = FZ[sel], FZt[sel], rhs[sel, :, None], oZ[sel, :, None]
         if is_tall:
             G = Fts @ Fs
+            # zero columns (a stack member of lower rank, zero-padded by gram_factor): put 1 on
+            # their diagonal, which gives them c_j = 0, the pseudo-inverse's answer
+            ridx = np.arange(r)
+            G[:, ridx, ridx] += (G[:, ridx, ridx] == 0.0)
             cs = _robust_solve(G, Fts @ rh)
             nus = o + Fs @ _robust_solve(G, cs - Fts @ o)
         else:

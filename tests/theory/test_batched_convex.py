@@ -175,3 +175,32 @@ def test_success_labels_match_ecos_on_figure4_cells_at_the_transition():
                 eps_b = np.linalg.norm(est_b - truth) / np.linalg.norm(truth)
                 eps_e = np.linalg.norm(est_e - truth) / np.linalg.norm(truth)
                 assert (eps_b < 1e-3) == (eps_e < 1e-3), (r, k, i, eps_b, eps_e)
+
+
+def test_stack_of_different_ranks_pads_the_factor_and_matches_single_solves():
+    # gram_factor keeps the largest numerical rank of the stack and zero-pads the others;
+    # F Fᵀ is unchanged, so each member must get its own single-instance answer (round-off).
+    probs = [make_problem(30, 45, r, 4, random_state=r) for r in (2, 5, 9)]
+    J = np.stack([pb.J for pb in probs])
+    y = np.stack([pb.y for pb in probs])
+    stacked = solve_convex_batched(J, y, 0.2)
+    assert stacked.certified.all()
+    for i, pb in enumerate(probs):
+        single = solve_convex_batched(pb.J, pb.y, 0.2)
+        np.testing.assert_allclose(stacked.theta[i], single.theta[0], rtol=1e-9,
+                                   atol=1e-12 * np.abs(single.theta[0]).max())
+        np.testing.assert_allclose(stacked.s[i], single.s[0], rtol=1e-9,
+                                   atol=1e-12 * np.abs(pb.y).max())
+
+
+def test_robust_solve_answers_a_singular_member_by_least_squares():
+    from soptheory.batched_convex import _robust_solve
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 4, 4))
+    A[1] = np.outer(np.ones(4), [1.0, 2.0, 0.0, 0.0])   # exactly singular: LAPACK zero pivot
+    B = rng.standard_normal((3, 4, 2))
+    X = _robust_solve(A, B)
+    for i in (0, 2):   # regular members: the exact solution (round-off, 1e-10)
+        np.testing.assert_allclose(A[i] @ X[i], B[i], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(X[1], np.linalg.lstsq(A[1], B[1], rcond=None)[0], atol=1e-12)
