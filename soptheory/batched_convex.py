@@ -236,7 +236,7 @@ def _interior_point(F, b, *, tol, max_iter):
     # working set, compacted only when some instances finish
     idx = np.arange(M)
     Fa = np.ascontiguousarray(F)
-    Fta = np.ascontiguousarray(np.swapaxes(F, 1, 2))
+    Fta = np.swapaxes(Fa, 1, 2)                   # a view: matmul passes it to BLAS transposed
     ba = b
     o = np.zeros((M, N))
     su = np.ones((M, N))                          # slack of ω <= 1, kept explicitly
@@ -261,9 +261,10 @@ def _interior_point(F, b, *, tol, max_iter):
         done |= mu_rel < 1e-15                   # complementarity below what double resolves
         if done.any():
             keep = ~done
-            idx, Fa, Fta, ba, o, u, l, su, sl, st, mu_rel = (
-                a[keep] for a in (idx, Fa, Fta, ba, o, u, l, su, sl, st, mu_rel)
+            idx, Fa, ba, o, u, l, su, sl, st, mu_rel = (
+                a[keep] for a in (idx, Fa, ba, o, u, l, su, sl, st, mu_rel)
             )
+            Fta = np.swapaxes(Fa, 1, 2)
             if idx.size == 0:
                 break
         n_iter[idx] += 1
@@ -271,29 +272,29 @@ def _interior_point(F, b, *, tol, max_iter):
         ru_p = su + o - 1.0                      # primal residuals of the slack equations
         rl_p = sl - o - 1.0
         mu = (su * u + sl * l).sum(axis=1) / (2 * N)
-        newton = _newton_solver(Fa, Fta, u / su + l / sl)
+        isu, isl, iu, il = 1.0 / su, 1.0 / sl, 1.0 / u, 1.0 / l   # reciprocals, used repeatedly
+        newton = _newton_solver(Fa, Fta, u * isu + l * isl)
 
         def direction(cu, cl):
             # Newton step for: Q dx + du - dl = -rd;  dsu = -ru_p - dx;  dsl = -rl_p + dx;
             #                  u dsu + su du = cu;     l dsl + sl dl = cl
-            g = -rd - (cu + u * ru_p) / su + (cl + l * rl_p) / sl
+            g = (cl + l * rl_p) * isl - (cu + u * ru_p) * isu - rd
             dx = newton(g)
             dsu = -ru_p - dx
-            dsl = -rl_p + dx
-            du = (cu - u * dsu) / su
-            dl = (cl - l * dsl) / sl
+            dsl = dx - rl_p
+            du = (cu - u * dsu) * isu
+            dl = (cl - l * dsl) * isl
             return dx, dsu, dsl, du, dl
 
-        def max_step(*pairs):
-            steps = np.ones(len(idx))
-            for v, dv in pairs:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    steps = np.minimum(steps, np.where(dv < 0, -v / dv, np.inf).min(axis=1))
-            return steps
+        def max_step(dsu, dsl, du, dl):
+            # largest step in (0, 1] keeping su, sl, u, l > 0: 1 / max(1, max_i(-dv_i / v_i))
+            worst = np.minimum(np.minimum((dsu * isu).min(axis=1), (dsl * isl).min(axis=1)),
+                               np.minimum((du * iu).min(axis=1), (dl * il).min(axis=1)))
+            return 1.0 / np.maximum(1.0, -worst)
 
         # predictor (affine scaling)
         dx, dsu, dsl, du, dl = direction(-su * u, -sl * l)
-        a_aff = max_step((su, dsu), (sl, dsl), (u, du), (l, dl))[:, None]
+        a_aff = max_step(dsu, dsl, du, dl)[:, None]
         mu_aff = ((su + a_aff * dsu) * (u + a_aff * du) + (sl + a_aff * dsl) * (l + a_aff * dl)).sum(
             axis=1
         ) / (2 * N)
@@ -302,7 +303,7 @@ def _interior_point(F, b, *, tol, max_iter):
         smu = sigma * mu[:, None]
         dx, dsu, dsl, du, dl = direction(smu - su * u - dsu * du, smu - sl * l - dsl * dl)
         eta = np.maximum(0.995, 1.0 - np.sqrt(mu_rel))[:, None]   # step-to-boundary fraction
-        a = np.minimum(eta[:, 0] * max_step((su, dsu), (sl, dsl), (u, du), (l, dl)), 1.0)[:, None]
+        a = np.minimum(eta[:, 0] * max_step(dsu, dsl, du, dl), 1.0)[:, None]
         o = o + a * dx
         su = su + a * dsu
         sl = sl + a * dsl
