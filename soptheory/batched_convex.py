@@ -127,6 +127,11 @@ def gram_factor(J, *, rank_tol=None):
     return U[..., :r] * sig[..., None, :]
 
 
+def _rmatvec(J, v):
+    """``J^T v`` for one J (N, p) or a stack (M, N, p), with v of shape (M, N) (BLAS matmul)."""
+    return (v[:, None, :] @ J)[:, 0, :] if J.ndim == 3 else v @ J
+
+
 def convex_certificate(J, y, lam, theta, s, nu):
     """Certificate of optimality of ``(theta, s, nu)`` for eq. (25), from the data alone.
 
@@ -155,14 +160,14 @@ def convex_certificate(J, y, lam, theta, s, nu):
     """
     J = np.asarray(J, dtype=float)
     lam = np.asarray(lam, dtype=float)
-    Jt_nu = np.einsum("...np,...n->...p", J, nu) if J.ndim == 3 else nu @ J
-    J_theta = np.einsum("...np,...p->...n", J, theta) if J.ndim == 3 else theta @ J.T
+    Jt_nu = _rmatvec(J, nu)
+    J_theta = (J @ theta[..., None])[..., 0] if J.ndim == 3 else theta @ J.T
     res = np.linalg.norm(y - J_theta - s, axis=-1) / np.maximum(1.0, np.linalg.norm(y, axis=-1))
     tn = np.linalg.norm(theta, axis=-1)
     stat = np.linalg.norm(theta - Jt_nu, axis=-1) / np.maximum(1.0, tn)
     dinf = np.maximum(0.0, np.abs(nu).max(axis=-1) - lam) / lam
     nub = np.clip(nu, -lam[:, None], lam[:, None])
-    Jt_nub = np.einsum("...np,...n->...p", J, nub) if J.ndim == 3 else nub @ J
+    Jt_nub = _rmatvec(J, nub)
     P = 0.5 * tn**2 + lam * np.abs(s).sum(axis=-1)
     D = np.einsum("mn,mn->m", y, nub) - 0.5 * (Jt_nub**2).sum(axis=-1)
     gap = (P - D) / np.maximum(1.0, np.abs(P))
@@ -521,7 +526,7 @@ def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
         else:
             om_p, st = om, st_i
     nu = lam[:, None] * om_p
-    theta = np.einsum("...np,...n->...p", J, nu) if J.ndim == 3 else nu @ J
+    theta = _rmatvec(J, nu)
     # s from the exact identity s = y - J θ off the zero set (already λ s̃ there)
     s = lam[:, None] * st
     cert = convex_certificate(J, y, lam, theta, s, nu)
