@@ -175,3 +175,38 @@ def test_gd_and_flow_methods_recover_where_the_matching_convex_program_does():
         assert t["certified"].all()                      # GD converged / flow limit solved
         assert np.array_equal(np.unique(t["alpha"]), alphas) and np.all(t["gamma"] == gamma)
         assert t["success"].all(), method
+
+
+def test_ecos_solver_path_gives_the_same_labels_and_is_flagged_uncertified():
+    grid = {"N": [40], "p": [60], "r": [3, 12], "k": [4, 16], "lam": [0.1]}
+    b = run_phase(grid, trials=2, progress=False)
+    e = run_phase(grid, trials=2, solver="ecos", progress=False)
+    assert set(e["solver"]) == {"ecos"} and not e["certified"].any()
+    assert np.array_equal(b["success"], e["success"])
+    # ECOS at default tolerances: its own duality gap is small but far above round-off
+    assert np.all(e["gap"] < 1e-5)
+
+
+def test_uncertified_batched_instances_fall_back_to_tight_clarabel(monkeypatch):
+    import dataclasses
+
+    import soptheory.phase as ph
+
+    real = ph.solve_convex_batched
+
+    def flaky(*args, **kwargs):
+        res = real(*args, **kwargs)
+        cert = res.certified.copy()
+        cert[0] = False                          # pretend the first instance failed to verify
+        return dataclasses.replace(res, certified=cert)
+
+    monkeypatch.setattr(ph, "solve_convex_batched", flaky)
+    grid = {"N": [40], "p": [60], "r": [3], "k": [4], "lam": [0.1]}
+    t = run_phase(grid, trials=3, progress=False)
+    assert list(t["solver"]) == ["clarabel-fallback", "batched", "batched"]
+    assert not t["certified"][0] and t["certified"][1:].all()
+    monkeypatch.setattr(ph, "solve_convex_batched", real)
+    ref = run_phase(grid, trials=3, progress=False)
+    # the fallback answer is CLARABEL's at 1e-12 tolerances: same errors to ~1e-6 absolute in ε
+    np.testing.assert_allclose(t["eps_theta"], ref["eps_theta"], atol=1e-6)
+    assert np.array_equal(t["success"], ref["success"])
