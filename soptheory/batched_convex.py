@@ -24,7 +24,9 @@ Method, for a whole stack of instances at once (numpy, batched linear algebra):
 
 1. a primal-dual interior-point method (Mehrotra predictor-corrector) on the dual box QP, whose
    Newton systems :math:`(FF^\\top + D)\\Delta = g` are solved through the r x r matrix
-   :math:`I + F^\\top D^{-1}F` (Woodbury) when r < N;
+   :math:`I + F^\\top D^{-1}F` (Woodbury) when r <= 2N/3, else through the N x N matrix with
+   :math:`FF^\\top` formed once; it stops early (relative gap ``SCREEN_TOL``), since the polish
+   only needs the support, and the instances whose polish fails are re-run to ``tol``;
 2. an active-set polish: from the interior point, guess the support S of s and its signs σ, then
    solve the KKT system exactly — :math:`\\nu_S = \\lambda\\sigma_S`, :math:`(Fc)_Z = y_Z` on the
    complement Z, :math:`c = F^\\top\\nu` — and verify it (:math:`|\\nu_Z| \\le \\lambda`,
