@@ -52,6 +52,7 @@ __all__ = [
     "CACHE_VERSION",
 ]
 
+# Part of every cache key, with the package version: bump it when a change alters results.
 CACHE_VERSION = 1
 _DATA_AXES = ("N", "p", "r", "k")
 _METHODS = {"convex": ("lam",), "gd": ("alpha", "gamma"), "flow": ("alpha", "gamma")}
@@ -203,9 +204,16 @@ def _atomic_savez(path, arrays):
 # the engine
 
 
+def _package_version():
+    from . import __version__
+
+    return __version__
+
+
 def _cell_key(cell, solver_values, trials, base_seed, method, solver, threshold):
     spec = {
-        "version": CACHE_VERSION, "cell": {a: int(cell[a]) for a in _DATA_AXES},
+        "version": CACHE_VERSION, "package": _package_version(),
+        "cell": {a: int(cell[a]) for a in _DATA_AXES},
         "solver_values": {k: [float(x) for x in v] for k, v in solver_values.items()},
         "trials": int(trials), "base_seed": int(base_seed), "method": method, "solver": solver,
         "threshold": float(threshold),
