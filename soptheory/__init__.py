@@ -4,6 +4,7 @@ Liu, Zhu, Qu, You, "Robust Training under Label Noise by Over-parameterization",
 Section 3 and appendix B.
 """
 
+from .batched_convex import BatchedConvexResult, convex_certificate, gram_factor, solve_convex_batched
 from .coherence import coherence, numerical_rank, recovery_condition_holds
 from .convex import (
     ConvexProgram,
@@ -35,6 +36,10 @@ from .metrics import recovery_error, relative_difference
 from .problem import SparseCorruptionProblem, make_problem
 
 __all__ = [
+    "BatchedConvexResult",
+    "convex_certificate",
+    "gram_factor",
+    "solve_convex_batched",
     "coherence",
     "numerical_rank",
     "recovery_condition_holds",
