@@ -12,12 +12,11 @@ Sec. 3.2; each trial's instance is shared by all λ (common random numbers, see
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from ..phase import load_table, run_phase, save_table
-from .style import LINE_COLORS, apply_style, save_figure
+from ..phase import run_phase
+from .style import LINE_COLORS, apply_style, make_table_figure, save_figure
 
 __all__ = ["SETUP", "compute", "plot", "make"]
 
@@ -81,9 +80,5 @@ def plot(table, out_dir, name="fig3"):
 def make(out_dir, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
          backend=None):
     """Compute, save ``fig3_data.csv`` and plot ``fig3.png``/``fig3.pdf`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    table = compute(quick=quick, solver=solver, n_jobs=n_jobs, cache_dir=cache_dir,
-                    progress=progress, backend=backend)
-    data_path = save_table(table, out_dir / "fig3_data.csv")
-    paths = plot(load_table(data_path), out_dir)
-    return [data_path, *paths]
+    return make_table_figure(compute, plot, "fig3", out_dir, quick=quick, solver=solver,
+                             n_jobs=n_jobs, cache_dir=cache_dir, progress=progress, backend=backend)

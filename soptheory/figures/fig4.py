@@ -13,12 +13,11 @@ observed phase transition is the point of the overlay.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from ..phase import load_table, run_phase, save_table
-from .style import HEATMAP_CMAP, apply_style, save_figure
+from ..phase import run_phase
+from .style import HEATMAP_CMAP, apply_style, make_table_figure, save_figure
 
 __all__ = ["SETUP", "compute", "plot", "make"]
 
@@ -80,9 +79,5 @@ def plot(table, out_dir, name="fig4"):
 def make(out_dir, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
          backend=None):
     """Compute, save ``fig4_data.csv`` and plot ``fig4.png``/``fig4.pdf`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    table = compute(quick=quick, solver=solver, n_jobs=n_jobs, cache_dir=cache_dir,
-                    progress=progress, backend=backend)
-    data_path = save_table(table, out_dir / "fig4_data.csv")
-    paths = plot(load_table(data_path), out_dir)
-    return [data_path, *paths]
+    return make_table_figure(compute, plot, "fig4", out_dir, quick=quick, solver=solver,
+                             n_jobs=n_jobs, cache_dir=cache_dir, progress=progress, backend=backend)

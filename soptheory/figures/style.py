@@ -61,3 +61,20 @@ def save_figure(fig, out_dir, name):
         paths.append(target)
     plt.close(fig)
     return paths
+
+
+def make_table_figure(compute, plot, name, out_dir, *, quick=False, solver="batched", n_jobs=1,
+                      cache_dir=None, progress=True, backend=None):
+    """Compute a phase-grid figure, save ``<name>_data.csv``, and plot it from that file.
+
+    The plot is drawn from the saved table (not the in-memory one), so the picture is exactly
+    what the data file holds. Returns the data path followed by the image paths.
+    """
+    from ..phase import load_table, save_table
+
+    out_dir = Path(out_dir)
+    table = compute(quick=quick, solver=solver, n_jobs=n_jobs, cache_dir=cache_dir,
+                    progress=progress, backend=backend)
+    data_path = save_table(table, out_dir / f"{name}_data.csv")
+    paths = plot(load_table(data_path), out_dir)
+    return [data_path, *paths]

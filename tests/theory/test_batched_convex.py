@@ -60,7 +60,7 @@ def test_agrees_with_tight_clarabel_and_satisfies_kkt(r, k, seed, lam):
 def test_figure4_sized_stack_agrees_with_clarabel():
     # A stack of Figure-4 instances (N=100, p=150) across the phase transition, solved at once.
     cells = [(5, 5), (20, 20), (30, 45), (45, 20), (60, 60), (95, 90)]
-    Js, ys, Fs = [], [], []
+    Js, ys = [], []
     for r, k in cells:
         d = draw_instances(100, 150, r, k, [instance_seed(11, 100, 150, r, k, 0)])
         Js.append(d["J"][0]); ys.append(d["y"][0])
