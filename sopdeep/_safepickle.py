@@ -1,0 +1,136 @@
+"""Restricted unpickling for data files that may come from untrusted sources.
+
+The CIFAR python batches and the CIFAR-N ``.pt`` label files are pickles. A plain
+:func:`pickle.load` (or ``torch.load(..., weights_only=False)``) runs whatever callable the file
+names, so a tampered file could execute arbitrary code. :class:`RestrictedUnpickler` admits only the
+globals needed to rebuild numpy arrays (listed in :data:`ALLOWED_GLOBALS`) and refuses everything
+else, including torch's persistent ids (tensor storages), with :class:`UnsafePickleError`.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct, scalar as _np_scalar
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct, scalar as _np_scalar
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "UnsafePickleError",
+    "RestrictedUnpickler",
+    "restricted_loads",
+    "load_torch_zip_pickle",
+]
+
+
+class UnsafePickleError(ValueError):
+    """A pickle asked for a global (or a persistent object) outside the allow-list."""
+
+
+def _latin1_encode(obj, encoding="utf-8"):
+    """Stand-in for ``_codecs.encode`` that only turns ``str`` into ``bytes`` (py2 numpy pickles)."""
+    if not isinstance(obj, str) or encoding.lower().replace("_", "-") not in {"latin1", "latin-1", "utf-8", "utf8"}:
+        raise UnsafePickleError(f"_codecs.encode is admitted only for str with latin1/utf-8, got {type(obj).__name__}, {encoding!r}")
+    return obj.encode(encoding)
+
+
+#: (module, name) -> object: the only globals a data pickle may reference.
+ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _np_scalar,
+    ("numpy._core.multiarray", "scalar"): _np_scalar,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler whose ``find_class`` resolves only :data:`ALLOWED_GLOBALS`.
+
+    Any other global (``os.system``, ``builtins.eval``, ``torch._utils._rebuild_tensor_v2``, ...)
+    raises :class:`UnsafePickleError` before it is imported, so nothing from the file can run.
+    """
+
+    def find_class(self, module, name):  # noqa: D401 - pickle API
+        try:
+            return ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(
+                f"refusing to load global {module}.{name}: this data file may only hold numpy arrays, "
+                "lists, dicts, strings and numbers"
+            ) from None
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(
+            "refusing persistent object (a torch tensor storage?): this data file may only hold numpy arrays"
+        )
+
+
+def restricted_loads(data: bytes, *, encoding: str = "ASCII"):
+    """Unpickle ``data`` with :class:`RestrictedUnpickler`.
+
+    Parameters
+    ----------
+    data : bytes
+        The pickle stream.
+    encoding : str, default "ASCII"
+        How Python 2 ``str`` objects are decoded; use ``"latin1"`` for Python 2 numpy pickles
+        (the CIFAR python batches).
+
+    Raises
+    ------
+    UnsafePickleError
+        If the stream references a global outside :data:`ALLOWED_GLOBALS`.
+    ValueError
+        If the stream is not a valid pickle.
+    """
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, KeyError) as exc:
+        raise ValueError(f"corrupt pickle: {type(exc).__name__}: {exc}") from exc
+
+
+def load_torch_zip_pickle(path):
+    """Read the ``data.pkl`` of a torch zip file (``torch.save`` format) with the restricted unpickler.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by ``torch.save`` holding only numpy arrays and plain containers.
+
+    Returns
+    -------
+    object
+        The unpickled object.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``path`` is not a torch zip file, holds no single ``data.pkl``, or its pickle is corrupt.
+    UnsafePickleError
+        If the pickle references anything beyond numpy's array-reconstruction globals.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a torch zip file (torch.save format, a zip holding <name>/data.pkl)")
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        if len(names) != 1:
+            raise ValueError(f"{path}: expected exactly one data.pkl in the torch zip, found {names}")
+        data = zf.read(names[0])
+    return restricted_loads(data, encoding="latin1")

@@ -1,0 +1,210 @@
+"""Training methods as small objects behind one interface, and their registry.
+
+A method turns a batch into the loss for θ and owns any per-sample state (SOP's u and v). The
+trainer calls, per mini-batch::
+
+    out = method.batch_loss(model, batch, state)      # inside autocast
+    (out.loss * grad_scale).backward(); optimizer step on θ
+    method.after_backward(batch, out, state, lr, grad_scale)   # e.g. the u, v step
+
+and after each epoch ``method.end_of_epoch(...)`` (SOP's ``update="epoch"`` pass). To add a
+method (the next step: SOP+ with its consistency and class-balance regularisers), subclass
+:class:`Method` (or :class:`SOP`) and call :func:`register_method`; ``TrainConfig.method`` then
+accepts its name. ``batch.raw`` holds the un-augmented uint8 images so a method can build more
+views (weak / strong) itself with ``batch.normalize``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sopdeep.sop_loss import init_sample_variables, projected_sgd_step, sop_loss_terms
+
+__all__ = ["Batch", "StepOutput", "Method", "CE", "SOP", "register_method", "get_method",
+           "available_methods"]
+
+
+@dataclass
+class Batch:
+    """One mini-batch, by index into the training set.
+
+    Attributes
+    ----------
+    indices : LongTensor of shape (B,)
+        Row indices into the training set (and into u, v).
+    images : Tensor of shape (B, C, H, W)
+        Augmented, normalised float images (channels_last on CUDA).
+    labels : LongTensor of shape (B,)
+        Given (noisy) labels.
+    raw : uint8 Tensor of shape (B, C, H, W)
+        The same images before augmentation and normalisation.
+    normalize : callable
+        uint8 (B, C, H, W) -> normalised float images, as used for ``images``.
+    """
+
+    indices: torch.Tensor
+    images: torch.Tensor
+    labels: torch.Tensor
+    raw: torch.Tensor
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class StepOutput:
+    """What :meth:`Method.batch_loss` returns: the scalar loss for θ, the logits of
+    ``batch.images``, per-term scalars for logging, and method-private tensors."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    ctx: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Method:
+    """Base class of every method; subclasses set ``name`` and implement :meth:`batch_loss`."""
+
+    name = ""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def init_state(self, num_samples: int, num_classes: int, generator: torch.Generator,
+                   device: torch.device) -> dict[str, torch.Tensor]:
+        """Per-sample tensors saved in every checkpoint (none for CE)."""
+        return {}
+
+    def batch_loss(self, model, batch: Batch, state: dict[str, torch.Tensor]) -> StepOutput:
+        raise NotImplementedError
+
+    def after_backward(self, batch: Batch, out: StepOutput, state, lr: float,
+                       grad_scale: float = 1.0) -> None:
+        """Called after ``backward`` (and the θ step) with the current θ learning rate."""
+
+    def end_of_epoch(self, model, predict_fn, data, state, lr: float) -> None:
+        """Called after the θ pass of every epoch."""
+
+    def noise_scores(self, state, labels: torch.Tensor,
+                     probs: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-sample noise score, higher = more likely mislabelled (cleanlab's label-quality
+        score is 1 minus this). Default: ``1 - p(given label)`` from ``probs`` (cleanlab's
+        self-confidence), or None when no predictions are given."""
+        if probs is None:
+            return None
+        return 1.0 - probs.gather(1, labels[:, None])[:, 0]
+
+    def correction(self, state, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+        """The learned correction s_i (N, K), or None."""
+        return None
+
+
+class CE(Method):
+    """Plain cross-entropy on the given labels: the baseline of every table."""
+
+    name = "ce"
+
+    def batch_loss(self, model, batch, state):
+        logits = model(batch.images)
+        loss = F.cross_entropy(logits.float(), batch.labels)
+        return StepOutput(loss=loss, logits=logits, terms={"ce": loss.detach()})
+
+
+class SOP(Method):
+    """Sparse over-parameterisation (Algorithm 1) with the loss of :mod:`sopdeep.sop_loss`.
+
+    State: ``u`` of shape (N, 1) or (N, K) and ``v`` of shape (N, K) or (N, 1), drawn from
+    N(0, init_std²) with the run's generator on the CPU and moved to the device. With
+    ``update="batch"`` the rows of the batch are gathered (``index_select``), differentiated,
+    stepped with :func:`~sopdeep.sop_loss.projected_sgd_step` at ``α_u τ_t`` and ``α_v τ_t`` and
+    written back (``index_copy_``); no other row is touched. With ``update="epoch"`` u and v
+    are held fixed during the θ pass and updated by one pass over all samples afterwards, in
+    eval mode on un-augmented images (Algorithm 1, lines 9-14).
+
+    Noise score: ``u_{i, y_i}²`` in [0, 1], the probability mass the correction had to add at
+    the given label because the network does not predict it. Label issue: score above
+    ``config.issue_threshold``.
+    """
+
+    name = "sop"
+
+    def init_state(self, num_samples, num_classes, generator, device):
+        c = self.config
+        u = init_sample_variables(num_samples, num_classes, c.u_shape, c.init_std, generator)
+        v = init_sample_variables(num_samples, num_classes, c.v_shape, c.init_std, generator)
+        return {"u": u.to(device), "v": v.to(device)}
+
+    def _terms(self, logits, batch, state):
+        learn = self.config.update == "batch"  # "epoch": u, v fixed during the θ pass
+        u_rows = state["u"].index_select(0, batch.indices).requires_grad_(learn)
+        v_rows = state["v"].index_select(0, batch.indices).requires_grad_(learn)
+        return sop_loss_terms(logits, batch.labels, u_rows, v_rows, self.config.eps), u_rows, v_rows
+
+    def batch_loss(self, model, batch, state):
+        logits = model(batch.images)
+        terms, u_rows, v_rows = self._terms(logits, batch, state)
+        # the MSE term depends on v only (detached prediction and u), so adding it leaves the
+        # θ gradient equal to that of the CE term
+        loss = terms.ce.mean() + terms.mse.mean()
+        return StepOutput(loss=loss, logits=logits,
+                          terms={"ce": terms.ce.detach().mean(), "mse": terms.mse.detach().mean()},
+                          ctx={"u_rows": u_rows, "v_rows": v_rows})
+
+    def after_backward(self, batch, out, state, lr, grad_scale=1.0):
+        if self.config.update != "batch":
+            return
+        u_rows, v_rows = out.ctx["u_rows"], out.ctx["v_rows"]
+        # the loss is a batch mean: B * grad is the per-sample gradient of Algorithm 1
+        factor = batch.indices.numel() / grad_scale
+        gu, gv = u_rows.grad * factor, v_rows.grad * factor
+        if grad_scale != 1.0 and not bool(torch.isfinite(gu).all() & torch.isfinite(gv).all()):
+            return  # fp16 overflow: GradScaler skips the θ step, skip u, v too
+        self._step(state, batch.indices, u_rows.detach(), v_rows.detach(), gu, gv, lr)
+
+    def _step(self, state, idx, u_rows, v_rows, gu, gv, lr):
+        c = self.config
+        state["u"].index_copy_(0, idx, projected_sgd_step(u_rows, gu, c.alpha_u * lr))
+        state["v"].index_copy_(0, idx, projected_sgd_step(v_rows, gv, c.alpha_v * lr))
+
+    def end_of_epoch(self, model, predict_fn, data, state, lr):
+        if self.config.update != "epoch":
+            return
+        for idx, logits, labels in predict_fn(data):
+            u_rows = state["u"].index_select(0, idx).requires_grad_(True)
+            v_rows = state["v"].index_select(0, idx).requires_grad_(True)
+            with torch.enable_grad():
+                t = sop_loss_terms(logits.detach(), labels, u_rows, v_rows, self.config.eps)
+                gu, gv = torch.autograd.grad(t.ce.sum() + t.mse.sum(), (u_rows, v_rows))
+            self._step(state, idx, u_rows.detach(), v_rows.detach(), gu, gv, lr)
+
+    def noise_scores(self, state, labels, probs=None):
+        u = state["u"]
+        u_c = u[:, 0] if u.shape[1] == 1 else u.gather(1, labels[:, None].to(u.device))[:, 0]
+        return u_c.square()
+
+    def correction(self, state, labels, num_classes):
+        u, v = state["u"], state["v"]
+        y = F.one_hot(labels.to(u.device), num_classes).to(u.dtype)
+        return u.square() * y - v.square() * (1.0 - y)
+
+
+_REGISTRY: dict[str, type[Method]] = {"ce": CE, "sop": SOP}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Register a :class:`Method` subclass under ``cls.name`` (usable as a decorator)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_method(config) -> Method:
+    try:
+        return _REGISTRY[config.method](config)
+    except KeyError:
+        raise ValueError(f"method must be one of {available_methods()}, got {config.method!r}") from None
+
+
+def available_methods() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
