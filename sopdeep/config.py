@@ -27,6 +27,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "amp": ("auto", "bf16", "fp16", "off"),
     "augment": ("auto", "none", "flip", "crop_flip"),
+    "strong_policy": ("autoaugment", "randaugment"),  # SOP+ (sopdeep.sop_plus)
+    "strong_backend": ("kornia", "torchvision"),
 }
 
 
@@ -97,6 +99,12 @@ class TrainConfig:
     eval_batch_size: int = 1024
     progress: bool = True
     checkpoint: bool = True
+    # SOP+ (sopdeep.sop_plus, appendix A.3; Table A.1: lambda_c 0.9, lambda_b 0.1)
+    lambda_c: float = 0.9
+    lambda_b: float = 0.1
+    strong_policy: str = "autoaugment"
+    strong_backend: str = "kornia"
+    cutout: int = 16
 
     def __post_init__(self) -> None:
         self._validate()
@@ -110,6 +118,7 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         from sopdeep.methods import available_methods  # late: methods imports config
+        import sopdeep.sop_plus  # noqa: F401  (registers "sop+")
 
         if self.method not in available_methods():
             raise ValueError(f"method must be one of {available_methods()}, got {self.method!r}")
@@ -121,7 +130,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum"):
+        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum", "lambda_c", "lambda_b"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
@@ -131,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"noise_rate must be in [0, 1], got {self.noise_rate}")
         if not 0 <= self.issue_threshold <= 1:
             raise ValueError(f"issue_threshold must be in [0, 1], got {self.issue_threshold}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0, got {self.cutout}")
         if self.train_subset < 0:
             raise ValueError(f"train_subset must be >= 0, got {self.train_subset}")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
