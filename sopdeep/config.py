@@ -18,8 +18,8 @@ __all__ = ["TrainConfig", "PRESETS", "register_preset"]
 
 METHODS = ("ce", "sop")  # extended by sopdeep.methods.register_method
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "noise": ("none", "sym", "asym", "cifar10n-aggre", "cifar10n-random1", "cifar10n-random2",
-              "cifar10n-random3", "cifar10n-worst", "cifar100n"),
+    "noise": ("none", "sym", "sym-all", "asym", "cifar10n", "cifar100n"),
+    "cifar_n_label": ("aggregate", "random1", "random2", "random3", "worst"),
     "schedule": ("multistep", "cosine", "constant"),
     "u_shape": ("scalar", "vector"),
     "v_shape": ("scalar", "vector"),
@@ -37,14 +37,17 @@ class TrainConfig:
     """Configuration of one training run.
 
     Data
-        dataset : ``"cifar10" | "cifar100" | "fashion-mnist" | "npz" | "synthetic"`` (synthetic:
-        a small seeded in-memory problem for tests). data_root : folder (or ``.npz`` file) read,
-        never downloaded. train_subset : use only the first n training samples (0 = all).
-        noise, noise_rate, noise_seed : label noise model (``sopdeep.noise``); ``"none"`` keeps
-        the labels. augment : ``"auto"`` = random crop (padding 4) + flip for 32x32 colour
-        images, none otherwise.
+        dataset : a name of ``sopdeep.data.load_dataset`` (``"cifar10"``, ``"cifar100"``,
+        ``"fashion-mnist"``, ``"cifar10-jpeg"`` with ``cache_path``, ``"npz"``) or
+        ``"synthetic"`` (a small seeded in-memory problem for tests, ``sopdeep.synthetic``).
+        data_root : folder (or ``.npz`` file) read, never downloaded. train_subset : keep only
+        the first n training samples (0 = all; noise is drawn on the full set first).
+        noise, noise_rate, noise_seed, cifar_n_path, cifar_n_label : label noise
+        (``sopdeep.noise.make_noisy_labels``); ``"none"`` keeps the labels. augment :
+        ``"auto"`` = random crop (padding 4) + flip for 32x32 colour images, none otherwise.
     Model and optimiser of θ
-        arch (``sopdeep.models.build_model``), epochs, batch_size, lr, momentum, weight_decay,
+        arch, width, depth (``sopdeep.models.build_model``; 0 = the architecture's default),
+        epochs, batch_size, lr, momentum, weight_decay,
         schedule (``"multistep"`` with milestones/gamma, ``"cosine"`` to 0 at the last step, or
         ``"constant"``), nesterov.
     Method
@@ -64,13 +67,18 @@ class TrainConfig:
     # data
     dataset: str = "cifar10"
     data_root: str = ""
+    cache_path: str = ""
     train_subset: int = 0
     noise: str = "sym"
     noise_rate: float = 0.4
     noise_seed: int = 0
+    cifar_n_path: str = ""
+    cifar_n_label: str = "worst"
     augment: str = "auto"
     # model / optimiser
     arch: str = "preact18"
+    width: int = 0
+    depth: int = 0
     epochs: int = 120
     batch_size: int = 128
     lr: float = 0.02
@@ -142,6 +150,9 @@ class TrainConfig:
             raise ValueError(f"issue_threshold must be in [0, 1], got {self.issue_threshold}")
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0, got {self.cutout}")
+        for name in ("train_subset", "width", "depth"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.train_subset < 0:
             raise ValueError(f"train_subset must be >= 0, got {self.train_subset}")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):

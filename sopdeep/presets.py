@@ -117,12 +117,12 @@ def _build() -> dict[str, dict[str, Any]]:
             presets[f"table2-{ds}-sym{pct}"] = _with_noise(f"{ds}-sopplus", "sym", pct / 100)
         presets[f"table2-{ds}-asym40"] = _with_noise(f"{ds}-sopplus", "asym", 0.4)
     # Table 4: SOP+, PreActResNet18, CIFAR-10N / CIFAR-100N human labels (and the clean labels).
-    for cell, noise in (("clean", "none"), ("aggregate", "cifar10n-aggre"), ("random1", "cifar10n-random1"),
-                        ("random2", "cifar10n-random2"), ("random3", "cifar10n-random3"),
-                        ("worst", "cifar10n-worst")):
-        presets[f"table4-cifar10n-{cell}"] = _with_noise("cifar10-sopplus", noise, None)
-    for cell, noise in (("clean", "none"), ("noisy", "cifar100n")):
-        presets[f"table4-cifar100n-{cell}"] = _with_noise("cifar100-sopplus", noise, None)
+    # (the user gives cifar_n_path, the CIFAR-N label file)
+    presets["table4-cifar10n-clean"] = _with_noise("cifar10-sopplus", "none", None)
+    for cell in ("aggregate", "random1", "random2", "random3", "worst"):
+        presets[f"table4-cifar10n-{cell}"] = {**_with_noise("cifar10-sopplus", "cifar10n", None), "cifar_n_label": cell}
+    presets["table4-cifar100n-clean"] = _with_noise("cifar100-sopplus", "none", None)
+    presets["table4-cifar100n-noisy"] = _with_noise("cifar100-sopplus", "cifar100n", None)
     return presets
 
 
