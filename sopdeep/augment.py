@@ -184,6 +184,7 @@ def strong_augment(
     Returns
     -------
     Tensor of shape (batch, channels, height, width), float in [0, 1], on the images' device.
+    Single-channel images are replicated to RGB for the policy and averaged back.
     """
     _check_images(images)
     _check_generator(generator)
@@ -196,6 +197,9 @@ def strong_augment(
     if int(cutout) != cutout or cutout < 0 or cutout > min(images.shape[-2:]):
         raise ValueError(f"cutout must be an integer in [0, image size], got {cutout!r}")
     x = to_float(images) if images.dtype == torch.uint8 else images
+    gray = x.shape[1] == 1
+    if gray:  # the colour ops of both libraries need 3 channels: replicate, average back after
+        x = x.expand(-1, 3, -1, -1).contiguous()
     size = (int(x.shape[-2]), int(x.shape[-1]))
     if backend == "kornia":
         ops = _kornia_ops(policy, int(randaugment_n), int(randaugment_m), int(cutout), size)
@@ -213,6 +217,8 @@ def strong_augment(
             out = torch.cat([ops(c) for c in chunks])
         else:  # pragma: no cover - needs torchvision
             out = torch.cat([ops((c * 255).round().to(torch.uint8)).float().div_(255) for c in chunks])
+    if gray:
+        out = out.mean(dim=1, keepdim=True)
     return out.clamp_(0.0, 1.0)
 
 

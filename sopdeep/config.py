@@ -243,3 +243,8 @@ def register_preset(name: str, overrides: dict[str, Any]) -> None:
     """Add a named preset; its keys are validated now."""
     TrainConfig().replace(**overrides)
     PRESETS[name] = dict(overrides)
+
+# Every Table A.1 setting and Tables 1/2/4 cell (sopdeep.presets; validated in its tests)
+from sopdeep.presets import PRESETS as _TABLE_PRESETS  # noqa: E402
+
+PRESETS.update({name: dict(overrides) for name, overrides in _TABLE_PRESETS.items()})

@@ -93,7 +93,8 @@ def shard(indices: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return torch.tensor_split(indices, env.world_size)[env.rank]
 
 
-def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEnv) -> None:
+def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEnv,
+              keys: tuple[str, ...] | None = None) -> None:
     """Make every rank's per-sample tables agree after a step that updated ``indices`` locally.
 
     For each tensor ``T`` in ``state`` (rows indexed by sample), gathers ``(indices, T[indices])``
@@ -107,10 +108,14 @@ def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEn
     indices : LongTensor of shape (b,)
         The rows this rank updated in this step.
     env : DistEnv
+    keys : tuple of str, optional
+        The tables to synchronise; default every key not starting with ``"rng_"`` (per-rank
+        random-generator states are not per-sample tables).
     """
-    if not env.enabled or not state:
+    keys = tuple(sorted(k for k in state if not k.startswith("rng_"))) if keys is None else tuple(keys)
+    if not env.enabled or not keys:
         return
-    device = next(iter(state.values())).device
+    device = state[keys[0]].device
     idx = indices.to(device)
     n_local = torch.tensor([idx.numel()], device=device, dtype=torch.long)
     sizes = [torch.zeros_like(n_local) for _ in range(env.world_size)]
@@ -122,7 +127,7 @@ def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEn
     gathered_idx = [torch.empty_like(idx_p) for _ in range(env.world_size)]
     dist.all_gather(gathered_idx, idx_p.contiguous())
     all_idx = torch.cat([g[:s] for g, s in zip(gathered_idx, sizes)])
-    for key in sorted(state):
+    for key in keys:
         table = state[key]
         rows = table.index_select(0, idx)
         if pad:

@@ -17,9 +17,13 @@ BatchNorm sees both in its batch statistics (as UDA and the authors' code do).
 
 Configuration (``TrainConfig``): ``lambda_c`` (0.9), ``lambda_b`` (0.1), ``strong_policy``
 (``"autoaugment"`` | ``"randaugment"``), ``strong_backend`` (``"kornia"`` | ``"torchvision"``),
-``cutout`` (16 pixels). Randomness of the strong view comes from the method's own
-``torch.Generator`` seeded from ``config.seed`` (and the process rank under DDP); its state is
-exposed by :meth:`SOPPlus.rng_state` / :meth:`SOPPlus.set_rng_state` for checkpoints.
+``cutout`` (16 pixels for 32x32 images; crop padding and Cutout scale with the image size).
+Randomness of the strong view comes from the method's own CPU ``torch.Generator`` seeded from
+``config.seed`` (and the process rank under DDP). Its state lives in the method state under
+:data:`RNG_KEY`, so the trainer's checkpoints carry it and a resumed run continues the same
+stream (bit-identical on the CPU). Under DDP each rank has its own stream; only rank 0's is
+checkpointed, so after a DDP resume every rank continues rank 0's stream (still valid
+augmentation, not bit-identical to the uninterrupted run).
 
 Differences from the authors' code (noted, not copied): their class-balance term uses the
 SOP-corrected prediction and the form :math:`-\\sum_k p_k \\log \\bar f_k`; A.3 writes the network
@@ -37,7 +41,10 @@ from sopdeep.augment import random_crop_flip, strong_augment
 from sopdeep.methods import SOP, StepOutput, register_method
 from sopdeep.regularizers import class_balance_loss, consistency_loss
 
-__all__ = ["SOPPlus"]
+__all__ = ["SOPPlus", "RNG_KEY"]
+
+#: Key of the strong-view generator's state in the method state (saved with u, v in checkpoints).
+RNG_KEY = "rng_strong"
 
 _STREAM = 0x5EED_50B  # offsets the strong-view generator's seed from the trainer's streams
 
@@ -53,24 +60,24 @@ class SOPPlus(SOP):
         rank = int(os.environ.get("RANK", "0"))
         self.generator = torch.Generator().manual_seed(int(config.seed) * 1_000_003 + _STREAM + 7919 * rank)
 
-    # -- RNG state for checkpoints ----------------------------------------------------------------
-    def rng_state(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def set_rng_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
+    # -- RNG state: kept in the per-sample state dict so checkpoints carry it -----------------------
+    def init_state(self, num_samples, num_classes, generator, device):
+        state = super().init_state(num_samples, num_classes, generator, device)
+        state[RNG_KEY] = self.generator.get_state()  # uint8, on the CPU (torch.Generator's home)
+        return state
 
     # -- the strong view ------------------------------------------------------------------------------
     def strong_view(self, batch) -> torch.Tensor:
         """Normalised strong view of ``batch.raw`` (same shape, dtype and layout as ``batch.images``)."""
         c = self.config
         raw = batch.raw
-        base = random_crop_flip(raw, generator=self.generator, pad=4) if raw.shape[-1] >= 16 else raw
+        side = min(raw.shape[-2:])
+        base = random_crop_flip(raw, generator=self.generator, pad=max(1, round(4 * side / 32)))
         x = strong_augment(
             base.float().div_(255.0),
             generator=self.generator,
             policy=c.strong_policy,
-            cutout=min(c.cutout, raw.shape[-1]),
+            cutout=round(c.cutout * side / 32),  # config.cutout is for 32x32 images
             backend=c.strong_backend,
         )
         # back to uint8 so the trainer's own normalisation (and dtype / channels_last) applies
@@ -80,7 +87,11 @@ class SOPPlus(SOP):
     def batch_loss(self, model, batch, state):
         c = self.config
         if c.lambda_c > 0:
+            if RNG_KEY in state:  # resume: continue the saved stream
+                self.generator.set_state(state[RNG_KEY].cpu())
             strong = self.strong_view(batch)
+            if RNG_KEY in state:
+                state[RNG_KEY].copy_(self.generator.get_state())
             both = torch.cat([batch.images, strong])
             if batch.images.is_contiguous(memory_format=torch.channels_last):
                 both = both.contiguous(memory_format=torch.channels_last)
