@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistEnv", "init_from_env", "shard", "sync_rows", "wrap_model", "barrier", "cleanup"]
+__all__ = ["DistEnv", "init_from_env", "shard", "sync_rows", "sync_buffers", "all_reduce_sum_", "wrap_model",
+           "barrier", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -161,3 +162,25 @@ def barrier(env: DistEnv) -> None:
 def cleanup(env: DistEnv) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sync_buffers(model: torch.nn.Module, env: DistEnv) -> None:
+    """Broadcast rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each training forward, but the last forward of an
+    epoch updates each rank's running statistics from its own slice; calling this before
+    evaluation and checkpointing makes the model state identical on every rank.
+    """
+    if not env.enabled:
+        return
+    module = model.module if hasattr(model, "module") else model
+    for buf in module.buffers():
+        dist.broadcast(buf, src=0)
+
+
+def all_reduce_sum_(tensors, env: DistEnv) -> None:
+    """In-place sum over ranks of each tensor in ``tensors`` (per-epoch metric sums)."""
+    if not env.enabled:
+        return
+    for t in tensors:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
