@@ -18,8 +18,10 @@ import numpy as np
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct, scalar as _np_scalar
+    from numpy._core.numeric import _frombuffer
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct, scalar as _np_scalar
+    from numpy.core.numeric import _frombuffer
 
 __all__ = [
     "ALLOWED_GLOBALS",
@@ -41,15 +43,27 @@ def _latin1_encode(obj, encoding="utf-8"):
     return obj.encode(encoding)
 
 
+def _empty_bytes(*args):
+    """Stand-in for ``bytes``: protocol 2 pickles ``b""`` as ``bytes()``; any argument is refused
+    (``bytes(10**12)`` would be a memory bomb)."""
+    if args:
+        raise UnsafePickleError("bytes(...) is admitted only without arguments (the empty bytes object)")
+    return b""
+
+
 #: (module, name) -> object: the only globals a data pickle may reference.
 ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.multiarray", "scalar"): _np_scalar,
     ("numpy._core.multiarray", "scalar"): _np_scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,  # pickle protocol 5
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
 }
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "decode_cifar10_jpeg",
     "load_cifar10_jpeg",
     "load_dataset",
+    "split_indices",
 ]
 
 CIFAR10_CLASSES = (
@@ -145,6 +146,25 @@ class ArrayDataset:
     def n_test(self):
         return int(self.x_test.shape[0])
 
+    def channel_stats(self):
+        """Per-channel mean and standard deviation of the training images, on the [0, 1] scale.
+
+        Returns
+        -------
+        mean, std : ndarray of shape (C,), float64
+            ``mean[c] = mean(x_train[..., c]) / 255`` and ``std[c]`` the population standard
+            deviation / 255, computed in float64 (for input standardisation, A.4).
+        """
+        x = self.x_train.reshape(-1, self.in_channels)
+        if x.shape[0] == 0:
+            raise ValueError("channel_stats needs at least one training image")
+        mean = x.mean(axis=0, dtype=np.float64)
+        var = np.zeros_like(mean)
+        for lo in range(0, x.shape[0], 1 << 22):  # chunks bound the float64 copy
+            chunk = x[lo:lo + (1 << 22)].astype(np.float64) - mean
+            var += np.einsum("ij,ij->j", chunk, chunk)
+        return mean / 255.0, np.sqrt(var / x.shape[0]) / 255.0
+
     def subset(self, train_indices=None, test_indices=None):
         """Return a new dataset restricted to the given train/test indices (None keeps all).
 
@@ -167,6 +187,51 @@ class ArrayDataset:
     def __repr__(self):
         return (f"ArrayDataset(name={self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "
                 f"image_shape={self.image_shape}, num_classes={self.num_classes})")
+
+
+def split_indices(n, n_val, *, labels=None, random_state=None):
+    """Split ``range(n)`` into training and held-out validation indices.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    n_val : int
+        Size of the validation part, ``0 <= n_val <= n`` (Table A.1 holds out 5,000 of CIFAR's 50,000
+        for the ResNet34 settings).
+    labels : array-like of shape (n,), optional
+        If given, the split is stratified: each class contributes ``round(n_val * n_c / n)`` samples
+        (adjusted by largest remainders so the total is exactly ``n_val``).
+    random_state : None, int, SeedSequence or numpy Generator
+
+    Returns
+    -------
+    train_idx, val_idx : ndarray of int64, sorted
+        Disjoint, together ``range(n)``.
+    """
+    from .noise import check_random_state  # one resolver for the whole package
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 0 <= n_val <= n:
+        raise ValueError(f"n_val must be an integer in [0, n={n}], got {n_val!r}")
+    rng = check_random_state(random_state)
+    if labels is None:
+        val = rng.choice(n, size=int(n_val), replace=False)
+    else:
+        y = np.asarray(labels)
+        if y.shape != (n,) or y.dtype.kind not in "iu":
+            raise ValueError(f"labels must be an integer array of shape ({n},), got {y.dtype} {y.shape}")
+        classes, counts = np.unique(y, return_counts=True)
+        quota = n_val * counts / n
+        take = np.floor(quota).astype(np.int64)
+        extra = int(n_val - take.sum())
+        take[np.argsort(-(quota - take), kind="stable")[:extra]] += 1
+        val = np.concatenate([rng.choice(np.flatnonzero(y == c), size=int(t), replace=False)
+                              for c, t in zip(classes, take)]) if n else np.zeros(0, np.int64)
+    mask = np.zeros(n, dtype=bool)
+    mask[val] = True
+    return np.flatnonzero(~mask).astype(np.int64), np.flatnonzero(mask).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,15 +502,16 @@ def load_npz(path, *, num_classes=None, name=None):
         raise FileNotFoundError(f"no such npz file: {path} (expected keys {', '.join(_NPZ_KEYS)})")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise ValueError(f"{path} lacks the keys {missing}; expected {', '.join(_NPZ_KEYS)}")
-            arrays = {k: npz[k] for k in _NPZ_KEYS}
-            classes = tuple(str(c) for c in npz["classes"]) if "classes" in npz.files else ()
-    except ValueError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError, ...
+            if not hasattr(npz, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            found = {k: npz[k] for k in npz.files if k in _NPZ_KEYS + ("classes",)}
+    except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError, pickled data refused, ...
         raise ValueError(f"{path} is not a readable npz file: {type(exc).__name__}: {exc}") from exc
+    missing = [k for k in _NPZ_KEYS if k not in found]
+    if missing:
+        raise ValueError(f"{path} lacks the keys {missing}; expected {', '.join(_NPZ_KEYS)}")
+    arrays = {k: found[k] for k in _NPZ_KEYS}
+    classes = tuple(str(c) for c in found["classes"]) if "classes" in found else ()
     for k in ("x_train", "x_test"):
         if arrays[k].ndim == 3:
             arrays[k] = arrays[k][..., None]
@@ -471,11 +537,18 @@ def save_npz(dataset, path):
     try:
         np.savez(tmp, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
                  y_test=dataset.y_test, classes=np.asarray(dataset.classes, dtype=str))
+        os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def decode_cifar10_jpeg(source, cache_path, *, overwrite=False, python=None, timeout=600):
@@ -529,6 +602,7 @@ def decode_cifar10_jpeg(source, cache_path, *, overwrite=False, python=None, tim
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"{source / 'decode.py'} failed with exit code {proc.returncode}:\n{proc.stderr}")
+        os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, cache_path)
     finally:
         if os.path.exists(tmp):

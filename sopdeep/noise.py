@@ -73,8 +73,9 @@ CIFAR10N_LABELS = {
 #: CIFAR-100N label sets: our name -> key in ``CIFAR-100_human.pt``.
 CIFAR100N_LABELS = {"noisy": "noisy_label"}
 
-#: Kinds accepted by :func:`make_noisy_labels`.
+#: Kinds accepted by :func:`make_noisy_labels` (aliases: "clean", "symmetric", "asymmetric").
 NOISE_KINDS = ("none", "sym", "sym-all", "asym", "cifar10n", "cifar100n")
+_KIND_ALIASES = {"clean": "none", "symmetric": "sym", "asymmetric": "asym"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,11 +303,14 @@ def cifar100_asymmetric_map(fine_to_coarse=None):
     return target
 
 
-def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, num_classes=None, random_state=None):
+def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, fine_to_coarse=None, num_classes=None,
+                     per_sample=False, random_state=None):
     """Asymmetric (class-dependent) label noise, appendix A.2.
 
     For each source class c of the map, exactly ``round(rate * n_c)`` of its ``n_c`` samples, chosen
-    uniformly without replacement, are relabelled ``mapping[c]``; all other labels are kept.
+    uniformly without replacement, are relabelled ``mapping[c]``; all other labels are kept. With
+    ``per_sample=True`` each sample of a source class is instead flipped independently with
+    probability ``rate`` (the realised rate is then Binomial around ``rate``).
 
     Parameters
     ----------
@@ -320,8 +324,13 @@ def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, num_c
         :func:`cifar100_asymmetric_map` (next class within the super-class).
     mapping : dict {int: int} or array-like of shape (K,), optional
         A custom map source -> target (array entries equal to their index are not sources).
+    fine_to_coarse : array-like of shape (100,), optional
+        For ``dataset="cifar100"``: the super-class of each fine class, e.g. read from the dataset
+        with :func:`sopdeep.data.load_cifar100_coarse_labels`; default :data:`CIFAR100_FINE_TO_COARSE`.
     num_classes : int, optional
         K; default 10 / 100 for the standard maps, else ``max(labels) + 1``.
+    per_sample : bool, default False
+        Independent Bernoulli(rate) flips instead of an exact count per source class.
     random_state : None, int, SeedSequence or numpy Generator
 
     Returns
@@ -329,11 +338,13 @@ def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, num_c
     NoisyLabels
         ``kind="asym"``.
     """
+    if fine_to_coarse is not None and (mapping is not None or dataset != "cifar100"):
+        raise ValueError("fine_to_coarse is only used with dataset='cifar100' and no mapping")
     if mapping is None:
         if dataset == "cifar10":
             mapping, default_k = dict(CIFAR10_ASYMMETRIC_MAP), 10
         elif dataset == "cifar100":
-            mapping, default_k = cifar100_asymmetric_map(), 100
+            mapping, default_k = cifar100_asymmetric_map(fine_to_coarse), 100
         else:
             raise ValueError(f"dataset must be 'cifar10' or 'cifar100' (or pass mapping), got {dataset!r}")
         if num_classes is None:
@@ -352,11 +363,16 @@ def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, num_c
     rate = _check_rate(rate)
     rng = check_random_state(random_state)
     noisy = y.copy()
-    for s in sorted(pairs):
-        members = np.flatnonzero(y == s)
-        m = int(round(rate * members.size))
-        noisy[rng.choice(members, size=m, replace=False)] = pairs[s]
-    return NoisyLabels(noisy, y, k, "asym", {"rate": rate, "seed": _seed_param(random_state),
+    if per_sample:
+        flip = rng.random(y.shape[0]) < rate
+        for s in sorted(pairs):
+            noisy[flip & (y == s)] = pairs[s]
+    else:
+        for s in sorted(pairs):
+            members = np.flatnonzero(y == s)
+            m = int(round(rate * members.size))
+            noisy[rng.choice(members, size=m, replace=False)] = pairs[s]
+    return NoisyLabels(noisy, y, k, "asym", {"rate": rate, "seed": _seed_param(random_state), "per_sample": per_sample,
                                              "mapping": {int(s): int(t) for s, t in pairs.items()}})
 
 
@@ -461,6 +477,7 @@ def make_noisy_labels(labels, kind, rate=0.0, *, num_classes=None, dataset="cifa
     rate : float in [0, 1], default 0.0
         Noise level for the synthetic kinds (ignored for none / CIFAR-N).
     """
+    kind = _KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind == "none":
         return no_noise(labels, num_classes=num_classes)
     if kind in ("sym", "sym-all"):
