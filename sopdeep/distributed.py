@@ -2,7 +2,7 @@
 
 Launch (one process per GPU; ``--nproc_per_node 2`` with gloo also works on a CPU)::
 
-    torchrun --standalone --nproc_per_node 4 -m sopdeep.cli --preset table2-cifar10-sym50 \\
+    torchrun --standalone --nproc_per_node 4 -m sopdeep --preset table2-cifar10-sym50 \\
         --data-root /data/cifar10 --out runs/c10-sym50
 
 How a step works with W processes
