@@ -69,6 +69,10 @@ class SOPPlus(SOP):
     # -- the strong view ------------------------------------------------------------------------------
     def strong_view(self, batch) -> torch.Tensor:
         """Normalised strong view of ``batch.raw`` (same shape, dtype and layout as ``batch.images``)."""
+        with torch.autocast(batch.raw.device.type, enabled=False):  # augment in float32, outside AMP
+            return self._strong_view(batch)
+
+    def _strong_view(self, batch) -> torch.Tensor:
         c = self.config
         raw = batch.raw
         side = min(raw.shape[-2:])
