@@ -221,6 +221,10 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def _epoch_scores(scores: torch.Tensor | None, label_prob: torch.Tensor) -> torch.Tensor:
+    return 1.0 - label_prob if scores is None else scores
+
+
 def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite metrics.csv and metrics.jsonl from the whole history (atomic replace), so a
     resumed run never duplicates rows."""
@@ -382,6 +386,9 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
 
         progress = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                         desc=f"{config.method} {config.dataset}", unit="step", dynamic_ncols=True)
+    # p(given label) of each sample at its last training visit (train mode, augmented): the
+    # per-epoch detection score of methods without per-sample variables (CE: 1 - p)
+    label_prob = torch.zeros(n, device=device)
     model.train()
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
@@ -416,7 +423,9 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             loss_sum += loss.detach().double() * bsz
             for name, value in out_step.terms.items():
                 term_sums[name] = term_sums.get(name, 0.0) + value.double() * bsz
-            pred = out_step.logits.detach().argmax(1)
+            logits = out_step.logits.detach().float()
+            label_prob.index_copy_(0, idx, torch.softmax(logits, 1).gather(1, batch.labels[:, None])[:, 0])
+            pred = logits.argmax(1)
             correct_noisy += (pred == batch.labels).sum()
             correct_clean += (pred == data.clean_train.index_select(0, idx)).sum()
             if progress is not None:
@@ -446,7 +455,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             "train_acc_noisy": int(correct_noisy) / n,
             "train_acc_clean": int(correct_clean) / n,
             "test_acc": test_correct / data.x_test.shape[0],
-            **detection(method.noise_scores(state, data.y_train, None)),
+            **detection(_epoch_scores(method.noise_scores(state, data.y_train, None), label_prob)),
             "epoch_time": time.perf_counter() - t0,
         }
         history.append(row)
