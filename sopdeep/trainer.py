@@ -418,13 +418,14 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             grad_scale = float(scaler.get_scale()) if use_scaler else 1.0
             scaler.update()
             method.after_backward(batch, out_step, state, lr, grad_scale)
-            ddp.sync_rows(state, idx, env)  # every rank gets the rows every other rank updated
             bsz = idx.numel()
             loss_sum += loss.detach().double() * bsz
             for name, value in out_step.terms.items():
                 term_sums[name] = term_sums.get(name, 0.0) + value.double() * bsz
             logits = out_step.logits.detach().float()
             label_prob.index_copy_(0, idx, torch.softmax(logits, 1).gather(1, batch.labels[:, None])[:, 0])
+            # DDP: every rank gets the rows (u, v, label_prob) every other rank updated
+            ddp.sync_rows({**state, "label_prob": label_prob}, idx, env)
             pred = logits.argmax(1)
             correct_noisy += (pred == batch.labels).sum()
             correct_clean += (pred == data.clean_train.index_select(0, idx)).sum()
