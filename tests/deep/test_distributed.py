@@ -103,3 +103,17 @@ def test_torchrun_two_ranks_agree_and_match_single_process(tmp_path):
     # 0.15 (~3.4 s.d.) is "within noise"; the training losses agree to 25 %.
     assert abs(float(r0["test_acc"]) - float(s["test_acc"])) <= 0.15
     assert abs(float(r0["train_loss"]) - float(s["train_loss"])) <= 0.25 * float(s["train_loss"])
+
+
+@pytest.mark.slow
+def test_torchrun_sop_plus_ranks_agree(tmp_path):
+    # SOP+: per-rank strong-view generators (not synchronised, by design) must not break the
+    # agreement of u, v and the model across ranks
+    _run_ddp(tmp_path / "ddp", "sop+", 2)
+    r0 = torch.load(tmp_path / "ddp" / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "ddp" / "rank1.pt", weights_only=True)
+    for key in ("u", "v"):
+        assert torch.equal(r0["state"][key], r1["state"][key])
+    assert not torch.equal(r0["state"]["rng_strong"], r1["state"]["rng_strong"])
+    for (k0, a), (_, b) in zip(r0["model"].items(), r1["model"].items()):
+        assert torch.equal(a, b), k0
