@@ -125,8 +125,16 @@ class TrainConfig:
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        from sopdeep.methods import available_methods  # late: methods imports config
+        from sopdeep.data import DATASET_NAMES
+        from sopdeep.methods import available_methods
         import sopdeep.sop_plus  # noqa: F401  (registers "sop+")
+        from sopdeep.models import ARCHITECTURES
+
+        datasets = tuple(DATASET_NAMES) + ("synthetic",)
+        if self.dataset not in datasets:
+            raise ValueError(f"dataset must be one of {datasets}, got {self.dataset!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {tuple(ARCHITECTURES)}, got {self.arch!r}")
 
         if self.method not in available_methods():
             raise ValueError(f"method must be one of {available_methods()}, got {self.method!r}")

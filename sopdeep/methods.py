@@ -125,7 +125,10 @@ class SOP(Method):
 
     Noise score: ``u_{i, y_i}²`` in [0, 1], the probability mass the correction had to add at
     the given label because the network does not predict it. Label issue: score above
-    ``config.issue_threshold``.
+    ``config.issue_threshold``. Many noisy samples end with u projected to ±1, so their scores
+    tie at 1; the SOP-trained network's own ``1 - p(given label)`` (from the saved
+    ``pred_prob``) breaks those ties and can rank better (measured on Fashion-MNIST: AUROC
+    0.976 against 0.943 for u², see the README).
     """
 
     name = "sop"

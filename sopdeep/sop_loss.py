@@ -43,8 +43,9 @@ Gradient routing.
 Per-sample gradients.
     Algorithm 1 (lines 12-13) steps u_i and v_i with the gradient of the *per-sample* loss
     ``ℓ_i`` and learning rates ``α_u τ`` and ``α_v τ``. :func:`sop_loss_terms` returns per-sample
-    terms; the trainer differentiates their batch *sum* for u, v (one row per sample, so this is
-    exactly the per-sample gradient) and their batch *mean* for θ.
+    terms; θ learns from their batch *mean*, and since row i of u, v enters only ``ℓ_i``, the
+    batch size times the gradient of that mean w.r.t. the rows is exactly the per-sample
+    gradient used for u, v (``sopdeep.methods.SOP``).
 Update rule for u, v.
     Plain projected gradient descent, no momentum and no weight decay
     (appendix A.4: "SGD optimizer without weight decay for U and V"; momentum is not mentioned

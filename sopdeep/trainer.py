@@ -8,10 +8,10 @@ outputs and summary.
 
 Randomness (no global seeding leaks out of :func:`train`):
 
-* model initialisation and anything in the network that draws from torch's global CPU RNG
-  (dropout) run inside ``torch.random.fork_rng`` seeded with ``config.seed``; the global state
-  is saved in every checkpoint and restored on resume, and the caller's state is restored when
-  ``train`` returns;
+* model initialisation and anything in the network that draws from torch's global RNG
+  (dropout) run inside ``torch.random.fork_rng`` (CPU, and the run's CUDA device) seeded with
+  ``config.seed``; the CPU (and CUDA) states are saved in every checkpoint and restored on
+  resume, and the caller's states are restored when ``train`` returns;
 * u, v are drawn by a ``torch.Generator`` seeded with ``config.seed`` (on the CPU, then moved);
 * data order and augmentation of epoch ``e`` come from a CPU ``torch.Generator`` seeded with
   ``(config.seed, e)``, so an epoch is the same whether or not the run was interrupted before it;
@@ -62,7 +62,12 @@ class TrainResult:
     state : dict of Tensor
         The method's per-sample variables (SOP: ``u``, ``v``), on the CPU.
     history : list of dict
-        One row of metrics per epoch (also in ``metrics.csv`` / ``metrics.jsonl``).
+        One row of metrics per epoch (also in ``metrics.csv`` / ``metrics.jsonl``): ``lr``,
+        ``train_loss`` (and its terms), ``train_acc_noisy`` / ``train_acc_clean`` (running, on the
+        augmented training batches), ``test_acc``, ``det_auroc`` / ``det_precision`` /
+        ``det_recall`` / ``det_flagged_fraction`` of the method's noise score against the true
+        noise mask (SOP: u² at the label; CE: 1 - p(label) at the sample's last training visit),
+        ``epoch_time``.
     samples : dict of ndarray
         Per-sample outputs (also in ``samples.npz``): ``given_label``, ``noise_score`` (higher =
         more likely mislabelled), ``is_label_issue`` (``noise_score > config.issue_threshold``),
@@ -179,9 +184,10 @@ def _to_device_data(ds, noisy, device) -> _Data:
         return torch.from_numpy(np.array(np.asarray(x).transpose(0, 3, 1, 2), order="C")).to(device)
 
     x_train = images(ds.x_train)
-    flat = x_train.double().transpose(0, 1).reshape(x_train.shape[1], -1)
-    mean = flat.mean(1).float().view(1, -1, 1, 1).to(device)
-    std = flat.std(1).clamp_min(1.0).float().view(1, -1, 1, 1).to(device)
+    # per-channel standardisation (A.4) in pixel units; a constant channel is only centred
+    mean01, std01 = ds.channel_stats()
+    mean = torch.tensor(mean01 * 255.0, dtype=torch.float32).view(1, -1, 1, 1).to(device)
+    std = torch.tensor(np.maximum(std01 * 255.0, 1.0), dtype=torch.float32).view(1, -1, 1, 1).to(device)
     # with noise "none" the given labels are all we know: no detection metrics
     is_noisy = np.asarray(noisy.is_noisy) if noisy.kind != "none" else None
     return _Data(
@@ -265,7 +271,9 @@ def train(config: TrainConfig, *, resume: bool = False,
     config : TrainConfig
     resume : bool
         Continue from ``config.out/checkpoint.pt`` when it exists (the saved config must agree
-        with ``config`` except for paths, device and progress); start fresh otherwise.
+        with ``config`` except for paths, device and progress); start fresh otherwise. Without
+        it, an existing checkpoint in ``config.out`` raises ``FileExistsError`` (never
+        overwritten).
     callbacks : dict, optional
         Test and monitoring hooks: ``"loss"(epoch, step, loss) -> loss`` may replace the batch
         loss (fault injection), ``"step"(epoch, step)`` runs after each step, ``"epoch"(epoch,
@@ -280,7 +288,10 @@ def train(config: TrainConfig, *, resume: bool = False,
     NonFiniteLossError
         When an epoch's loss is not finite; that epoch is not checkpointed.
     """
-    with torch.random.fork_rng(devices=[]):
+    device = _resolve_device(config)
+    forked = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
         return _train(config, resume, callbacks or {})
 
 
@@ -290,6 +301,9 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
+    if not resume and ckpt_path.exists():
+        raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, "
+                              "or choose another out folder (nothing was overwritten)")
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if ckpt is not None:
         saved = TrainConfig.from_dict(json.loads(ckpt["config"]))
@@ -311,7 +325,12 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
     aug_mode = config.augment
     if aug_mode == "auto":
         aug_mode = "crop_flip" if tuple(data.x_train.shape[1:]) == (3, 32, 32) else "none"
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    # batch boundaries; a last batch of one sample is merged into the one before it
+    # (BatchNorm cannot train on a single sample)
+    bounds = list(range(0, n, config.batch_size)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    steps_per_epoch = len(bounds) - 1
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
     def normalize(x_uint8: torch.Tensor) -> torch.Tensor:
@@ -403,7 +422,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             lr = learning_rate(config, global_step, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = ddp.shard(order[step * config.batch_size:(step + 1) * config.batch_size], env)
+            idx = ddp.shard(order[bounds[step]:bounds[step + 1]], env)
             raw = data.x_train.index_select(0, idx)
             batch = Batch(indices=idx, images=normalize(augment(raw, aug_mode, gen)),
                           labels=data.y_train.index_select(0, idx), raw=raw, normalize=normalize)

@@ -23,6 +23,8 @@ def test_defaults_are_valid_and_round_trip_through_json():
     ({"compile": 1}, "compile must be of type bool"),
     ({"milestones": [40, "80"]}, "milestones must be of type list"),
     ({"method": "mixup"}, "method must be one of"),
+    ({"dataset": "imagenet"}, "dataset must be one of"),
+    ({"arch": "vgg"}, "arch must be one of"),
     ({"update": "step"}, "update must be one of"),
     ({"u_shape": "matrix"}, "u_shape must be one of"),
     ({"noise": "pair"}, "noise must be one of"),

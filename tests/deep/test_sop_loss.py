@@ -149,3 +149,16 @@ def test_init_is_seeded_gaussian_with_requested_shape_and_std():
     assert init_sample_variables(7, 10, "scalar", 1e-8, torch.Generator()).shape == (7, 1)
     with pytest.raises(ValueError, match="shape"):
         init_sample_variables(7, 10, "matrix", 1e-8, torch.Generator())
+
+
+@given(seed=st.integers(0, 2**31 - 1), lr=st.floats(0.0, 100.0))
+def test_projected_step_stays_in_the_box_and_is_exact_inside_it(seed, lr):
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.rand(16, 3, generator=g, dtype=torch.float64) * 2 - 1
+    grad = torch.randn(16, 3, generator=g, dtype=torch.float64) * 3
+    out = projected_sgd_step(rows, grad, lr)
+    raw = rows - lr * grad
+    assert bool((out.abs() <= 1).all())
+    inside = raw.abs() <= 1
+    assert torch.equal(out[inside], raw[inside])  # same float expression: bit-identical
+    assert torch.equal(out[~inside], raw[~inside].sign())
