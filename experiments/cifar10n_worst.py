@@ -58,7 +58,7 @@ def configs(args) -> dict[str, TrainConfig]:
     base = TrainConfig(
         dataset="npz", data_root=str(npz), noise="cifar10n", cifar_n_label="worst", cifar_n_path=str(data_dir / "cifar-n" / "CIFAR-10_human.pt"),
         train_subset=args.n_train, arch="cnn", width=args.width, epochs=args.epochs, batch_size=128,
-        lr=args.lr, schedule="cosine", weight_decay=5e-4, alpha_u=10.0, alpha_v=10.0, seed=args.seed,
+        lr=args.lr, schedule="cosine", weight_decay=5e-4, alpha_u=args.alpha_u, alpha_v=args.alpha_v, seed=args.seed,
         device=args.device, progress=not args.no_progress, out=str(Path(args.out) / "ce"), method="ce",
     )
     out = {}
@@ -78,6 +78,8 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--alpha-u", type=float, default=10.0, help="Table A.1, CIFAR-10 symmetric noise")
+    p.add_argument("--alpha-v", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--methods", default="ce,sop,sop+")
@@ -103,7 +105,7 @@ def main(argv=None) -> dict:
     lines = [
         f"CIFAR-10N worst, first {args.n_train} training / {args.n_test} test images (realised noise "
         f"{next(iter(results.values()))['realised_noise_rate']:.3f}), cnn width {args.width}, "
-        f"{args.epochs} epochs, seed {args.seed}; one run per method.",
+        f"{args.epochs} epochs, alpha_u {args.alpha_u}, alpha_v {args.alpha_v}, seed {args.seed}; one run per method.",
         "",
         "| method | best test acc | final test acc | detection AUROC | wall time (s) |",
         "|---|---|---|---|---|",
