@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_presets:
         for name, overrides in sorted(PRESETS.items()):
             print(f"{name}: {json.dumps(overrides)}")
+        from sopdeep.presets import REFERENCE_ONLY  # Table A.1 columns this package cannot run
+
+        for name, overrides in sorted(REFERENCE_ONLY.items()):
+            print(f"{name} (not runnable): {json.dumps(overrides)}")
         return 0
     try:
         config = config_from_args(args)

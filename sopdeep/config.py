@@ -27,6 +27,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "amp": ("auto", "bf16", "fp16", "off"),
     "augment": ("auto", "none", "flip", "crop_flip"),
+    "strong_policy": ("autoaugment", "randaugment"),  # SOP+ (sopdeep.sop_plus)
+    "strong_backend": ("kornia", "torchvision"),
 }
 
 
@@ -105,6 +107,12 @@ class TrainConfig:
     eval_batch_size: int = 1024
     progress: bool = True
     checkpoint: bool = True
+    # SOP+ (sopdeep.sop_plus, appendix A.3; Table A.1: lambda_c 0.9, lambda_b 0.1)
+    lambda_c: float = 0.9
+    lambda_b: float = 0.1
+    strong_policy: str = "autoaugment"
+    strong_backend: str = "kornia"
+    cutout: int = 16
 
     def __post_init__(self) -> None:
         self._validate()
@@ -119,6 +127,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         from sopdeep.data import DATASET_NAMES
         from sopdeep.methods import available_methods
+        import sopdeep.sop_plus  # noqa: F401  (registers "sop+")
         from sopdeep.models import ARCHITECTURES
 
         datasets = tuple(DATASET_NAMES) + ("synthetic",)
@@ -137,7 +146,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum"):
+        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum", "lambda_c", "lambda_b"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
@@ -147,6 +156,8 @@ class TrainConfig:
             raise ValueError(f"noise_rate must be in [0, 1], got {self.noise_rate}")
         if not 0 <= self.issue_threshold <= 1:
             raise ValueError(f"issue_threshold must be in [0, 1], got {self.issue_threshold}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0, got {self.cutout}")
         for name in ("train_subset", "width", "depth"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -240,3 +251,8 @@ def register_preset(name: str, overrides: dict[str, Any]) -> None:
     """Add a named preset; its keys are validated now."""
     TrainConfig().replace(**overrides)
     PRESETS[name] = dict(overrides)
+
+# Every Table A.1 setting and Tables 1/2/4 cell (sopdeep.presets; validated in its tests)
+from sopdeep.presets import PRESETS as _TABLE_PRESETS  # noqa: E402
+
+PRESETS.update({name: dict(overrides) for name, overrides in _TABLE_PRESETS.items()})

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from sopdeep.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from sopdeep.config import TrainConfig
 from sopdeep.detection import detection_metrics
+from sopdeep import distributed as ddp
 from sopdeep.methods import Batch, get_method
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "learning_rate", "augment", "load_data"]
@@ -296,6 +297,7 @@ def train(config: TrainConfig, *, resume: bool = False,
 
 def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) -> TrainResult:
     t_start = time.perf_counter()
+    env = ddp.init_from_env(_resolve_device(config).type)  # torchrun: one process per device
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
@@ -310,10 +312,13 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
         if diff:
             raise ValueError(f"config differs from the checkpoint's in {diff} (saved, given); "
                              "start a new run in another out folder instead")
-    (out / "config.json").write_text(config.to_json())
+    if env.is_main:
+        (out / "config.json").write_text(config.to_json())
 
     # -- data -----------------------------------------------------------------------------------
     device = _resolve_device(config)
+    if env.enabled and device.type == "cuda":
+        device = torch.device("cuda", env.local_rank)
     ds, noisy = load_data(config)
     data = _to_device_data(ds, noisy, device)
     n, k = data.x_train.shape[0], data.num_classes
@@ -351,7 +356,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     method = get_method(config)
     state = method.init_state(n, k, torch.Generator().manual_seed(config.seed), device)
-    forward_model = torch.compile(model) if config.compile else model
+    forward_model = ddp.wrap_model(model, env, device=device)
+    forward_model = torch.compile(forward_model) if config.compile else forward_model
 
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -394,7 +400,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
 
     # -- epochs ---------------------------------------------------------------------------------
     progress = None
-    if config.progress:
+    if config.progress and env.is_main:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
@@ -416,7 +422,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             lr = learning_rate(config, global_step, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = order[bounds[step]:bounds[step + 1]]
+            idx = ddp.shard(order[bounds[step]:bounds[step + 1]], env)
             raw = data.x_train.index_select(0, idx)
             batch = Batch(indices=idx, images=normalize(augment(raw, aug_mode, gen)),
                           labels=data.y_train.index_select(0, idx), raw=raw, normalize=normalize)
@@ -437,6 +443,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
                 term_sums[name] = term_sums.get(name, 0.0) + value.double() * bsz
             logits = out_step.logits.detach().float()
             label_prob.index_copy_(0, idx, torch.softmax(logits, 1).gather(1, batch.labels[:, None])[:, 0])
+            # DDP: every rank gets the rows (u, v, label_prob) every other rank updated
+            ddp.sync_rows({**state, "label_prob": label_prob}, idx, env)
             pred = logits.argmax(1)
             correct_noisy += (pred == batch.labels).sum()
             correct_clean += (pred == data.clean_train.index_select(0, idx)).sum()
@@ -444,6 +452,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
                 progress.update(1)
             if "step" in callbacks:
                 callbacks["step"](epoch, step)
+        ddp.sync_buffers(model, env)
+        ddp.all_reduce_sum_([loss_sum, correct_noisy, correct_clean, *term_sums.values()], env)
         method.end_of_epoch(model, train_predict, data, state, lr)
 
         train_loss = float(loss_sum) / n
@@ -469,7 +479,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             "epoch_time": time.perf_counter() - t0,
         }
         history.append(row)
-        if config.checkpoint:
+        if config.checkpoint and env.is_main:
             payload = {
                 "epoch": epoch + 1,
                 "config": config.to_json(),
@@ -483,7 +493,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
             if device.type == "cuda":
                 payload["rng_cuda"] = torch.cuda.get_rng_state(device)
             save_checkpoint(payload, ckpt_path)
-        _write_metrics(out, history)
+        if env.is_main:
+            _write_metrics(out, history)
         if progress is not None:
             progress.set_postfix(loss=f"{train_loss:.3f}", test=f"{row['test_acc']:.3f}")
         if "epoch" in callbacks:
@@ -507,7 +518,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
     if data.is_noisy is not None:
         samples["clean_label"] = data.clean_train.cpu().numpy()
         samples["is_noisy"] = data.is_noisy
-    np.savez(out / "samples.npz", **samples)
+    if env.is_main:
+        np.savez(out / "samples.npz", **samples)
     tests = [row["test_acc"] for row in history]
     summary: dict[str, Any] = {
         "method": config.method, "dataset": config.dataset, "noise": config.noise,
@@ -526,7 +538,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable]) ->
         final = detection_metrics(s, samples["is_label_issue"], data.is_noisy)
         summary.update({f"final_det_{key}": val for key, val in final.items()})
         summary["corrected_label_acc"] = float(np.mean(samples["corrected_label"] == samples["clean_label"]))
-    _write_json(out / "summary.json", summary)
+    if env.is_main:
+        _write_json(out / "summary.json", summary)
     return TrainResult(config=config, model=model,
                        state={key: val.detach().cpu() for key, val in state.items()},
                        history=history, samples=samples, summary=summary)

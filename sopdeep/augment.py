@@ -1,0 +1,244 @@
+"""Batched, on-device image augmentation for SOP and SOP+ (appendix A.4).
+
+Images are tensors of shape (batch, channels, height, width), uint8 in [0, 255] or float in [0, 1],
+on any device: nothing here loops over samples in Python or touches a DataLoader.
+
+* :func:`random_crop_flip` — the *weak* view of A.4 ("random crop and horizontal flip following
+  previous works"): pad by 4, crop back to the original size at a uniformly random offset, flip
+  with probability 1/2. A.4 does not say how the border is filled; the works it follows (ELR,
+  Forward) use torchvision's ``RandomCrop(32, padding=4)``, whose fill is zeros, so
+  ``padding_mode="zeros"`` is the default and ``"reflect"`` (airbench's choice) an option.
+* :func:`strong_augment` — the *strong* view of SOP+ (UDA's CIFAR-10 setting): AutoAugment's
+  CIFAR-10 policy (or RandAugment) followed by Cutout, on images already cropped and flipped.
+  These operations are library implementations, not hand-written: kornia's
+  ``kornia.augmentation.auto.AutoAugment("cifar10")`` / ``RandAugment`` and ``RandomErasing``
+  (as Cutout: one 16x16 square of zeros, inside the image) by default, or torchvision's
+  ``transforms.v2`` equivalents with ``backend="torchvision"`` (only where torchvision imports;
+  that path is not exercised by this project's CPU-only tests).
+* :func:`make_views` — uint8 batch to the (weak, strong) float pair SOP+ trains on.
+
+Randomness and reproducibility
+------------------------------
+Every function takes a ``torch.Generator``; nothing reads or seeds torch's global RNG behind the
+caller's back. Crop offsets and flips are drawn from the generator directly. kornia and
+torchvision draw their parameters from torch's *global* RNG and offer no generator argument, so
+:func:`strong_augment` draws one 62-bit seed from the caller's generator and runs the library op
+inside ``torch.random.fork_rng`` seeded with it: the output is a function of the generator state
+alone, and the global RNG (CPU and the images' CUDA device) is restored afterwards. Use a CPU
+generator: drawing that seed from a CUDA generator would synchronise the device.
+
+Both libraries draw *one* sub-policy per call for the whole batch. To keep per-sample diversity
+at a bounded cost, :func:`strong_augment` splits the batch into ``groups`` chunks, each with its
+own sub-policy draw (magnitudes and Cutout positions are per sample within a chunk).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["random_crop_flip", "strong_augment", "make_views", "to_float", "STRONG_POLICIES", "BACKENDS"]
+
+STRONG_POLICIES = ("autoaugment", "randaugment")
+BACKENDS = ("kornia", "torchvision")
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a tensor of shape (batch, channels, height, width), got {getattr(images, 'shape', type(images))}")
+
+
+def _check_generator(generator) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+
+def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 in [0, 255] to float in [0, 1] (float input is returned cast to ``dtype``)."""
+    _check_images(images)
+    if images.dtype == torch.uint8:
+        return images.to(dtype).div_(255.0)
+    return images.to(dtype)
+
+
+def random_crop_flip(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    pad: int = 4,
+    padding_mode: str = "zeros",
+    flip: bool = True,
+) -> torch.Tensor:
+    """Random translation crop plus horizontal flip, batched (the weak view).
+
+    For each image :math:`x_b` of size :math:`H \\times W`, draw offsets
+    :math:`d^y_b, d^x_b \\sim \\mathcal{U}\\{0, \\dots, 2p\\}` and a coin :math:`c_b \\sim
+    \\mathrm{Bernoulli}(1/2)`; with :math:`\\tilde x_b` the image padded by :math:`p` on each side,
+
+    .. math::
+
+        y_b[:, r, c] = \\tilde x_b[:, r + d^y_b, c' + d^x_b], \\qquad
+        c' = \\begin{cases} W - 1 - c & c_b = 1 \\\\ c & c_b = 0. \\end{cases}
+
+    Parameters
+    ----------
+    images : Tensor of shape (batch, channels, height, width)
+        uint8 or float, any device.
+    generator : torch.Generator
+        Source of the offsets and coins (draws on the generator's device, moved to the images').
+    pad : int, default 4
+        Padding :math:`p` (A.4 / standard CIFAR practice). 0 disables the crop.
+    padding_mode : {"zeros", "reflect"}, default "zeros"
+    flip : bool, default True
+
+    Returns
+    -------
+    Tensor of the same shape, dtype and device as ``images``.
+    """
+    _check_images(images)
+    _check_generator(generator)
+    if int(pad) != pad or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+    if padding_mode not in ("zeros", "reflect"):
+        raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
+    b, _, h, w = images.shape
+    if padding_mode == "reflect" and pad >= min(h, w):
+        raise ValueError(f"pad must be smaller than the image size for reflect padding, got {pad}")
+    gdev = generator.device
+    out = images
+    if pad > 0:
+        offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator, device=gdev).to(images.device)
+        mode = "constant" if padding_mode == "zeros" else "reflect"
+        padded = F.pad(images, (pad, pad, pad, pad), mode=mode)
+        rows = offsets[0][:, None] + torch.arange(h, device=images.device)  # (B, H)
+        cols = offsets[1][:, None] + torch.arange(w, device=images.device)  # (B, W)
+        bidx = torch.arange(b, device=images.device)[:, None, None]
+        # advanced indexing: (B, H, W, C) -> (B, C, H, W)
+        out = padded.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        coins = torch.rand(b, generator=generator, device=gdev).to(images.device) < 0.5
+        out = torch.where(coins[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _kornia_ops(policy: str, n: int, m: int, cutout: int, size: tuple[int, int]):
+    from kornia.augmentation import RandomErasing
+    from kornia.augmentation.auto import AutoAugment, RandAugment
+
+    op = AutoAugment("cifar10") if policy == "autoaugment" else RandAugment(n=n, m=m)
+    ops = [op]
+    if cutout > 0:
+        frac = (cutout * cutout) / float(size[0] * size[1])
+        ops.append(RandomErasing(scale=(frac, frac), ratio=(1.0, 1.0), value=0.0, p=1.0))
+    return torch.nn.Sequential(*ops)
+
+
+@functools.lru_cache(maxsize=16)
+def _torchvision_ops(policy: str, n: int, m: int, cutout: int, size: tuple[int, int]):  # pragma: no cover - needs torchvision
+    from torchvision.transforms import v2
+
+    op = (
+        v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+        if policy == "autoaugment"
+        else v2.RandAugment(num_ops=n, magnitude=m)
+    )
+    ops = [op]
+    if cutout > 0:
+        frac = (cutout * cutout) / float(size[0] * size[1])
+        ops.append(v2.RandomErasing(p=1.0, scale=(frac, frac), ratio=(1.0, 1.0), value=0))
+    return v2.Compose(ops)
+
+
+def strong_augment(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    policy: str = "autoaugment",
+    randaugment_n: int = 2,
+    randaugment_m: int = 10,
+    cutout: int = 16,
+    groups: int = 8,
+    backend: str = "kornia",
+) -> torch.Tensor:
+    """The strong view of SOP+: AutoAugment (CIFAR-10 policy) or RandAugment, then Cutout.
+
+    Parameters
+    ----------
+    images : Tensor of shape (batch, channels, height, width)
+        Float in [0, 1] (kornia's convention), usually already cropped and flipped; uint8 is
+        converted with :func:`to_float`.
+    generator : torch.Generator
+        The only source of randomness (see the module docstring).
+    policy : {"autoaugment", "randaugment"}
+    randaugment_n, randaugment_m : int
+        RandAugment's number of ops and magnitude (ignored for AutoAugment).
+    cutout : int, default 16
+        Side of the Cutout square in pixels (16 for 32x32 CIFAR images); 0 disables Cutout.
+    groups : int, default 8
+        Number of chunks with independent sub-policy draws (see the module docstring).
+    backend : {"kornia", "torchvision"}
+
+    Returns
+    -------
+    Tensor of shape (batch, channels, height, width), float in [0, 1], on the images' device.
+    Single-channel images are replicated to RGB for the policy and averaged back.
+    """
+    _check_images(images)
+    _check_generator(generator)
+    if policy not in STRONG_POLICIES:
+        raise ValueError(f"policy must be one of {STRONG_POLICIES}, got {policy!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if int(groups) != groups or groups < 1:
+        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+    if int(cutout) != cutout or cutout < 0 or cutout > min(images.shape[-2:]):
+        raise ValueError(f"cutout must be an integer in [0, image size], got {cutout!r}")
+    x = to_float(images) if images.dtype == torch.uint8 else images
+    gray = x.shape[1] == 1
+    if gray:  # the colour ops of both libraries need 3 channels: replicate, average back after
+        x = x.expand(-1, 3, -1, -1).contiguous()
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    if backend == "kornia":
+        ops = _kornia_ops(policy, int(randaugment_n), int(randaugment_m), int(cutout), size)
+    else:
+        try:
+            ops = _torchvision_ops(policy, int(randaugment_n), int(randaugment_m), int(cutout), size)
+        except ImportError as exc:  # pragma: no cover - depends on the platform
+            raise ValueError(f"backend='torchvision' needs an importable torchvision ({exc})") from exc
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    devices = [x.device] if x.is_cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        chunks = x.chunk(min(int(groups), x.shape[0]))
+        if backend == "kornia":
+            out = torch.cat([ops(c) for c in chunks])
+        else:  # pragma: no cover - needs torchvision
+            out = torch.cat([ops((c * 255).round().to(torch.uint8)).float().div_(255) for c in chunks])
+    if gray:
+        out = out.mean(dim=1, keepdim=True)
+    return out.clamp_(0.0, 1.0)
+
+
+def make_views(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    strong: bool = True,
+    pad: int = 4,
+    padding_mode: str = "zeros",
+    **strong_kwargs,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 batch to the (weak, strong) pair of float views in [0, 1].
+
+    The weak view is :func:`random_crop_flip`; the strong view is an *independent* crop/flip
+    followed by :func:`strong_augment` (UDA applies its policy on top of the standard crop and
+    flip). ``strong=False`` returns ``(weak, None)`` (plain SOP / CE).
+    """
+    weak = to_float(random_crop_flip(images, generator=generator, pad=pad, padding_mode=padding_mode))
+    if not strong:
+        return weak, None
+    base = to_float(random_crop_flip(images, generator=generator, pad=pad, padding_mode=padding_mode))
+    return weak, strong_augment(base, generator=generator, **strong_kwargs)

@@ -1,0 +1,186 @@
+"""Multi-process data parallelism (``torchrun`` + DistributedDataParallel) with per-sample u, v.
+
+Launch (one process per GPU; ``--nproc_per_node 2`` with gloo also works on a CPU)::
+
+    torchrun --standalone --nproc_per_node 4 -m sopdeep --preset table2-cifar10-sym50 \\
+        --data-root /data/cifar10 --out runs/c10-sym50
+
+How a step works with W processes
+---------------------------------
+* Every rank draws the *same* epoch permutation (same seed), cuts the same global batches of
+  ``batch_size`` indices, and takes its own contiguous slice of each (:func:`shard`); the global
+  batch, the learning rate and the schedule are those of the single-process run.
+* θ: DDP averages the gradients of the W local batch-mean losses. With equal slices this is the
+  gradient of the global batch mean, as in one process. BatchNorm statistics are per rank (the
+  usual DDP behaviour; ``sync_bn=True`` converts to SyncBatchNorm).
+* u, v: each rank computes the per-sample gradient of the rows it saw and steps them locally
+  (:mod:`sopdeep.methods`). A sample belongs to exactly one slice of a batch, so each row is
+  updated exactly once per step, by the rank that saw it. Then :func:`sync_rows` all-gathers
+  ``(indices, updated rows)`` from every rank and writes them into every rank's copy
+  (``index_copy_``): afterwards all ranks hold identical u, v, at every step and hence at every
+  checkpoint. We gather rows rather than all-reduce deltas of the whole (N, K) tables: the
+  traffic is O(batch · K) per step instead of O(N · K), and the written values are bit-exact
+  copies (no floating-point sum of zeros and deltas).
+* Only rank 0 writes checkpoints, metrics and the progress bar; all ranks evaluate the same
+  test set (cheap, and it keeps every rank's view of the run identical).
+
+Backends: ``nccl`` on CUDA, ``gloo`` on CPU (tested with 2 processes on CPU).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistEnv", "init_from_env", "shard", "sync_rows", "sync_buffers", "all_reduce_sum_", "wrap_model",
+           "barrier", "cleanup"]
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job: ``world_size == 1`` means single-process."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_from_env(device_type: str = "cpu") -> DistEnv:
+    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK).
+
+    Without those variables (or with WORLD_SIZE=1) returns the single-process :class:`DistEnv`
+    and initialises nothing. On CUDA selects ``cuda:LOCAL_RANK`` and the ``nccl`` backend, else
+    ``gloo``.
+
+    Parameters
+    ----------
+    device_type : {"cpu", "cuda"}
+    """
+    if device_type not in ("cpu", "cuda"):
+        raise ValueError(f"device_type must be 'cpu' or 'cuda', got {device_type!r}")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, backend=backend)
+
+
+def shard(indices: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """This rank's contiguous slice of a global batch of indices.
+
+    ``torch.tensor_split`` into ``world_size`` parts: sizes differ by at most one (only in the
+    last, short batch of an epoch), every index lands in exactly one slice.
+    """
+    if not env.enabled:
+        return indices
+    return torch.tensor_split(indices, env.world_size)[env.rank]
+
+
+def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEnv,
+              keys: tuple[str, ...] | None = None) -> None:
+    """Make every rank's per-sample tables agree after a step that updated ``indices`` locally.
+
+    For each tensor ``T`` in ``state`` (rows indexed by sample), gathers ``(indices, T[indices])``
+    from all ranks and writes ``T[idx_r] = rows_r`` for every rank r. Slices may differ in size
+    by one; they are padded to the largest and the padding dropped.
+
+    Parameters
+    ----------
+    state : dict of str to Tensor of shape (N, ...)
+        Per-sample tables (SOP's ``u``, ``v``), modified in place.
+    indices : LongTensor of shape (b,)
+        The rows this rank updated in this step.
+    env : DistEnv
+    keys : tuple of str, optional
+        The tables to synchronise; default every key not starting with ``"rng_"`` (per-rank
+        random-generator states are not per-sample tables).
+    """
+    keys = tuple(sorted(k for k in state if not k.startswith("rng_"))) if keys is None else tuple(keys)
+    if not env.enabled or not keys:
+        return
+    device = state[keys[0]].device
+    idx = indices.to(device)
+    n_local = torch.tensor([idx.numel()], device=device, dtype=torch.long)
+    sizes = [torch.zeros_like(n_local) for _ in range(env.world_size)]
+    dist.all_gather(sizes, n_local)
+    sizes = [int(s.item()) for s in sizes]
+    m = max(sizes)
+    pad = m - idx.numel()
+    idx_p = torch.cat([idx, idx.new_zeros(pad)]) if pad else idx
+    gathered_idx = [torch.empty_like(idx_p) for _ in range(env.world_size)]
+    dist.all_gather(gathered_idx, idx_p.contiguous())
+    all_idx = torch.cat([g[:s] for g, s in zip(gathered_idx, sizes)])
+    for key in keys:
+        table = state[key]
+        rows = table.index_select(0, idx)
+        if pad:
+            rows = torch.cat([rows, rows.new_zeros((pad,) + tuple(rows.shape[1:]))])
+        gathered = [torch.empty_like(rows) for _ in range(env.world_size)]
+        dist.all_gather(gathered, rows.contiguous())
+        table.index_copy_(0, all_idx, torch.cat([g[:s] for g, s in zip(gathered, sizes)]))
+
+
+def wrap_model(model: torch.nn.Module, env: DistEnv, *, device: torch.device, sync_bn: bool = False):
+    """DistributedDataParallel around ``model`` (unchanged when single-process).
+
+    DDP broadcasts rank 0's parameters and buffers at construction, so all ranks start equal.
+    """
+    if not env.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if device.type == "cuda":
+        return DDP(model, device_ids=[device.index if device.index is not None else env.local_rank])
+    return DDP(model)
+
+
+def barrier(env: DistEnv) -> None:
+    if env.enabled:
+        dist.barrier()
+
+
+def cleanup(env: DistEnv) -> None:
+    if env.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sync_buffers(model: torch.nn.Module, env: DistEnv) -> None:
+    """Broadcast rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each training forward, but the last forward of an
+    epoch updates each rank's running statistics from its own slice; calling this before
+    evaluation and checkpointing makes the model state identical on every rank.
+    """
+    if not env.enabled:
+        return
+    module = model.module if hasattr(model, "module") else model
+    for buf in module.buffers():
+        dist.broadcast(buf, src=0)
+
+
+def all_reduce_sum_(tensors, env: DistEnv) -> None:
+    """In-place sum over ranks of each tensor in ``tensors`` (per-epoch metric sums)."""
+    if not env.enabled:
+        return
+    for t in tensors:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)

@@ -1,0 +1,99 @@
+"""Batched device-side augmentation: crop/flip geometry, determinism per seed, strong view sanity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sopdeep.augment import make_views, random_crop_flip, strong_augment, to_float
+
+
+def _images(b=6, c=3, h=8, w=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, c, h, w), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_crop_flip_is_a_shifted_window_of_the_padded_image(mode):
+    x = _images()
+    out = random_crop_flip(x, generator=torch.Generator().manual_seed(3), pad=2, padding_mode=mode)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    # independent reference: numpy padding, then search every (dy, dx, flip) for an exact match
+    npmode = "constant" if mode == "zeros" else "reflect"
+    xp = np.pad(x.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode=npmode)
+    seen_flip = set()
+    for b in range(x.shape[0]):
+        matches = [
+            (dy, dx, f)
+            for dy in range(5)
+            for dx in range(5)
+            for f in (0, 1)
+            if np.array_equal(
+                (xp[b, :, dy : dy + 8, dx : dx + 8][..., ::-1] if f else xp[b, :, dy : dy + 8, dx : dx + 8]),
+                out[b].numpy(),
+            )
+        ]
+        assert matches, f"sample {b} is not a crop (+flip) of its padded image"
+        seen_flip.update(m[2] for m in matches)
+    assert seen_flip == {0, 1}  # both branches occur for this fixed seed (P(all 6 equal) = 1/32 over seeds)
+
+
+def test_crop_flip_known_image():
+    # a single-pixel image: position of the lit pixel reveals the offset and flip
+    x = torch.zeros(1, 1, 5, 5, dtype=torch.uint8)
+    x[0, 0, 1, 3] = 255
+    no_pad = random_crop_flip(x, generator=torch.Generator().manual_seed(0), pad=0, flip=False)
+    assert torch.equal(no_pad, x)
+    positions = set()
+    for s in range(60):
+        y = random_crop_flip(x, generator=torch.Generator().manual_seed(s), pad=1, flip=True)
+        nz = torch.nonzero(y[0, 0])
+        if len(nz):
+            r, c = nz[0].tolist()
+            positions.add((r, c))
+            assert y.sum() == 255
+    # rows 1 +- 1; columns 3 +- 1 unflipped or 1 +- 1 flipped (W-1-3 = 1)
+    assert positions <= {(r, c) for r in (0, 1, 2) for c in (0, 1, 2, 3, 4)}
+    assert any(c in (2, 3, 4) for _, c in positions) and any(c in (0, 1) for _, c in positions)
+
+
+def test_determinism_per_seed_and_global_rng_untouched():
+    x = _images(b=16, h=32, w=32)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = make_views(x, generator=torch.Generator().manual_seed(7))
+    b = make_views(x, generator=torch.Generator().manual_seed(7))
+    c = make_views(x, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(torch.get_rng_state(), before)  # kornia ran inside fork_rng
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("policy", ["autoaugment", "randaugment"])
+def test_strong_view_shape_range_and_cutout(policy):
+    x = to_float(_images(b=16, h=32, w=32, seed=1)) * 0.5 + 0.25  # no exact zeros in the input
+    y = strong_augment(x, generator=torch.Generator().manual_seed(0), policy=policy, groups=4)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    # Cutout: every image has a 16x16 all-zero square across all channels (>= 256 zero pixels)
+    zero_pixels = (y == 0).all(dim=1).flatten(1).sum(1)
+    assert bool((zero_pixels >= 256).all())
+    assert not torch.equal(y, x)
+
+
+def test_bad_arguments_named():
+    x = _images()
+    g = torch.Generator()
+    with pytest.raises(ValueError, match="padding_mode"):
+        random_crop_flip(x, generator=g, padding_mode="wrap")
+    with pytest.raises(ValueError, match="pad"):
+        random_crop_flip(x, generator=g, pad=-1)
+    with pytest.raises(ValueError, match="generator"):
+        random_crop_flip(x, generator=0)
+    with pytest.raises(ValueError, match="images"):
+        random_crop_flip(x[0], generator=g)
+    with pytest.raises(ValueError, match="policy"):
+        strong_augment(to_float(x), generator=g, policy="uda")
+    with pytest.raises(ValueError, match="backend"):
+        strong_augment(to_float(x), generator=g, backend="pil")
