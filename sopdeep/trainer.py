@@ -248,13 +248,28 @@ def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     tmp = out / "metrics.jsonl.tmp"
     with open(tmp, "w") as fh:
         for row in history:
-            fh.write(json.dumps(row) + "\n")
+            fh.write(json.dumps(_strict_json(row), allow_nan=False) + "\n")
     os.replace(tmp, out / "metrics.jsonl")
+
+
+def _strict_json(obj: Any) -> Any:
+    """Replace non-finite floats by None (JSON ``null``) so files parse under strict JSON readers.
+
+    Metrics can be undefined (e.g. detection precision when nothing is flagged is NaN); Python's
+    ``json`` would write the non-standard token ``NaN``, which other tools reject.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    return obj
 
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False))
     os.replace(tmp, path)
 
 

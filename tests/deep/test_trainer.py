@@ -130,6 +130,21 @@ def test_augment_crop_flip_is_a_shifted_window_of_the_zero_padded_image():
     assert torch.equal(augment(x, "none", g1), x)
 
 
+def _strict_loads(text):
+    def reject(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def test_undefined_metrics_are_written_as_json_null(tmp_path):
+    from sopdeep.trainer import _write_json
+
+    path = tmp_path / "s.json"
+    _write_json(path, {"precision": float("nan"), "x": [1.5, float("inf")], "n": {"a": -float("inf")}})
+    assert _strict_loads(path.read_text()) == {"precision": None, "x": [1.5, None], "n": {"a": None}}
+
+
 @pytest.mark.parametrize("method, update", [("ce", "batch"), ("sop", "batch"), ("sop", "epoch")])
 def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update, capsys):
     cfg = _tiny(tmp_path, method=method, update=update)
@@ -151,6 +166,10 @@ def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update, capsys)
                  "checkpoint.pt"):
         assert (out / name).is_file(), name
     assert len(res.history) == 2 and len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    # user-facing files are strict JSON (no NaN/Infinity tokens), readable by any JSON tool
+    _strict_loads((out / "summary.json").read_text())
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        _strict_loads(line)
     assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg
     s = np.load(out / "samples.npz")
     n = 256
