@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from soptheory._validation import check_random_state  # one resolver for both packages
+
 from ._safepickle import load_torch_zip_pickle
 
 __all__ = [
@@ -170,15 +172,6 @@ class NoisyLabels:
 # ---------------------------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------------------------
-
-def check_random_state(random_state):
-    """Resolve ``random_state`` (None, int, SeedSequence or Generator) into a numpy Generator."""
-    if random_state is None or (isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, (np.random.Generator, np.random.SeedSequence)):
-        return np.random.default_rng(random_state)
-    raise ValueError(f"random_state must be None, an int, a SeedSequence or a numpy Generator, got {random_state!r}")
-
 
 def _check_num_classes(k):
     if isinstance(k, bool) or not isinstance(k, (numbers.Integral, np.integer)) or k < 2:

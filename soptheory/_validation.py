@@ -22,8 +22,13 @@ __all__ = [
 
 
 def check_random_state(random_state):
-    """Resolve ``random_state`` (None, int or Generator) into a :class:`numpy.random.Generator`."""
-    if random_state is None or isinstance(random_state, (numbers.Integral, np.integer)):
+    """Resolve ``random_state`` (None, int, SeedSequence or Generator) into a numpy Generator.
+
+    A Generator is returned as is (not copied); ``bool`` is refused (``True`` is not a seed).
+    """
+    if random_state is None or (
+        isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool)
+    ):
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.Generator):
         return random_state
