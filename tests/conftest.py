@@ -20,6 +20,10 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=100)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# Scripts that tests launch in subprocesses (torchrun workers); they run at import, so pytest must
+# not import them while collecting doctests.
+collect_ignore = ["deep/ddp_worker.py"]
+
 SHARED_DATA = Path(os.environ.get("SOP_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
 
 
