@@ -8,8 +8,9 @@ and no code in a checkpoint can run.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from soptheory._atomic import atomic_path
 from typing import Any
 
 import torch
@@ -24,17 +25,8 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> None:
     fsync'ed, then ``os.replace`` (atomic on POSIX), so a crash leaves the previous file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -17,15 +17,15 @@ numpy's array globals (:mod:`sopdeep._safepickle`), so a tampered file cannot ru
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from soptheory._atomic import atomic_path
 
 from ._safepickle import restricted_loads
 
@@ -532,23 +532,10 @@ def save_npz(dataset, path):
     if not isinstance(dataset, ArrayDataset):
         raise ValueError(f"dataset must be an ArrayDataset, got {type(dataset).__name__}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:   # a file object: no ".npz" appended
+        np.savez(fh, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
                  y_test=dataset.y_test, classes=np.asarray(dataset.classes, dtype=str))
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def decode_cifar10_jpeg(source, cache_path, *, overwrite=False, python=None, timeout=600):
@@ -595,18 +582,12 @@ def decode_cifar10_jpeg(source, cache_path, *, overwrite=False, python=None, tim
             raise FileNotFoundError(f"missing {source / f}; expected the CIFAR-10 JPEG export folder "
                                     "holding decode.py and cifar10_jpeg.npz")
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=cache_path.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([python or sys.executable, str(source / "decode.py"), tmp],
+    # decode.py writes with np.savez, which appends ".npz" to a path not ending in it
+    with atomic_path(cache_path, suffix=".tmp.npz") as tmp:
+        proc = subprocess.run([python or sys.executable, str(source / "decode.py"), str(tmp)],
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"{source / 'decode.py'} failed with exit code {proc.returncode}:\n{proc.stderr}")
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, cache_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return cache_path
 
 

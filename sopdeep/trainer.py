@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from soptheory._atomic import atomic_path
 
 from sopdeep.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from sopdeep.config import TrainConfig
@@ -239,17 +240,13 @@ def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     keys = list(history[0])
     for row in history[1:]:
         keys += [k for k in row if k not in keys]
-    tmp = out / "metrics.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    os.replace(tmp, out / "metrics.csv")
-    tmp = out / "metrics.jsonl.tmp"
-    with open(tmp, "w") as fh:
+    with atomic_path(out / "metrics.jsonl") as tmp, open(tmp, "w") as fh:
         for row in history:
             fh.write(json.dumps(_strict_json(row), allow_nan=False) + "\n")
-    os.replace(tmp, out / "metrics.jsonl")
 
 
 def _strict_json(obj: Any) -> Any:
@@ -268,9 +265,8 @@ def _strict_json(obj: Any) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -33,12 +33,11 @@ import hashlib
 import io
 import itertools
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_write_bytes
 from ._validation import check_int, check_positive
 from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
 
@@ -129,7 +128,7 @@ def save_table(table, path):
     cols = [np.asarray(table[c]) for c in names]
     for i in range(n):
         w.writerow([_fmt(col[i]) for col in cols])
-    _atomic_write_bytes(path, buf.getvalue().encode())
+    atomic_write_bytes(path, buf.getvalue().encode())
     return path
 
 
@@ -165,39 +164,10 @@ def _fmt(v):
     return str(v)
 
 
-def _atomic_write_bytes(path, data):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _read_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()   # read once at import: os.umask is process-wide, racy inside threads
-
-
-def _umask():
-    return _UMASK
-
-
 def _atomic_savez(path, arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------------------------

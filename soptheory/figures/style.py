@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +10,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..phase import _umask  # noqa: E402
+from .._atomic import atomic_path  # noqa: E402
 
 __all__ = ["apply_style", "save_figure", "HEATMAP_CMAP", "LINE_COLORS", "CURVE_COLOR"]
 
@@ -48,16 +46,9 @@ def save_figure(fig, out_dir, name):
     paths = []
     for ext in ("png", "pdf"):
         target = out_dir / f"{name}.{ext}"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
-            meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext, metadata=meta)
-            os.chmod(tmp, 0o666 & ~_umask())         # mkstemp makes 0600
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         paths.append(target)
     plt.close(fig)
     return paths

@@ -1,0 +1,61 @@
+"""Atomic file writes, shared by every writer of both packages (tables, caches, figures,
+checkpoints, run metrics): a crash or a kill never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_bytes"]
+
+
+def _read_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()   # read once at import: os.umask is process-wide, racy inside threads
+
+
+@contextmanager
+def atomic_path(path, *, suffix=".tmp"):
+    """Yield a temporary path beside ``path``; on success publish it as ``path``.
+
+    The temporary file (``.<name>.<random><suffix>`` in the same folder, so the rename stays on one
+    file system) is created empty; the caller writes it. When the block exits normally it is
+    fsync'ed, given the usual mode ``0o666 & ~umask`` (``mkstemp`` makes 0600) and renamed onto
+    ``path`` with :func:`os.replace`, atomic on POSIX. When the block raises, it is removed and any
+    previous ``path`` is left intact.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final file; its folder must exist.
+    suffix : str, default ".tmp"
+        Ending of the temporary name (for writers that append an extension to bare names).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` (bytes) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
