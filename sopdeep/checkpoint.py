@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from soptheory._atomic import atomic_path
+from sopcommon import atomic_path
 from typing import Any
 
 import torch

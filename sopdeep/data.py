@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soptheory._atomic import atomic_path
+from sopcommon import atomic_path
 
 from ._safepickle import restricted_loads
 

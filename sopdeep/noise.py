@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soptheory._validation import check_random_state  # one resolver for both packages
+from sopcommon import check_random_state
 
 from ._safepickle import load_torch_zip_pickle
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from soptheory._atomic import atomic_path
+from sopcommon import atomic_path
 
 from sopdeep.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from sopdeep.config import TrainConfig

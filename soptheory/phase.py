@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write_bytes
+from sopcommon import atomic_savez, atomic_write_bytes
 from ._validation import check_int, check_positive
 from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
 
@@ -164,12 +164,6 @@ def _fmt(v):
     return str(v)
 
 
-def _atomic_savez(path, arrays):
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 # --------------------------------------------------------------------------------------------
 # the engine
 
@@ -251,7 +245,7 @@ def _solve_cells_impl(cells, solver_values, trials, base_seed, method, solver, t
         sel = idx_cell == c
         part = {name: np.asarray(v)[sel] for name, v in rows.items()}
         if cache_dir is not None:
-            _atomic_savez(Path(cache_dir) / f"{keys[c]}.npz", part)
+            atomic_savez(Path(cache_dir) / f"{keys[c]}.npz", part)
         out.append(part)
     return out
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_int, check_random_state
+from sopcommon import check_random_state
+
+from ._validation import check_int
 
 __all__ = ["SparseCorruptionProblem", "make_problem"]
 

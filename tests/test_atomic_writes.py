@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from soptheory._atomic import atomic_path, atomic_write_bytes
+from sopcommon import atomic_path, atomic_write_bytes
 
 
 def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import flow_limit, gradient_descent, make_problem, relative_difference, solve_convex_batched
-from ..phase import _atomic_savez, single_threaded_blas
+from sopcommon import atomic_savez
+
+from ..phase import single_threaded_blas
 from .style import CURVE_COLOR, HEATMAP_CMAP, apply_style, save_figure
 
 __all__ = ["SETUP", "compute", "plot", "make"]
@@ -105,6 +107,6 @@ def make(out_dir, *, quick=False, method="gd", solver="batched", progress=True):
     out_dir.mkdir(parents=True, exist_ok=True)
     with single_threaded_blas():
         data = compute(quick=quick, method=method, solver=solver, progress=progress)
-    _atomic_savez(out_dir / "fig2_data.npz", data)
+    atomic_savez(out_dir / "fig2_data.npz", data)
     paths = plot(data, out_dir)
     return [out_dir / "fig2_data.npz", *paths]

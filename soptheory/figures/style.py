@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .._atomic import atomic_path  # noqa: E402
+from sopcommon import atomic_path  # noqa: E402
 
 __all__ = ["apply_style", "save_figure", "HEATMAP_CMAP", "LINE_COLORS", "CURVE_COLOR"]
 

@@ -1,15 +1,18 @@
-"""Atomic file writes, shared by every writer of both packages (tables, caches, figures,
+"""Atomic file writes, shared by every writer of every package (tables, caches, figures,
 checkpoints, run metrics): a crash or a kill never leaves a half-written file under the real name.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes"]
+import numpy as np
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_savez"]
 
 
 def _read_umask():
@@ -59,3 +62,13 @@ def atomic_write_bytes(path, data):
     """Write ``data`` (bytes) to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def atomic_savez(path, arrays):
+    """Write ``arrays`` (dict name -> array) as an uncompressed ``.npz`` at ``path`` atomically.
+
+    ``path`` is used exactly as given (``np.savez`` would append ``.npz`` to a bare name).
+    """
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
