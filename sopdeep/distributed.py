@@ -5,24 +5,7 @@ Launch (one process per GPU; ``--nproc_per_node 2`` with gloo also works on a CP
     torchrun --standalone --nproc_per_node 4 -m sopdeep --preset table2-cifar10-sym50 \\
         --data-root /data/cifar10 --out runs/c10-sym50
 
-How a step works with W processes
----------------------------------
-* Every rank draws the *same* epoch permutation (same seed), cuts the same global batches of
-  ``batch_size`` indices, and takes its own contiguous slice of each (:func:`shard`); the global
-  batch, the learning rate and the schedule are those of the single-process run.
-* θ: DDP averages the gradients of the W local batch-mean losses. With equal slices this is the
-  gradient of the global batch mean, as in one process. BatchNorm statistics are per rank (the
-  usual DDP behaviour; ``sync_bn=True`` converts to SyncBatchNorm).
-* u, v: each rank computes the per-sample gradient of the rows it saw and steps them locally
-  (:mod:`sopdeep.methods`). A sample belongs to exactly one slice of a batch, so each row is
-  updated exactly once per step, by the rank that saw it. Then :func:`sync_rows` all-gathers
-  ``(indices, updated rows)`` from every rank and writes them into every rank's copy
-  (``index_copy_``): afterwards all ranks hold identical u, v, at every step and hence at every
-  checkpoint. We gather rows rather than all-reduce deltas of the whole (N, K) tables: the
-  traffic is O(batch · K) per step instead of O(N · K), and the written values are bit-exact
-  copies (no floating-point sum of zeros and deltas).
-* Only rank 0 writes checkpoints, metrics and the progress bar; all ranks evaluate the same
-  test set (cheap, and it keeps every rank's view of the run identical).
+How a step works with W processes (θ gradients, u, v rows, checkpoints): ``docs/deep.md``.
 
 Backends: ``nccl`` on CUDA, ``gloo`` on CPU (tested with 2 processes on CPU).
 """
@@ -36,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistEnv", "init_from_env", "shard", "sync_rows", "sync_buffers", "all_reduce_sum_", "wrap_model",
-           "barrier", "cleanup"]
+           "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -110,10 +93,9 @@ def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEn
         The rows this rank updated in this step.
     env : DistEnv
     keys : tuple of str, optional
-        The tables to synchronise; default every key not starting with ``"rng_"`` (per-rank
-        random-generator states are not per-sample tables).
+        The tables to synchronise; default all of ``state``.
     """
-    keys = tuple(sorted(k for k in state if not k.startswith("rng_"))) if keys is None else tuple(keys)
+    keys = tuple(sorted(state)) if keys is None else tuple(keys)
     if not env.enabled or not keys:
         return
     device = state[keys[0]].device
@@ -154,12 +136,8 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, *, device: torch.device, sy
     return DDP(model)
 
 
-def barrier(env: DistEnv) -> None:
-    if env.enabled:
-        dist.barrier()
-
-
 def cleanup(env: DistEnv) -> None:
+    """Leave the process group (nothing when single-process)."""
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -1,17 +1,13 @@
-"""Training methods as small objects behind one interface, and their registry.
+"""Training methods behind one small interface, and their registry (``"ce"``, ``"sop"``; ``"sop+"``
+registers itself in :mod:`sopdeep.sop_plus`).
 
-A method turns a batch into the loss for θ and owns any per-sample state (SOP's u and v). The
-trainer calls, per mini-batch::
-
-    out = method.batch_loss(model, batch, state)      # inside autocast
-    (out.loss * grad_scale).backward(); optimizer step on θ
-    method.after_backward(batch, out, state, lr, grad_scale)   # e.g. the u, v step
-
-and after each epoch ``method.end_of_epoch(...)`` (SOP's ``update="epoch"`` pass). To add a
-method (the next step: SOP+ with its consistency and class-balance regularisers), subclass
-:class:`Method` (or :class:`SOP`) and call :func:`register_method`; ``TrainConfig.method`` then
-accepts its name. ``batch.raw`` holds the un-augmented uint8 images so a method can build more
-views (weak / strong) itself with ``batch.normalize``.
+Per mini-batch the trainer calls ``out = method.batch_loss(model, batch, state)`` (inside
+autocast), steps θ on ``out.loss``, then ``method.after_backward(batch, out, state, lr,
+grad_scale)`` (SOP: the u, v step); after each epoch ``method.end_of_epoch(predictions, state,
+lr)``. ``state`` holds the per-sample tensors (rows indexed by sample: SOP's u, v), checkpointed
+and synchronised across DDP ranks; anything else a method must carry across a resume goes
+through :meth:`Method.state_dict` / :meth:`Method.load_state_dict`. To add a method, subclass
+:class:`Method` and decorate it with :func:`register_method`.
 """
 
 from __future__ import annotations
@@ -65,16 +61,25 @@ class StepOutput:
 
 
 class Method:
-    """Base class of every method; subclasses set ``name`` and implement :meth:`batch_loss`."""
+    """Base class of every method (no per-sample state). Subclasses set ``name`` and implement
+    :meth:`batch_loss`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    rank : int, default 0
+        This process's rank under DDP (``DistEnv.rank``), for per-rank random streams.
+    """
 
     name = ""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, *, rank: int = 0) -> None:
         self.config = config
+        self.rank = rank
 
     def init_state(self, num_samples: int, num_classes: int, generator: torch.Generator,
                    device: torch.device) -> dict[str, torch.Tensor]:
-        """Per-sample tensors saved in every checkpoint (none for CE)."""
+        """Per-sample tensors of shape (num_samples, ...), checkpointed (none for CE)."""
         return {}
 
     def batch_loss(self, model, batch: Batch, state: dict[str, torch.Tensor]) -> StepOutput:
@@ -82,16 +87,16 @@ class Method:
 
     def after_backward(self, batch: Batch, out: StepOutput, state, lr: float,
                        grad_scale: float = 1.0) -> None:
-        """Called after ``backward`` (and the θ step) with the current θ learning rate."""
+        """Called after the θ step with the current θ learning rate ``lr``."""
 
-    def end_of_epoch(self, model, predict_fn, data, state, lr: float) -> None:
-        """Called after the θ pass of every epoch."""
+    def end_of_epoch(self, predictions, state, lr: float) -> None:
+        """Called after each θ epoch; ``predictions`` lazily yields ``(indices, logits, labels)``
+        over the training set (eval mode, un-augmented): iterate it only if needed."""
 
     def noise_scores(self, state, labels: torch.Tensor,
                      probs: torch.Tensor | None) -> torch.Tensor | None:
-        """Per-sample noise score, higher = more likely mislabelled (cleanlab's label-quality
-        score is 1 minus this). Default: ``1 - p(given label)`` from ``probs`` (cleanlab's
-        self-confidence), or None when no predictions are given."""
+        """Per-sample noise score (N,), higher = more likely mislabelled: ``1 - probs[i, labels[i]]``
+        (cleanlab's self-confidence, negated), or None when ``probs`` is None."""
         if probs is None:
             return None
         return 1.0 - probs.gather(1, labels[:, None])[:, 0]
@@ -99,6 +104,13 @@ class Method:
     def correction(self, state, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
         """The learned correction s_i (N, K), or None."""
         return None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Method state that is not per-sample (checkpointed; SOP+: its generator)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
 class CE(Method):
@@ -115,20 +127,19 @@ class CE(Method):
 class SOP(Method):
     """Sparse over-parameterisation (Algorithm 1) with the loss of :mod:`sopdeep.sop_loss`.
 
-    State: ``u`` of shape (N, 1) or (N, K) and ``v`` of shape (N, K) or (N, 1), drawn from
-    N(0, init_std²) with the run's generator on the CPU and moved to the device. With
-    ``update="batch"`` the rows of the batch are gathered (``index_select``), differentiated,
-    stepped with :func:`~sopdeep.sop_loss.projected_sgd_step` at ``α_u τ_t`` and ``α_v τ_t`` and
-    written back (``index_copy_``); no other row is touched. With ``update="epoch"`` u and v
-    are held fixed during the θ pass and updated by one pass over all samples afterwards, in
-    eval mode on un-augmented images (Algorithm 1, lines 9-14).
+    State: ``u`` (N, 1) or (N, K) and ``v`` (N, K) or (N, 1) (``config.u_shape``, ``v_shape``),
+    drawn from N(0, init_std²). ``update="batch"``: the batch's rows are gathered, differentiated,
+    stepped by :func:`~sopdeep.sop_loss.projected_sgd_step` at α_u·τ_t and α_v·τ_t and written
+    back; no other row changes. ``update="epoch"``: u, v are fixed during the θ pass, then one pass
+    over all samples (eval mode, un-augmented; Algorithm 1, lines 9-14).
 
-    Noise score: ``u_{i, y_i}²`` in [0, 1], the probability mass the correction had to add at
-    the given label because the network does not predict it. Label issue: score above
-    ``config.issue_threshold``. Many noisy samples end with u projected to ±1, so their scores
-    tie at 1; the SOP-trained network's own ``1 - p(given label)`` (from the saved
-    ``pred_prob``) breaks those ties and can rank better (measured on Fashion-MNIST: AUROC
-    0.976 against 0.943 for u², see the README).
+    Noise score: u²_{i, y_i} in [0, 1], the mass the correction adds at the given label.
+
+    Notes
+    -----
+    Many noisy samples end with u projected to ±1, so their scores tie at 1; the network's own
+    ``1 - p(given label)`` (the saved ``pred_prob``) breaks the ties and can rank better
+    (Fashion-MNIST: AUROC 0.976 against 0.943 for u², README).
     """
 
     name = "sop"
@@ -171,10 +182,10 @@ class SOP(Method):
         state["u"].index_copy_(0, idx, projected_sgd_step(u_rows, gu, c.alpha_u * lr))
         state["v"].index_copy_(0, idx, projected_sgd_step(v_rows, gv, c.alpha_v * lr))
 
-    def end_of_epoch(self, model, predict_fn, data, state, lr):
+    def end_of_epoch(self, predictions, state, lr):
         if self.config.update != "epoch":
             return
-        for idx, logits, labels in predict_fn(data):
+        for idx, logits, labels in predictions:
             u_rows = state["u"].index_select(0, idx).requires_grad_(True)
             v_rows = state["v"].index_select(0, idx).requires_grad_(True)
             with torch.enable_grad():
@@ -202,12 +213,13 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def get_method(config) -> Method:
-    try:
-        return _REGISTRY[config.method](config)
-    except KeyError:
-        raise ValueError(f"method must be one of {available_methods()}, got {config.method!r}") from None
+def get_method(config, *, rank: int = 0) -> Method:
+    """The registered method named ``config.method``; ``ValueError`` naming the known ones otherwise."""
+    if config.method not in _REGISTRY:
+        raise ValueError(f"method must be one of {available_methods()}, got {config.method!r}")
+    return _REGISTRY[config.method](config, rank=rank)
 
 
 def available_methods() -> tuple[str, ...]:
+    """Names of the registered methods."""
     return tuple(_REGISTRY)

@@ -1,61 +1,20 @@
-"""Named presets: every runnable setting of Table A.1 and every cell of Tables 1, 2 and 4.
+"""Named presets, the one place they are defined: every runnable setting of Table A.1 and every
+cell of Tables 1, 2 and 4.
 
-A preset is a dict of :class:`sopdeep.config.TrainConfig` overrides. ``sop-train --preset NAME``
-applies one, then explicit flags override it; ``sop-train --list-presets`` prints them all.
-:func:`register_all` adds them to ``sopdeep.config.PRESETS`` (validated there).
+A preset is a dict of :class:`sopdeep.config.TrainConfig` overrides; ``sop-train --preset NAME``
+applies one, then the flags override it. This module imports nothing from ``sopdeep`` (its tests
+build a ``TrainConfig`` from every preset). The transcription of Table A.1 and the choices made
+where it is ambiguous are in ``docs/deep.md``.
 
-Transcription of Table A.1 (long version, appendix A.4; identical in the ICML version)
--------------------------------------------------------------------------------------
-Columns: CIFAR-10 / ResNet34 (SOP), CIFAR-10 / PreActResNet18 (SOP+), CIFAR-100 / ResNet34 (SOP),
-CIFAR-100 / PreActResNet18 (SOP+), Clothing-1M / ResNet-50 pretrained, WebVision /
-InceptionResNetV2.
-
-=====================  =========  =========  =========  =========  ==========  ==========
-row                    C10 R34    C10 PA18   C100 R34   C100 PA18  Clothing1M  WebVision
-=====================  =========  =========  =========  =========  ==========  ==========
-batch size             128        128        128        128        64          32
-lr                     0.02       0.02       0.02       0.02 (a)   0.002 (b)   0.02
-lr decay               40th&80th  cosine     40th&80th  cosine     5th         50th
-                                             (c)
-weight decay           5e-4       5e-4       5e-4       5e-4       1e-3        5e-4
-epochs                 120        300        150        300        10          100
-training examples      45,000     50,000     45,000     50,000     1,000,000   66,000
-α_u, α_v (sym)         10, 10     10, 10     1, 10      1, 10      0.1, 1      0.1, 1
-α_u, α_v (asym)        10, 100    10, 100    1, 100     1, 100     --          --
-wd of u, v             0          0          0          0          0           0
-init std of u, v       1e-8       1e-8       1e-8       1e-8       1e-8        1e-8
-λ_C                    0.0        0.9        0.0        0.9        0.0         0.0
-λ_B                    0.0        0.1        0.0        0.1        0.0         0.0
-=====================  =========  =========  =========  =========  ==========  ==========
-
-Values not read unambiguously, and the choices made:
-
-(a) extracted as "0.0 2"; read as 0.02 (the other CIFAR columns and Sec. 2.2 say 0.02).
-(b) Table A.1 says 0.002 for Clothing-1M, Sec. 2.2's text says 0.001 (not runnable here anyway).
-(c) Table A.1 says 40th & 80th for CIFAR-100 / ResNet34, Sec. 2.2 says "at the 80th and 120th
-    epochs for CIFAR-100/CIFAR-100N" with 150 epochs. We follow the text (decaying at 40 and 80
-    of 150 would leave 70 epochs at lr 2e-4); ``milestones=[40, 80]`` restores the table's value.
-
-Other notes:
-
-* "training examples 45,000" means 5,000 training images held out for validation; the presets
-  set ``train_subset=45000`` (the first 45,000 in CIFAR order) for those columns.
-* α_u, α_v go to the config's ``alpha_u``, ``alpha_v``. The row is headed "lr for {u_i, v_i}";
-  in the authors' code these numbers are the SGD learning rates of u and v themselves (with a
-  batch-*mean* loss), while Algorithm 1 writes the step as α·τ. How ``alpha_u`` is interpreted is
-  the trainer's (``sopdeep.config`` documents it); the presets carry the table's numbers as is.
-* The SOP+ columns' cosine schedule: the authors' config anneals to 2e-4, ours to 0.
-* Table 4 (CIFAR-N) uses SOP+ with PreActResNet18 and does not list α for real noise; the
-  CIFAR-N presets take the symmetric-noise values of the matching SOP+ column (an assumption).
-* Clothing-1M and WebVision (ResNet-50 pretrained on ImageNet, InceptionResNetV2, datasets not
-  in this package) are recorded in :data:`REFERENCE_ONLY` and listed, but are not runnable.
+>>> PRESETS["table1-cifar10-sym40"]["noise_rate"], PRESETS["table1-cifar10-sym40"]["train_subset"]
+(0.4, 45000)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS", "REFERENCE_ONLY", "register_all", "list_presets", "describe"]
+__all__ = ["PRESETS", "REFERENCE_ONLY", "list_presets", "describe"]
 
 _SOP = dict(lambda_c=0.0, lambda_b=0.0)
 _SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1)
@@ -64,7 +23,7 @@ _SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1)
 _COLUMNS: dict[str, dict[str, Any]] = {
     "cifar10-sop": dict(
         dataset="cifar10", arch="resnet34", batch_size=128, lr=0.02, schedule="multistep",
-        milestones=[40, 80], gamma=0.1, weight_decay=5e-4, epochs=120, train_subset=45000,
+        milestones=[40, 80], lr_decay=0.1, weight_decay=5e-4, epochs=120, train_subset=45000,
         init_std=1e-8, method="sop", **_SOP,
     ),
     "cifar10-sopplus": dict(
@@ -73,7 +32,7 @@ _COLUMNS: dict[str, dict[str, Any]] = {
     ),
     "cifar100-sop": dict(
         dataset="cifar100", arch="resnet34", batch_size=128, lr=0.02, schedule="multistep",
-        milestones=[80, 120], gamma=0.1, weight_decay=5e-4, epochs=150, train_subset=45000,
+        milestones=[80, 120], lr_decay=0.1, weight_decay=5e-4, epochs=150, train_subset=45000,
         init_std=1e-8, method="sop", **_SOP,
     ),
     "cifar100-sopplus": dict(
@@ -123,6 +82,9 @@ def _build() -> dict[str, dict[str, Any]]:
         presets[f"table4-cifar10n-{cell}"] = {**_with_noise("cifar10-sopplus", "cifar10n", None), "cifar_n_label": cell}
     presets["table4-cifar100n-clean"] = _with_noise("cifar100-sopplus", "none", None)
     presets["table4-cifar100n-noisy"] = _with_noise("cifar100-sopplus", "cifar100n", None)
+    # short names used in the README: the Table A.1 CIFAR-10 / ResNet34 settings
+    presets["cifar10-sym"] = dict(presets["a1-cifar10-sop-sym"])
+    presets["cifar10-asym"] = dict(presets["a1-cifar10-sop-asym"])
     return presets
 
 
@@ -140,33 +102,14 @@ REFERENCE_ONLY: dict[str, dict[str, Any]] = {
 }
 
 
-def register_all(target: dict[str, dict[str, Any]] | None = None, *, validate: bool = True) -> None:
-    """Add :data:`PRESETS` to ``sopdeep.config.PRESETS`` (or ``target``), validating each."""
-    if target is None:
-        from sopdeep import config
-
-        for name, overrides in PRESETS.items():
-            if validate:
-                config.register_preset(name, overrides)
-            else:
-                config.PRESETS[name] = dict(overrides)
-        return
-    target.update({k: dict(v) for k, v in PRESETS.items()})
-
-
 def describe(overrides: dict[str, Any]) -> str:
     """One line summarising a preset's overrides (``key=value`` pairs, sorted)."""
     return " ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
 
 
-def list_presets(all_presets: dict[str, dict[str, Any]] | None = None) -> str:
+def list_presets() -> str:
     """The text ``sop-train --list-presets`` prints: every preset, then the reference-only ones."""
-    if all_presets is None:
-        from sopdeep import config
-
-        register_all()
-        all_presets = config.PRESETS
-    lines = [f"{name}: {describe(ov)}" for name, ov in sorted(all_presets.items())]
+    lines = [f"{name}: {describe(ov)}" for name, ov in sorted(PRESETS.items())]
     lines.append("")
     lines.append("Table A.1 settings recorded for reference (not runnable here):")
     lines += [f"  {name}: {describe(ov)}" for name, ov in sorted(REFERENCE_ONLY.items())]

@@ -151,27 +151,43 @@ def sop_plus_penalty(
     lambda_c: float,
     lambda_b: float,
     prior: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The SOP+ addition :math:`\\lambda_C L_C + \\lambda_B L_B` to the SOP loss.
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The SOP+ addition :math:`\\lambda_C L_C + \\lambda_B L_B` to the SOP loss, and its terms.
 
     Parameters
     ----------
     logits_weak, logits_strong : Tensor of shape (batch, n_classes)
         Outputs on the weak and strong views; ``logits_strong`` may be None when ``lambda_c == 0``.
     lambda_c, lambda_b : float
-        Non-negative weights (Table A.1: 0.9 and 0.1 for SOP+).
+        Non-negative weights (Table A.1: 0.9 and 0.1 for SOP+); a zero weight skips its term.
     prior : Tensor of shape (n_classes,), optional
         Class prior for :math:`L_B` (uniform by default).
+
+    Returns
+    -------
+    penalty : Tensor of shape ()
+    terms : dict
+        The unweighted, detached terms computed: ``"consistency"`` (:math:`L_C`) when
+        ``lambda_c > 0``, ``"balance"`` (:math:`L_B`) when ``lambda_b > 0`` (for logging).
+
+    Examples
+    --------
+    >>> z = torch.zeros(2, 3)
+    >>> sop_plus_penalty(z, z, lambda_c=0.9, lambda_b=0.1)[0].item()
+    0.0
     """
     if not (lambda_c >= 0 and math.isfinite(lambda_c)):
         raise ValueError(f"lambda_c must be finite and >= 0, got {lambda_c!r}")
     if not (lambda_b >= 0 and math.isfinite(lambda_b)):
         raise ValueError(f"lambda_b must be finite and >= 0, got {lambda_b!r}")
     total = logits_weak.new_zeros((), dtype=torch.float32 if logits_weak.dtype != torch.float64 else torch.float64)
+    terms: dict[str, torch.Tensor] = {}
     if lambda_c > 0:
         if logits_strong is None:
             raise ValueError("logits_strong is required when lambda_c > 0")
-        total = total + lambda_c * consistency_loss(logits_weak, logits_strong)
+        lc = consistency_loss(logits_weak, logits_strong)
+        total, terms["consistency"] = total + lambda_c * lc, lc.detach()
     if lambda_b > 0:
-        total = total + lambda_b * class_balance_loss(logits_weak, prior)
-    return total
+        lb = class_balance_loss(logits_weak, prior)
+        total, terms["balance"] = total + lambda_b * lb, lb.detach()
+    return total, terms

@@ -20,5 +20,5 @@ cfg = TrainConfig(dataset="synthetic", arch="cnn", width=8, epochs=6, batch_size
                   noise="sym", noise_rate=0.3, schedule="cosine", device="cpu", progress=False, out=out, seed=seed)
 res = train(cfg)
 rank = int(os.environ.get("RANK", "0"))
-torch.save({"state": res.state, "model": res.model.state_dict(), "test_acc": torch.tensor(res.history[-1]["test_acc"]),
+torch.save({"state": res.state, "method_state": res.method_state, "model": res.model.state_dict(), "test_acc": torch.tensor(res.history[-1]["test_acc"]),
             "train_loss": torch.tensor(res.history[-1]["train_loss"])}, Path(out) / f"rank{rank}.pt")

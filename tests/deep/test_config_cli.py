@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sopdeep.cli import build_parser, config_from_args, main
-from sopdeep.config import PRESETS, TrainConfig, register_preset
+from sopdeep.config import TrainConfig
+from sopdeep.presets import PRESETS
 
 
 def test_defaults_are_valid_and_round_trip_through_json():
@@ -22,9 +23,6 @@ def test_defaults_are_valid_and_round_trip_through_json():
     ({"lr": "fast"}, "lr must be of type float"),
     ({"compile": 1}, "compile must be of type bool"),
     ({"milestones": [40, "80"]}, "milestones must be of type list"),
-    ({"method": "mixup"}, "method must be one of"),
-    ({"dataset": "imagenet"}, "dataset must be one of"),
-    ({"arch": "vgg"}, "arch must be one of"),
     ({"update": "step"}, "update must be one of"),
     ({"u_shape": "matrix"}, "u_shape must be one of"),
     ({"noise": "pair"}, "noise must be one of"),
@@ -36,6 +34,7 @@ def test_defaults_are_valid_and_round_trip_through_json():
     ({"noise_rate": 1.5}, "noise_rate must be in"),
     ({"milestones": [80, 40]}, "milestones must be increasing"),
     ({"learning_rate": 0.1}, "unknown config key"),
+    ({"gamma": 0.1}, "unknown config key"),  # renamed lr_decay
 ])
 def test_bad_overrides_raise_value_error_naming_the_key(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -72,7 +71,29 @@ def test_cli_rejects_unknown_keys_and_presets(capsys):
     assert json.loads(capsys.readouterr().out)["method"] == "ce"
 
 
-def test_register_preset_validates_keys():
-    with pytest.raises(ValueError, match="unknown config key"):
-        register_preset("broken", {"epochz": 1})
-    assert "broken" not in PRESETS
+def test_saved_configs_with_the_old_name_gamma_still_load():
+    assert TrainConfig.from_dict({"gamma": 0.5}).lr_decay == 0.5
+
+
+def test_building_a_config_imports_no_data_model_or_method_code():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sopdeep.config import TrainConfig; TrainConfig(); "
+            "print(sorted(m for m in sys.modules if m.startswith('sopdeep') or m == 'torch'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['sopdeep', 'sopdeep.config', 'sopdeep.presets']"
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"method": "mixup"}, "method must be one of"),
+    ({"dataset": "imagenet"}, "dataset must be one of"),
+    ({"arch": "vgg"}, "arch must be one of"),
+])
+def test_unknown_names_are_refused_when_the_run_starts(tmp_path, overrides, match):
+    from sopdeep.trainer import train
+
+    config = TrainConfig(**{"dataset": "synthetic", "arch": "mlp", "out": str(tmp_path / "run"), **overrides})
+    with pytest.raises(ValueError, match=match):
+        train(config)
+    assert not (tmp_path / "run").exists()  # refused before the run folder was touched

@@ -42,6 +42,19 @@ def test_asymmetric_presets_use_the_larger_v_rate():
             assert p["alpha_u"] == sym["alpha_u"] and p["alpha_v"] == 10 * sym["alpha_v"]
 
 
+def test_readme_short_names_are_the_table_a1_settings():
+    # one source of presets: the README's names carry the 45k split and init_std of Table A.1
+    assert PRESETS["cifar10-sym"] == PRESETS["a1-cifar10-sop-sym"]
+    assert PRESETS["cifar10-asym"] == PRESETS["a1-cifar10-sop-asym"]
+    assert PRESETS["cifar10-sym"]["train_subset"] == 45000 and PRESETS["cifar10-sym"]["init_std"] == 1e-8
+
+
+def test_config_presets_are_the_presets_module_ones():
+    import sopdeep.config
+
+    assert sopdeep.config.PRESETS is PRESETS
+
+
 def test_listing_names_every_preset_and_reference_settings():
     text = list_presets()
     for name in list(PRESETS) + list(REFERENCE_ONLY):

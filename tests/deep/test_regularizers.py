@@ -107,8 +107,12 @@ def test_penalty_combines_terms():
     g = torch.Generator().manual_seed(4)
     zw, zs = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
     want = 0.9 * consistency_loss(zw, zs) + 0.1 * class_balance_loss(zw)
-    torch.testing.assert_close(sop_plus_penalty(zw, zs, lambda_c=0.9, lambda_b=0.1), want)
-    assert sop_plus_penalty(zw, None, lambda_c=0.0, lambda_b=0.0).item() == 0.0
+    total, terms = sop_plus_penalty(zw, zs, lambda_c=0.9, lambda_b=0.1)
+    torch.testing.assert_close(total, want)
+    torch.testing.assert_close(terms["consistency"], consistency_loss(zw, zs))
+    torch.testing.assert_close(terms["balance"], class_balance_loss(zw))
+    total, terms = sop_plus_penalty(zw, None, lambda_c=0.0, lambda_b=0.0)
+    assert total.item() == 0.0 and terms == {}
 
 
 @pytest.mark.parametrize(

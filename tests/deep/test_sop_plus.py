@@ -8,7 +8,7 @@ import torch
 from sopdeep.config import TrainConfig
 from sopdeep.methods import SOP, Batch
 from sopdeep.regularizers import class_balance_loss, consistency_loss
-from sopdeep.sop_plus import RNG_KEY, SOPPlus
+from sopdeep.sop_plus import SOPPlus
 from sopdeep.trainer import train
 
 
@@ -46,7 +46,7 @@ def test_loss_is_sop_plus_weighted_regularisers_and_uv_steps_match_sop():
 
     # the strong view the method will draw, reproduced from the same generator state
     probe = SOPPlus(cfg)
-    probe.generator.set_state(st_plus[RNG_KEY].clone())
+    probe.load_state_dict(plus.state_dict())
     strong = probe.strong_view(batch)
 
     out_plus = plus.batch_loss(model, batch, st_plus)
@@ -56,7 +56,8 @@ def test_loss_is_sop_plus_weighted_regularisers_and_uv_steps_match_sop():
     expected = out_sop.loss + 0.9 * consistency_loss(zw, zs) + 0.1 * class_balance_loss(zw)
     # same float32 ops in a different association order: a few ulps of a loss of size ~5
     torch.testing.assert_close(out_plus.loss.detach(), expected.detach(), rtol=1e-5, atol=1e-6)
-    assert torch.equal(st_plus[RNG_KEY], probe.generator.get_state())  # the stream was consumed once
+    assert torch.equal(plus.generator.get_state(), probe.generator.get_state())  # the stream was consumed once
+    assert set(st_plus) == {"u", "v"}  # no RNG state among the per-sample tables
 
     # u, v gradients (and hence steps) are SOP's: the regularisers do not involve u, v
     out_plus.loss.backward()
@@ -98,9 +99,20 @@ def test_sop_plus_run_resumes_bit_identically(tmp_path):
     with pytest.raises(Stop):
         train(_cfg(tmp_path, "cut"), callbacks={"epoch": stop_after_first})
     resumed = train(_cfg(tmp_path, "cut"), resume=True)
-    for key in ("u", "v", RNG_KEY):
+    for key in ("u", "v"):
         assert torch.equal(full.state[key], resumed.state[key]), key
+    assert torch.equal(full.method_state["generator"], resumed.method_state["generator"])
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     assert full.history[-1]["train_loss"] == resumed.history[-1]["train_loss"]
     assert "train_consistency" in full.history[-1] and "train_balance" in full.history[-1]
+
+
+def test_strong_view_stream_depends_on_the_rank_given_not_on_the_environment(monkeypatch):
+    # the DDP rank comes from the DistEnv the trainer passes, never from os.environ
+    cfg = TrainConfig(dataset="synthetic", method="sop+")
+    monkeypatch.setenv("RANK", "5")
+    rank0, rank1 = SOPPlus(cfg).state_dict()["generator"], SOPPlus(cfg, rank=1).state_dict()["generator"]
+    monkeypatch.delenv("RANK")
+    assert torch.equal(SOPPlus(cfg).state_dict()["generator"], rank0)
+    assert not torch.equal(rank0, rank1)
