@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_positive
+from ._validation import check_array, check_int, check_positive
 
 __all__ = ["BatchedConvexResult", "solve_convex_batched", "gram_factor", "convex_certificate"]
 
@@ -119,7 +119,7 @@ def gram_factor(J, *, rank_tol=None):
     -------
     ndarray of shape (N, r) or (M, N, r)
     """
-    J = np.asarray(J, dtype=float)
+    J = check_array(J, "J", ndims=(2, 3))
     U, sig, _ = np.linalg.svd(J, full_matrices=False)
     if rank_tol is None:
         rank_tol = max(J.shape[-2:]) * np.finfo(float).eps
@@ -483,12 +483,10 @@ def solve_convex_batched(J, y, lam, *, factor=None, tol=1e-9, max_iter=60, polis
 
 
 def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
-    J = np.asarray(J, dtype=float)
-    if J.ndim not in (2, 3) or not np.all(np.isfinite(J)):
-        raise ValueError(f"J must be a finite 2-D or 3-D array, got shape {J.shape}")
-    y = np.asarray(y, dtype=float)
-    if y.ndim not in (1, 2) or y.shape[-1] != J.shape[-2] or not np.all(np.isfinite(y)):
-        raise ValueError(f"y must be finite of shape (N,) or (M, N) with N = {J.shape[-2]}, got {y.shape}")
+    J = check_array(J, "J", ndims=(2, 3))
+    y = check_array(y, "y", ndims=(1, 2))
+    if y.shape[-1] != J.shape[-2]:
+        raise ValueError(f"y must have shape (N,) or (M, N) with N = {J.shape[-2]}, got {y.shape}")
     lam = np.atleast_1d(check_positive(lam, "lam"))
     if lam.ndim != 1:
         raise ValueError(f"lam must be a scalar or 1-D, got shape {lam.shape}")
@@ -497,12 +495,12 @@ def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
                     ("lam", lam.shape[0])):
         if n not in (1, M):
             raise ValueError(f"{name} has {n} instances, which does not broadcast to {M}")
-    if tol <= 0 or not np.isfinite(tol):
-        raise ValueError(f"tol must be finite and > 0, got {tol!r}")
+    tol = float(check_positive(tol, "tol"))
+    max_iter = check_int(max_iter, "max_iter", low=1)
     if factor is None:
         factor = gram_factor(J)
-    F = np.asarray(factor, dtype=float)
-    if F.ndim not in (2, 3) or F.shape[-2] != J.shape[-2]:
+    F = check_array(factor, "factor", ndims=(2, 3))
+    if F.shape[-2] != J.shape[-2]:
         raise ValueError(f"factor must have shape (N, r) or (M, N, r), got {F.shape}")
     N = J.shape[-2]
     F = np.broadcast_to(F if F.ndim == 3 else F[None], (M,) + F.shape[-2:])
