@@ -33,6 +33,7 @@ import hashlib
 import io
 import itertools
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,9 @@ import numpy as np
 from sopcommon import atomic_savez, atomic_write_bytes
 from ._validation import check_int, check_positive
 from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
+from .coherence import coherence_of_basis, recovery_condition
+from .metrics import recovery_error
+from .problem import draw_factors
 
 __all__ = [
     "instance_seed",
@@ -81,15 +85,10 @@ def draw_instances(N, p, r, k, seeds):
     M = len(seeds)
     A = np.empty((M, N, r))
     B = np.empty((M, r, p))
-    s_star = np.zeros((M, N))
+    s_star = np.empty((M, N))
     theta0 = np.empty((M, p))
     for i, seed in enumerate(seeds):
-        rng = np.random.default_rng(seed)
-        A[i] = rng.standard_normal((N, r))
-        B[i] = rng.standard_normal((r, p))
-        support = np.sort(rng.choice(N, size=k, replace=False))
-        s_star[i, support] = rng.standard_normal(k)
-        theta0[i] = rng.standard_normal(p)
+        A[i], B[i], _, s_star[i], theta0[i] = draw_factors(N, p, r, k, np.random.default_rng(seed))
     J = A @ B
     y = np.einsum("mnp,mp->mn", J, theta0) + s_star
     # Gram matrices and Cholesky factors instead of QR (3-4x cheaper in batch; the condition
@@ -104,12 +103,6 @@ def draw_instances(N, p, r, k, seeds):
     W = np.swapaxes(np.linalg.solve(La, np.swapaxes(A, 1, 2)), 1, 2)   # A La^{-T}: orthonormal
     return {"J": J, "y": y, "theta_star": theta_star, "s_star": s_star, "factor": factor,
             "mu": coherence_of_basis(W)}
-
-
-def coherence_of_basis(U):
-    """μ = (N / r) max_i ||Uᵀ e_i||² (eq. 26) from an orthonormal basis U of shape (..., N, r)."""
-    N, r = U.shape[-2:]
-    return (N / r) * (U**2).sum(axis=-1).max(axis=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,12 +211,8 @@ def _solve_cells_impl(cells, solver_values, trials, base_seed, method, solver, t
             data["J"], data["y"], lam, data["factor"], inst, solver)
     else:
         est_theta, est_s, info = _solve_gd_stack(data["J"], data["y"], combo_arr, inst, method)
-    eps_theta = np.linalg.norm(est_theta - data["theta_star"][inst], axis=1) / np.linalg.norm(
-        data["theta_star"][inst], axis=1)
-    s_norm = np.linalg.norm(data["s_star"][inst], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eps_s = np.where(s_norm > 0, np.linalg.norm(est_s - data["s_star"][inst], axis=1) / s_norm,
-                         np.nan)
+    eps_theta = recovery_error(est_theta, data["theta_star"][inst], axis=1)
+    eps_s = recovery_error(est_s, data["s_star"][inst], axis=1)   # s* != 0: run_phase needs k >= 1
     mu = data["mu"][inst]
     Ns = np.full(len(inst), N)
     rows = {
@@ -238,7 +227,7 @@ def _solve_cells_impl(cells, solver_values, trials, base_seed, method, solver, t
         "mu": mu,
     }
     rows["success"] = rows["success_theta"] & rows["success_s"]
-    rows["prop35"] = rows["k"].astype(float) ** 2 * r < Ns / (4.0 * mu)
+    rows["prop35"] = recovery_condition(rows["k"], r, Ns, mu)
     rows.update(info)
     out = []
     for c, cell in enumerate(cells):
@@ -395,11 +384,9 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
     results = [None] * len(cells)
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        n_rows = trials * len(_solver_combos(method, solver_values))
         for i, key in enumerate(keys):
-            f = Path(cache_dir) / f"{key}.npz"
-            if f.exists():
-                with np.load(f, allow_pickle=False) as z:
-                    results[i] = {name: z[name] for name in z.files}
+            results[i] = _load_cached_cell(Path(cache_dir) / f"{key}.npz", method, n_rows)
     todo = [i for i in range(len(cells)) if results[i] is None]
     per_cell = trials * len(_solver_combos(method, solver_values))
     jobs, cur = [], []
@@ -418,6 +405,36 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
                  cache_dir, n_jobs, backend, progress, results)
     table = {name: np.concatenate([res[name] for res in results]) for name in results[0]}
     return table
+
+
+def _table_columns(method):
+    """The columns of a table of ``method`` (see :func:`run_phase`)."""
+    columns = ("N", "p", "r", "k", "lam", "alpha", "gamma", "trial", "base_seed", "eps_theta",
+               "eps_s", "success_theta", "success_s", "mu", "success", "prop35", "solver",
+               "certified")
+    if method == "convex":
+        columns += ("primal_residual", "stationarity", "dual_infeasibility", "gap")
+    return columns
+
+
+def _load_cached_cell(path, method, n_rows):
+    """The rows of one cached cell, or ``None`` (recompute) when absent or damaged (with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            part = {name: z[name] for name in z.files}
+        missing = set(_table_columns(method)) - set(part)
+        if missing:
+            raise ValueError(f"columns {sorted(missing)} are missing")
+        bad = [name for name, col in part.items() if col.shape != (n_rows,)]
+        if bad:
+            raise ValueError(f"columns {bad} do not have {n_rows} rows")
+    except Exception as exc:  # noqa: BLE001  (any unreadable file is recomputed; say why)
+        warnings.warn(f"phase-grid cache file {path} is damaged ({type(exc).__name__}: {exc}); "
+                      "recomputing that cell", RuntimeWarning, stacklevel=3)
+        return None
+    return part
 
 
 def _execute(jobs, cells, keys, solver_values, trials, base_seed, method, solver, threshold,
