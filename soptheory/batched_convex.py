@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_array, check_int, check_positive
+from .certificate import _rmatvec, convex_certificate
 
 __all__ = ["BatchedConvexResult", "solve_convex_batched", "gram_factor", "convex_certificate"]
 
@@ -127,53 +128,6 @@ def gram_factor(J, *, rank_tol=None):
     r = max(int(keep.sum(axis=-1).max()), 1)
     sig = np.where(keep, sig, 0.0)[..., :r]
     return U[..., :r] * sig[..., None, :]
-
-
-def _rmatvec(J, v):
-    """``J^T v`` for one J (N, p) or a stack (M, N, p), with v of shape (M, N) (BLAS matmul)."""
-    return (v[:, None, :] @ J)[:, 0, :] if J.ndim == 3 else v @ J
-
-
-def convex_certificate(J, y, lam, theta, s, nu):
-    """Certificate of optimality of ``(theta, s, nu)`` for eq. (25), from the data alone.
-
-    .. math::
-
-        P = \\tfrac12\\|\\theta\\|^2 + \\lambda\\|s\\|_1,\\qquad
-        D = y^\\top\\bar\\nu - \\tfrac12\\|J^\\top\\bar\\nu\\|^2,\\quad
-        \\bar\\nu = \\mathrm{clip}(\\nu, -\\lambda, \\lambda),
-
-    so ``D <= P*`` always and ``P - D`` bounds the suboptimality; since ``P`` is 1-strongly convex
-    in θ, ``||θ - θ*|| <= sqrt(2 (P - D))`` whenever ``y = Jθ + s`` holds exactly.
-
-    Parameters
-    ----------
-    J : ndarray of shape (N, p) or (M, N, p)
-    y : ndarray of shape (M, N)
-    lam : ndarray of shape (M,)
-    theta : ndarray of shape (M, p)
-    s, nu : ndarray of shape (M, N)
-
-    Returns
-    -------
-    dict of ndarray of shape (M,)
-        ``primal_residual``, ``stationarity``, ``dual_infeasibility``, ``gap`` (all relative, see
-        :class:`BatchedConvexResult`).
-    """
-    J = np.asarray(J, dtype=float)
-    lam = np.asarray(lam, dtype=float)
-    Jt_nu = _rmatvec(J, nu)
-    J_theta = (J @ theta[..., None])[..., 0] if J.ndim == 3 else theta @ J.T
-    res = np.linalg.norm(y - J_theta - s, axis=-1) / np.maximum(1.0, np.linalg.norm(y, axis=-1))
-    tn = np.linalg.norm(theta, axis=-1)
-    stat = np.linalg.norm(theta - Jt_nu, axis=-1) / np.maximum(1.0, tn)
-    dinf = np.maximum(0.0, np.abs(nu).max(axis=-1) - lam) / lam
-    nub = np.clip(nu, -lam[:, None], lam[:, None])
-    Jt_nub = _rmatvec(J, nub)
-    P = 0.5 * tn**2 + lam * np.abs(s).sum(axis=-1)
-    D = np.einsum("mn,mn->m", y, nub) - 0.5 * (Jt_nub**2).sum(axis=-1)
-    gap = (P - D) / np.maximum(1.0, np.abs(P))
-    return {"primal_residual": res, "stationarity": stat, "dual_infeasibility": dinf, "gap": gap}
 
 
 def single_threaded_blas():
