@@ -89,7 +89,7 @@ class ConvexProgram:
     Notes
     -----
     The problem is DPP (``lam * norm1(s)`` with a nonnegative parameter), so CVXPY caches the
-    canonicalisation and a sweep over ``lam`` only re-solves. This is asserted at construction.
+    canonicalisation and a sweep over ``lam`` only re-solves; construction checks this.
 
     Examples
     --------
@@ -114,7 +114,9 @@ class ConvexProgram:
         self._constraint = y - J @ self._theta - self._s == 0
         objective = cp.Minimize(0.5 * cp.sum_squares(self._theta) + self._lam * cp.norm1(self._s))
         self.problem = cp.Problem(objective, [self._constraint])
-        assert self.problem.is_dcp(dpp=True), "problem (25) must be DPP to be re-used across lambda"
+        if not self.problem.is_dcp(dpp=True):  # pragma: no cover  (a CVXPY regression)
+            raise RuntimeError("problem (25) is not DPP in this CVXPY version: it cannot be re-used "
+                               "across lambda")
 
     def solve(self, lam, solver="ECOS", **solver_options):
         """Solve (25) for each ``lam``; see :func:`solve_convex` for the parameters."""

@@ -42,6 +42,9 @@ from sopcommon import atomic_savez, atomic_write_bytes
 from ._validation import check_int, check_positive
 from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
 from .coherence import coherence_of_basis, recovery_condition
+from .convex import SolverInaccurateWarning, solve_convex
+from .flow_limit import flow_limit
+from .gradient_descent import gradient_descent
 from .metrics import recovery_error
 from .problem import draw_factors
 
@@ -50,6 +53,9 @@ __all__ = [
     "draw_instances",
     "coherence_of_basis",
     "run_phase",
+    "solve_cvxpy",
+    "single_threaded_blas",
+    "CLARABEL_TIGHT",
     "save_table",
     "load_table",
     "CACHE_VERSION",
@@ -248,7 +254,7 @@ def _solve_convex_stack(J, y, lam, factor, inst, solver):
         certified = res.certified.copy()
         bad = np.flatnonzero(~res.certified)
         for i in bad:          # rare: fall back to a tight CLARABEL solve, and say so
-            theta[i], s[i], nus[i] = _cvxpy_solve(J[inst[i]], y[inst[i]], lam[i], "CLARABEL",
+            theta[i], s[i], nus[i] = solve_cvxpy(J[inst[i]], y[inst[i]], lam[i], "CLARABEL",
                                                   tight=True, dual=True)
             used[i] = "clarabel-fallback"
         cert = convex_certificate(J[inst], y[inst], lam, theta, s, nus)
@@ -257,7 +263,7 @@ def _solve_convex_stack(J, y, lam, factor, inst, solver):
         s = np.empty((M, J.shape[1]))
         nus = np.empty((M, J.shape[1]))
         for i in range(M):
-            theta[i], s[i], nus[i] = _cvxpy_solve(J[inst[i]], y[inst[i]], lam[i], solver.upper(),
+            theta[i], s[i], nus[i] = solve_cvxpy(J[inst[i]], y[inst[i]], lam[i], solver.upper(),
                                                  tight=False, dual=True)
         used = np.array([solver] * M, dtype=object)
         cert = convex_certificate(J[inst], y[inst], lam, theta, s, nus)
@@ -267,8 +273,6 @@ def _solve_convex_stack(J, y, lam, factor, inst, solver):
 
 
 def _solve_gd_stack(J, y, combo, inst, method):
-    import soptheory as st  # the theory solvers (issue 2)
-
     M = len(inst)
     theta = np.empty((M, J.shape[2]))
     s = np.empty((M, J.shape[1]))
@@ -278,10 +282,10 @@ def _solve_gd_stack(J, y, combo, inst, method):
         for g in np.unique(combo[sel, 1]):
             sg = sel[combo[sel, 1] == g]
             if method == "gd":
-                out = st.gradient_descent(J[i0], y[i0], combo[sg, 0], gamma=g)
+                out = gradient_descent(J[i0], y[i0], combo[sg, 0], gamma=g)
                 conv[sg] = np.asarray(out.converged)
             else:
-                out = st.flow_limit(J[i0], y[i0], combo[sg, 0], g)
+                out = flow_limit(J[i0], y[i0], combo[sg, 0], g)
                 conv[sg] = True
             theta[sg], s[sg] = out.theta, out.s
     return theta, s, {"solver": np.array([method] * M), "certified": conv}
@@ -292,12 +296,32 @@ def _solve_gd_stack(J, y, combo, inst, method):
 CLARABEL_TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, tol_ktratio=1e-10)
 
 
-def _cvxpy_solve(J, y, lam, solver, *, tight, dual=False):
-    """One CVXPY solve of eq. (25) via :func:`soptheory.solve_convex` (λ a Parameter)."""
-    import warnings
+def solve_cvxpy(J, y, lam, solver="ECOS", *, tight=False, dual=False):
+    """One CVXPY solve of eq. (25) by :func:`soptheory.solve_convex`, inaccuracy warnings muted.
 
-    from .convex import SolverInaccurateWarning, solve_convex
+    Parameters
+    ----------
+    J : array_like of shape (N, p)
+    y : array_like of shape (N,)
+    lam : float
+    solver : str, default="ECOS"
+    tight : bool, default=False
+        With ``solver="CLARABEL"``, use :data:`CLARABEL_TIGHT`.
+    dual : bool, default=False
+        Also return the multiplier ``nu``.
 
+    Returns
+    -------
+    (theta, s) or (theta, s, nu)
+
+    Examples
+    --------
+    >>> from soptheory import make_problem
+    >>> prob = make_problem(10, 20, 2, 2, random_state=0)
+    >>> theta, s = solve_cvxpy(prob.J, prob.y, 0.1, "CLARABEL", tight=True)
+    >>> theta.shape, s.shape
+    ((20,), (10,))
+    """
     opts = CLARABEL_TIGHT if (tight and solver == "CLARABEL") else {}
     with warnings.catch_warnings():
         # ECOS at its default tolerances (the paper's method) often reports optimal_inaccurate;
@@ -307,6 +331,9 @@ def _cvxpy_solve(J, y, lam, solver, *, tight, dual=False):
     if dual:
         return sol.theta, sol.s, sol.nu
     return sol.theta, sol.s
+
+
+_cvxpy_solve = solve_cvxpy   # the old private name, until the figure scripts use solve_cvxpy
 
 
 def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, threshold=1e-3,
