@@ -3,39 +3,13 @@
 .. math::
 
     \\min_{\\theta, s}\\ \\tfrac12\\|\\theta\\|_2^2 + \\lambda\\|s\\|_1
-    \\quad\\text{s.t.}\\quad y = J\\theta + s .                                    \\qquad (25)
+    \\quad\\text{s.t.}\\quad y = J\\theta + s \\qquad (25)
 
-Its dual (appendix B.2) is the box-constrained quadratic program
-
-.. math::
-
-    \\max_{\\nu}\\ y^\\top\\nu - \\tfrac12\\|J^\\top\\nu\\|_2^2
-    \\quad\\text{s.t.}\\quad \\|\\nu\\|_\\infty \\le \\lambda ,
-
-with the KKT conditions :math:`\\theta = J^\\top\\nu`, :math:`y = J\\theta + s`,
-:math:`\\nu_i = \\lambda\\,\\mathrm{sign}(s_i)` where :math:`s_i \\ne 0` and :math:`|\\nu_i| \\le \\lambda`
-where :math:`s_i = 0`.  Only :math:`JJ^\\top` enters the dual, so with any factor
-:math:`F \\in \\mathbb R^{N\\times r}`, :math:`FF^\\top = JJ^\\top` (e.g. :math:`F = U\\Sigma` from the
-compact SVD :math:`J = U\\Sigma V^\\top`), the primal is the r-dimensional problem
-:math:`\\min_c \\tfrac12\\|c\\|^2 + \\lambda\\|y - Fc\\|_1` with :math:`c = F^\\top\\nu`,
-:math:`s = y - Fc` and :math:`\\theta = J^\\top\\nu` (so :math:`\\theta` lies in the row space of J).
-
-Method, for a whole stack of instances at once (numpy, batched linear algebra):
-
-1. a primal-dual interior-point method (Mehrotra predictor-corrector) on the dual box QP, whose
-   Newton systems :math:`(FF^\\top + D)\\Delta = g` are solved through the r x r matrix
-   :math:`I + F^\\top D^{-1}F` (Woodbury) when r <= 2N/3, else through the N x N matrix with
-   :math:`FF^\\top` formed once; it stops early (relative gap ``SCREEN_TOL``), since the polish
-   only needs the support, and the instances whose polish fails are re-run to ``tol``;
-2. an active-set polish: from the interior point, guess the support S of s and its signs σ, then
-   solve the KKT system exactly — :math:`\\nu_S = \\lambda\\sigma_S`, :math:`(Fc)_Z = y_Z` on the
-   complement Z, :math:`c = F^\\top\\nu` — and verify it (:math:`|\\nu_Z| \\le \\lambda`,
-   :math:`\\mathrm{sign}(s_S) = \\sigma_S`, :math:`s_Z = 0`); wrong guesses are corrected and the
-   polish repeated a few times;
-3. a per-instance certificate computed from (J, y, λ, θ, s, ν) alone: primal residual, stationarity
-   :math:`\\|\\theta - J^\\top\\nu\\|`, dual infeasibility, and the duality gap.  An instance whose
-   polish could not be verified keeps the interior-point answer and is flagged
-   ``certified = False`` (callers such as :mod:`soptheory.phase` then fall back to CVXPY).
+For a stack of instances at once: a Mehrotra interior-point method on the dual box QP (in the
+factor space ``F Fᵀ = J Jᵀ``), an active-set polish that solves the KKT system exactly, and a
+per-instance certificate (:func:`soptheory.convex_certificate`); an instance whose polish cannot
+be verified keeps the interior-point answer and is flagged ``certified = False``. The method and
+its tolerances are explained in ``docs/theory.md``.
 """
 
 from __future__ import annotations
@@ -49,13 +23,9 @@ from .certificate import _rmatvec, convex_certificate
 
 __all__ = ["BatchedConvexResult", "solve_convex_batched", "gram_factor", "convex_certificate"]
 
-# Certificate tolerances (relative).  The polish solves a linear KKT system, so a correct active
-# set gives residuals at the rounding level (~1e-13 for the problem sizes of the paper); 1e-9 leaves
-# four orders of magnitude for ill-conditioned supports while still rejecting a wrong active set,
-# whose residuals are O(1) or at least of the size of the smallest nonzero |s_i|.
+# Relative certificate tolerance (a correct active set gives ~1e-13) and the relative gap at which
+# the interior point hands over to the polish; both justified in docs/theory.md.
 CERT_TOL = 1e-9
-# Relative duality gap at which the first interior-point stage hands over to the polish; measured
-# on the Figure 4 workload, 1e-6 lets > 99% of instances verify and saves ~2 of ~12 iterations.
 SCREEN_TOL = 1e-6
 
 

@@ -1,32 +1,15 @@
 """The exact ``t -> infinity`` limit of the gradient flow (16)-(20) of the long version.
 
-Solving the flow (16) from the initialisation (18) gives (eq. 19)
-
-.. math::
-
-    \\theta_t = J^\\top \\nu_t, \\qquad u_t = \\gamma e^{2\\alpha\\nu_t}, \\qquad
-    v_t = \\gamma e^{-2\\alpha\\nu_t}, \\qquad \\nu_t = -\\int_0^t r_\\tau\\,d\\tau \\quad (20),
-
-so that :math:`s_t = u_t\\odot u_t - v_t\\odot v_t = 2\\gamma^2\\sinh(4\\alpha\\nu_t)` and
-:math:`\\dot\\nu_t = -r_t = -(JJ^\\top\\nu_t + s_t - y)`.  This is exactly the gradient flow
-:math:`\\dot\\nu = -\\nabla F(\\nu)` of the strictly convex, coercive function
+The flow from (18) is the gradient flow of the strictly convex
 
 .. math::
 
     F(\\nu) = \\tfrac12\\|J^\\top\\nu\\|_2^2 - y^\\top\\nu
               + \\frac{\\gamma^2}{2\\alpha}\\sum_{i=1}^N \\cosh(4\\alpha\\nu_i),
-    \\qquad
-    \\nabla F(\\nu) = JJ^\\top\\nu - y + 2\\gamma^2\\sinh(4\\alpha\\nu) = r(\\nu),
-    \\qquad
-    \\nabla^2 F(\\nu) = JJ^\\top + \\operatorname{diag}\\big(8\\alpha\\gamma^2\\cosh(4\\alpha\\nu)\\big),
 
-whose unique minimiser :math:`\\nu_\\infty` is the limit of :math:`\\nu_t`.  Hence
-:math:`\\theta_\\infty = J^\\top\\nu_\\infty`, :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)`
-and :math:`r_\\infty = \\nabla F(\\nu_\\infty) = 0` (Proposition 3.3, global convergence).
-
-Note that ``-F`` is the dual objective :math:`y^\\top\\nu - \\tfrac12\\|J^\\top\\nu\\|^2` of the convex
-program (25) plus a smooth penalty which, with :math:`\\alpha = -\\log\\gamma/(2\\lambda)` (eq. 22),
-tends to the indicator of :math:`\\|\\nu\\|_\\infty\\le\\lambda` as :math:`\\gamma\\to 0`.
+and its limit is :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
+:math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)` with :math:`\\nu_\\infty = \\arg\\min F`
+(derivation in ``docs/theory.md``).
 """
 
 from __future__ import annotations
@@ -113,36 +96,15 @@ def _objective(nu, JJt, y, a, lg2):
 def flow_limit(J, y, alpha, gamma=np.exp(-8.0), *, rtol=1e-14, max_iter=500, max_exp_step=10.0):
     """Exact limit of the gradient flow (16) from (18), by safeguarded Newton on ``F``.
 
-    Minimises
-
-    .. math::
-
-        F(\\nu) = \\tfrac12\\|J^\\top\\nu\\|_2^2 - y^\\top\\nu
-                  + \\frac{\\gamma^2}{2\\alpha}\\sum_i \\cosh(4\\alpha\\nu_i)
-
-    (see the module docstring) and returns :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
+    Minimises ``F`` of the module docstring and returns :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
     :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)`,
     :math:`u_\\infty = \\gamma e^{2\\alpha\\nu_\\infty}`, :math:`v_\\infty = \\gamma e^{-2\\alpha\\nu_\\infty}`.
 
-    Algorithm: safeguarded Newton started at ``nu = 0`` (the flow's own start), all ``alpha``
-    of the batch at once. Each step solves the Levenberg-Marquardt system
-    :math:`(\\nabla^2F(\\nu) + \\mu\\,(4\\alpha)^2 I)\\,d = -\\nabla F(\\nu)` after symmetric diagonal
-    scaling, with the damping :math:`\\mu` a per-coordinate vector. Safeguards: (i) a trust
-    region on the exponent: :math:`\\mu_i` is raised where ``|4 alpha d_i| > max_exp_step``
-    until no coordinate exceeds it (cosh changes by at most a factor ``e**max_exp_step``
-    per step), lowered by 4 after every full step and raised by 4 after a backtracked one, never
-    below ``1e-12 ||JJ^T|| / (4 alpha)^2`` (which bounds the condition number of the system; the
-    Hessian itself is numerically singular on :math:`\\mathrm{null}(J^\\top)` when
-    :math:`8\\alpha\\gamma^2` underflows relative to :math:`\\|JJ^\\top\\|`, but the gradient is
-    negligible there); (ii) Armijo backtracking on ``F``, evaluated in the log domain
-    (``2 gamma^2 cosh(x) = exp(2 log gamma + |x|) (1 + exp(-2|x|))``) so that a trial point where
-    cosh overflows is rejected, never turned into NaN; (iii) near the solution, where ``F`` no
-    longer resolves decreases, a step is also accepted when it reduces ``||grad F||``.
-
-    Stops when :math:`\\|\\nabla F\\|_\\infty \\le \\mathrm{rtol}\\cdot
-    (\\|JJ^\\top\\|_2\\|\\nu\\|_\\infty + \\|y\\|_\\infty + \\|s\\|_\\infty)`, i.e. the residual
-    :math:`r_\\infty` is zero to ``rtol`` relative to the size of the terms that make it up, or
-    when the Newton step no longer changes ``nu`` in floating point.
+    Safeguarded Newton from ``nu = 0`` (Levenberg-Marquardt damping with a trust region on the
+    exponent, Armijo backtracking on ``F`` in the log domain; see ``docs/theory.md``), all
+    ``alpha`` at once. Stops when :math:`\\|\\nabla F\\|_\\infty \\le \\mathrm{rtol}\\,
+    (\\|JJ^\\top\\|_2\\|\\nu\\|_\\infty + \\|y\\|_\\infty + \\|s\\|_\\infty)` or when a step no
+    longer changes ``nu``.
 
     Parameters
     ----------

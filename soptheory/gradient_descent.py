@@ -23,8 +23,7 @@ from ._validation import check_int, check_open_unit, check_positive, check_syste
 __all__ = ["GradientDescentResult", "GradientDescentDiverged", "gradient_descent", "default_step"]
 
 
-# The adaptive step is recomputed every _TAU_EVERY iterations (it changes slowly: u, v move by a
-# factor at most 1 +- 2 * safety_alpha per step), which saves a third of the work per step.
+# The adaptive step is recomputed every _TAU_EVERY iterations (it changes slowly; docs/theory.md).
 _TAU_EVERY = 10
 
 
@@ -84,17 +83,9 @@ def default_step(J, y, alpha, *, safety_J=1.0, safety_alpha=0.02):
         \\tau(\\alpha) = \\min\\Big(\\frac{c_J}{\\|J\\|_2^2},\\;
                                \\frac{c_\\alpha}{\\alpha\\,\\max_i |y_i|}\\Big)
 
-    The first bound is half the stability limit :math:`2/\\|J\\|_2^2` of the ``theta`` block
-    (``c_J = 1``). The second keeps the multiplicative factors :math:`1 \\mp 2\\alpha\\tau r_i`
-    of the ``u, v`` updates within :math:`1 \\pm 2c_\\alpha` while :math:`|r_i| \\le \\max|y|`
-    (as at the start, :math:`r_0 = -y`), and bounds the stiffness
-    :math:`4\\alpha|s_i|\\tau` of the ``s`` block; it also limits the discretisation drift of the
-    implicit bias: each step multiplies :math:`u_i v_i` by :math:`1 - 4\\alpha^2\\tau^2 r_i^2`,
-    which shifts the effective :math:`\\log\\gamma` by :math:`O(c_\\alpha)` over a run.
-    With ``c_alpha = 0.02`` a constant-step run is within about 1.3e-2 (relative, theta) of the
-    flow limit on the Figure 2 instance at large ``alpha``; the gap is proportional to
-    ``c_alpha``. The default ``tau=None`` of :func:`gradient_descent` uses an adaptive step
-    instead, much faster once the residual is small.
+    The first bound is half the stability limit of the ``theta`` block, the second keeps the
+    multiplicative ``u, v`` updates within :math:`1 \\pm 2c_\\alpha` (justification in
+    ``docs/theory.md``). :func:`gradient_descent` uses an adaptive step by default instead.
 
     Parameters
     ----------
@@ -109,6 +100,11 @@ def default_step(J, y, alpha, *, safety_J=1.0, safety_alpha=0.02):
     Returns
     -------
     float or ndarray of shape (B,)
+
+    Examples
+    --------
+    >>> default_step(np.eye(2), [1.0, 0.0], alpha=[1.0, 100.0]).tolist()
+    [0.02, 0.0002]
     """
     J, y = check_system(J, y)
     alpha = check_positive(alpha, "alpha")
@@ -162,25 +158,16 @@ def gradient_descent(
         Initialisation scale, in (0, 1).
     tau : None, float or array_like of shape (B,), default=None
         Constant step size(s), ``> 0`` (eq. 15 verbatim; :func:`default_step` gives a safe one).
-        ``None``: the adaptive step below, recomputed every 10 iterations,
+        ``None``: the adaptive step, recomputed every 10 iterations,
 
         .. math::
 
             \\tau_k = \\min\\Big(\\frac{c_J}{\\|J\\|_2^2 + 4\\alpha\\max_i(u_i^2+v_i^2)},\\;
-                               \\frac{c_\\alpha}{\\alpha\\max_i|r_{k,i}|}\\Big).
+                               \\frac{c_\\alpha}{\\alpha\\max_i|r_{k,i}|}\\Big)
 
-        The first term is below the stability limit ``2 / lambda_max`` of the iteration near
-        a solution (in the mirror variable the Hessian is
-        :math:`JJ^\\top + \\mathrm{diag}(4\\alpha(u^2+v^2))`); the second keeps each
-        multiplicative update :math:`1 \\mp 2\\alpha\\tau r_i` within :math:`1\\pm 2c_\\alpha`, and so
-        bounds the discretisation drift of the implicit bias: every step multiplies
-        :math:`u_iv_i` by :math:`1-4\\alpha^2\\tau^2r_i^2`, and summed over the fitting transient
-        this shifts :math:`\\log\\gamma` by :math:`O(c_\\alpha)`. The step shrinks with ``alpha``
-        (like ``1/alpha`` for large ``alpha``) and grows as ``r`` is fitted, which is what makes
-        the whole range ``alpha in [4, 4000]`` affordable. With the defaults, GD is within
-        about 1e-3 in theta and 1e-2 in s (relative) of :func:`flow_limit` on Figure 2
-        instances (seeds 0-5, 30 alpha in [4, 4000]); the gap is proportional to
-        ``safety_alpha``.
+        (stable near a solution, and bounding the drift of the implicit bias by
+        :math:`O(c_\\alpha)`; see ``docs/theory.md``). With the defaults GD is within about 1e-3
+        in theta and 1e-2 in s (relative) of :func:`flow_limit` on Figure 2 instances.
     max_iter : int, default=1_000_000
         Iteration cap per ``alpha``, ``>= 1``.
     tol : float, default=1e-4

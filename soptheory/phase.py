@@ -11,19 +11,11 @@ table: its parameters, its seed, the recovery errors
 success flags (``eps < threshold``, 1e-3 in the paper), the coherence μ(J) of Definition 3.4 with
 the sufficient condition ``k² r < N / (4 μ)`` of Proposition 3.5, the solver used and its certificate.
 
-Seeds.  The data of trial ``t`` of cell ``(N, p, r, k)`` come from
-``SeedSequence(base_seed, spawn_key=(N, p, r, k, t))``: independent of evaluation order, of how the
-grid is chunked and of the solver parameters (a sweep over λ solves the *same* instances, as common
-random numbers), and identical to ``make_problem(N, p, r, k, random_state=that_seed_sequence)``.
-
-Execution.  Cells sharing ``(N, p, r)`` are solved together in one batched call of
-:func:`soptheory.solve_convex_batched` (up to ``batch_size`` instances), through joblib
-(``n_jobs``; any joblib backend, e.g. ``backend="dask"`` on a ``distributed`` cluster).
-
-Caching.  With ``cache_dir``, each cell's rows are written to ``<cache_dir>/<key>.npz`` atomically
-(temporary file + ``os.replace``) as soon as its batch is solved; the key hashes every parameter of
-the cell, the solver parameters, the trials, the base seed, the method, the solver and the
-thresholds.  A killed run therefore resumes from the cells already saved.
+Seeds: trial ``t`` of cell ``(N, p, r, k)`` is ``make_problem(N, p, r, k,
+random_state=instance_seed(base_seed, N, p, r, k, t))``, whatever the order, chunking or solver
+parameters. Cells sharing ``(N, p, r)`` are solved in one batched call through joblib (any
+backend, e.g. dask). With ``cache_dir`` each cell is saved atomically as soon as it is solved, so a
+killed run resumes; a damaged cache file is recomputed with a warning (``docs/theory.md``).
 """
 
 from __future__ import annotations
@@ -76,12 +68,15 @@ def instance_seed(base_seed, N, p, r, k, trial):
 def draw_instances(N, p, r, k, seeds):
     """Draw a stack of instances exactly as :func:`soptheory.make_problem` does, plus a Gram factor.
 
-    The random draws are those of ``make_problem`` (``A``, ``B``, the support, ``s*``, ``θ0``, in that
-    order, from ``numpy.random.default_rng(seed)``), so ``J`` and ``s*`` are bit-identical to it;
-    θ* is computed as the projection ``Bᵀ (B Bᵀ)⁻¹ B θ0`` on the row space, which equals
-    ``make_problem``'s least-squares θ* to rounding.  The factor ``F = A L`` (``B Bᵀ = L Lᵀ``)
-    satisfies ``F Fᵀ = J Jᵀ``, and the orthonormal basis ``A La⁻ᵀ`` (``AᵀA = La Laᵀ``) of the
-    column space of J gives μ(J).
+    The draws are :func:`soptheory.problem.draw_factors`, so ``J`` and ``s*`` are bit-identical to
+    ``make_problem``'s; θ* (a projection on the row space), ``F`` (``F Fᵀ = J Jᵀ``) and μ(J) come
+    from Cholesky factors of the Gram matrices, equal to ``make_problem``'s to rounding.
+
+    Examples
+    --------
+    >>> d = draw_instances(6, 8, 2, 1, [instance_seed(0, 6, 8, 2, 1, t) for t in range(3)])
+    >>> d["J"].shape, d["factor"].shape, d["mu"].shape
+    ((3, 6, 8), (3, 6, 2), (3,))
 
     Returns
     -------
