@@ -4,19 +4,17 @@ Liu, Zhu, Qu, You, "Robust Training under Label Noise by Over-parameterization",
 Section 3 and appendix B.
 """
 
-from .batched_convex import BatchedConvexResult, convex_certificate, gram_factor, solve_convex_batched
-from .coherence import coherence, numerical_rank, recovery_condition_holds
-from .convex import (
-    ConvexProgram,
-    ConvexSolution,
+from .batched_convex import BatchedConvexResult, gram_factor, solve_convex_batched
+from .certificate import (
     KKTResiduals,
-    SolverInaccurateWarning,
+    convex_certificate,
     dual_objective,
     duality_gap,
     kkt_residuals,
     primal_objective,
-    solve_convex,
 )
+from .coherence import coherence, numerical_rank, recovery_condition_holds
+from .convex import ConvexProgram, ConvexSolution, SolverInaccurateWarning, solve_convex
 from .flow_limit import FlowLimitResult, flow_limit
 from .gradient_descent import (
     GradientDescentDiverged,

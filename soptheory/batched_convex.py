@@ -3,58 +3,29 @@
 .. math::
 
     \\min_{\\theta, s}\\ \\tfrac12\\|\\theta\\|_2^2 + \\lambda\\|s\\|_1
-    \\quad\\text{s.t.}\\quad y = J\\theta + s .                                    \\qquad (25)
+    \\quad\\text{s.t.}\\quad y = J\\theta + s \\qquad (25)
 
-Its dual (appendix B.2) is the box-constrained quadratic program
-
-.. math::
-
-    \\max_{\\nu}\\ y^\\top\\nu - \\tfrac12\\|J^\\top\\nu\\|_2^2
-    \\quad\\text{s.t.}\\quad \\|\\nu\\|_\\infty \\le \\lambda ,
-
-with the KKT conditions :math:`\\theta = J^\\top\\nu`, :math:`y = J\\theta + s`,
-:math:`\\nu_i = \\lambda\\,\\mathrm{sign}(s_i)` where :math:`s_i \\ne 0` and :math:`|\\nu_i| \\le \\lambda`
-where :math:`s_i = 0`.  Only :math:`JJ^\\top` enters the dual, so with any factor
-:math:`F \\in \\mathbb R^{N\\times r}`, :math:`FF^\\top = JJ^\\top` (e.g. :math:`F = U\\Sigma` from the
-compact SVD :math:`J = U\\Sigma V^\\top`), the primal is the r-dimensional problem
-:math:`\\min_c \\tfrac12\\|c\\|^2 + \\lambda\\|y - Fc\\|_1` with :math:`c = F^\\top\\nu`,
-:math:`s = y - Fc` and :math:`\\theta = J^\\top\\nu` (so :math:`\\theta` lies in the row space of J).
-
-Method, for a whole stack of instances at once (numpy, batched linear algebra):
-
-1. a primal-dual interior-point method (Mehrotra predictor-corrector) on the dual box QP, whose
-   Newton systems :math:`(FF^\\top + D)\\Delta = g` are solved through the r x r matrix
-   :math:`I + F^\\top D^{-1}F` (Woodbury) when r <= 2N/3, else through the N x N matrix with
-   :math:`FF^\\top` formed once; it stops early (relative gap ``SCREEN_TOL``), since the polish
-   only needs the support, and the instances whose polish fails are re-run to ``tol``;
-2. an active-set polish: from the interior point, guess the support S of s and its signs σ, then
-   solve the KKT system exactly — :math:`\\nu_S = \\lambda\\sigma_S`, :math:`(Fc)_Z = y_Z` on the
-   complement Z, :math:`c = F^\\top\\nu` — and verify it (:math:`|\\nu_Z| \\le \\lambda`,
-   :math:`\\mathrm{sign}(s_S) = \\sigma_S`, :math:`s_Z = 0`); wrong guesses are corrected and the
-   polish repeated a few times;
-3. a per-instance certificate computed from (J, y, λ, θ, s, ν) alone: primal residual, stationarity
-   :math:`\\|\\theta - J^\\top\\nu\\|`, dual infeasibility, and the duality gap.  An instance whose
-   polish could not be verified keeps the interior-point answer and is flagged
-   ``certified = False`` (callers such as :mod:`soptheory.phase` then fall back to CVXPY).
+For a stack of instances at once: a Mehrotra interior-point method on the dual box QP (in the
+factor space ``F Fᵀ = J Jᵀ``), an active-set polish that solves the KKT system exactly, and a
+per-instance certificate (:func:`soptheory.convex_certificate`); an instance whose polish cannot
+be verified keeps the interior-point answer and is flagged ``certified = False``. The method and
+its tolerances are explained in ``docs/theory.md``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ._validation import check_positive
+from ._validation import check_array, check_int, check_positive
+from .certificate import _rmatvec, convex_certificate
 
 __all__ = ["BatchedConvexResult", "solve_convex_batched", "gram_factor", "convex_certificate"]
 
-# Certificate tolerances (relative).  The polish solves a linear KKT system, so a correct active
-# set gives residuals at the rounding level (~1e-13 for the problem sizes of the paper); 1e-9 leaves
-# four orders of magnitude for ill-conditioned supports while still rejecting a wrong active set,
-# whose residuals are O(1) or at least of the size of the smallest nonzero |s_i|.
+# Relative certificate tolerance (a correct active set gives ~1e-13) and the relative gap at which
+# the interior point hands over to the polish; both justified in docs/theory.md.
 CERT_TOL = 1e-9
-# Relative duality gap at which the first interior-point stage hands over to the polish; measured
-# on the Figure 4 workload, 1e-6 lets > 99% of instances verify and saves ~2 of ~12 iterations.
 SCREEN_TOL = 1e-6
 
 
@@ -119,7 +90,7 @@ def gram_factor(J, *, rank_tol=None):
     -------
     ndarray of shape (N, r) or (M, N, r)
     """
-    J = np.asarray(J, dtype=float)
+    J = check_array(J, "J", ndims=(2, 3))
     U, sig, _ = np.linalg.svd(J, full_matrices=False)
     if rank_tol is None:
         rank_tol = max(J.shape[-2:]) * np.finfo(float).eps
@@ -127,53 +98,6 @@ def gram_factor(J, *, rank_tol=None):
     r = max(int(keep.sum(axis=-1).max()), 1)
     sig = np.where(keep, sig, 0.0)[..., :r]
     return U[..., :r] * sig[..., None, :]
-
-
-def _rmatvec(J, v):
-    """``J^T v`` for one J (N, p) or a stack (M, N, p), with v of shape (M, N) (BLAS matmul)."""
-    return (v[:, None, :] @ J)[:, 0, :] if J.ndim == 3 else v @ J
-
-
-def convex_certificate(J, y, lam, theta, s, nu):
-    """Certificate of optimality of ``(theta, s, nu)`` for eq. (25), from the data alone.
-
-    .. math::
-
-        P = \\tfrac12\\|\\theta\\|^2 + \\lambda\\|s\\|_1,\\qquad
-        D = y^\\top\\bar\\nu - \\tfrac12\\|J^\\top\\bar\\nu\\|^2,\\quad
-        \\bar\\nu = \\mathrm{clip}(\\nu, -\\lambda, \\lambda),
-
-    so ``D <= P*`` always and ``P - D`` bounds the suboptimality; since ``P`` is 1-strongly convex
-    in θ, ``||θ - θ*|| <= sqrt(2 (P - D))`` whenever ``y = Jθ + s`` holds exactly.
-
-    Parameters
-    ----------
-    J : ndarray of shape (N, p) or (M, N, p)
-    y : ndarray of shape (M, N)
-    lam : ndarray of shape (M,)
-    theta : ndarray of shape (M, p)
-    s, nu : ndarray of shape (M, N)
-
-    Returns
-    -------
-    dict of ndarray of shape (M,)
-        ``primal_residual``, ``stationarity``, ``dual_infeasibility``, ``gap`` (all relative, see
-        :class:`BatchedConvexResult`).
-    """
-    J = np.asarray(J, dtype=float)
-    lam = np.asarray(lam, dtype=float)
-    Jt_nu = _rmatvec(J, nu)
-    J_theta = (J @ theta[..., None])[..., 0] if J.ndim == 3 else theta @ J.T
-    res = np.linalg.norm(y - J_theta - s, axis=-1) / np.maximum(1.0, np.linalg.norm(y, axis=-1))
-    tn = np.linalg.norm(theta, axis=-1)
-    stat = np.linalg.norm(theta - Jt_nu, axis=-1) / np.maximum(1.0, tn)
-    dinf = np.maximum(0.0, np.abs(nu).max(axis=-1) - lam) / lam
-    nub = np.clip(nu, -lam[:, None], lam[:, None])
-    Jt_nub = _rmatvec(J, nub)
-    P = 0.5 * tn**2 + lam * np.abs(s).sum(axis=-1)
-    D = np.einsum("mn,mn->m", y, nub) - 0.5 * (Jt_nub**2).sum(axis=-1)
-    gap = (P - D) / np.maximum(1.0, np.abs(P))
-    return {"primal_residual": res, "stationarity": stat, "dual_infeasibility": dinf, "gap": gap}
 
 
 def single_threaded_blas():
@@ -233,100 +157,160 @@ def _robust_solve(A, B):
         return out
 
 
+@dataclass
+class _BoxQPIterate:
+    """An interior point of ``-1 <= ω <= 1`` for a stack, all arrays of shape (M, N).
+
+    ``slack_upper = 1 - ω`` and ``slack_lower = 1 + ω`` are kept as variables (their equations
+    hold only at convergence); ``mult_upper`` and ``mult_lower`` are the multipliers of the two
+    bounds.
+    """
+
+    omega: np.ndarray
+    slack_upper: np.ndarray
+    slack_lower: np.ndarray
+    mult_upper: np.ndarray
+    mult_lower: np.ndarray
+
+    @classmethod
+    def start(cls, b):
+        M, N = b.shape
+        return cls(omega=np.zeros((M, N)), slack_upper=np.ones((M, N)), slack_lower=np.ones((M, N)),
+                   mult_upper=np.maximum(b, 0.0) + 1.0, mult_lower=np.maximum(-b, 0.0) + 1.0)
+
+    def select(self, keep):
+        return _BoxQPIterate(*(getattr(self, f.name)[keep] for f in fields(self)))
+
+    def complementarity_sum(self):
+        """``Σ_i slack_upper·mult_upper + slack_lower·mult_lower`` per instance."""
+        return (self.slack_upper * self.mult_upper + self.slack_lower * self.mult_lower).sum(axis=1)
+
+
+def _box_qp_gap(F, Ft, b, omega):
+    """``(s̃, relative gap)`` of the box QP at ω, with ``s̃ = b - FFᵀω``.
+
+    The duality gap ``P - D`` of the normalised problem (λ = 1, primal ``½‖c‖² + ‖s̃‖₁`` with
+    ``c = Fᵀω``), written without cancellation as ``‖s̃‖₁ - s̃ᵀclip(ω, -1, 1)``, over ``max(1, |P|)``.
+    """
+    c = (Ft @ omega[..., None])[..., 0]
+    s_scaled = b - (F @ c[..., None])[..., 0]
+    gap = np.abs(s_scaled).sum(axis=1) - (s_scaled * np.clip(omega, -1.0, 1.0)).sum(axis=1)
+    primal = 0.5 * (c**2).sum(axis=1) + np.abs(s_scaled).sum(axis=1)
+    return s_scaled, gap / np.maximum(1.0, np.abs(primal))
+
+
 def _interior_point(F, b, *, tol, max_iter):
     """Mehrotra primal-dual IPM for ``min ½ωᵀFFᵀω - bᵀω  s.t. -1 <= ω <= 1`` (a stack).
 
-    Returns ω, multipliers of the upper/lower bounds, and the iteration count per instance.
+    Returns the best ω (smallest relative gap), that gap, and the iterations, per instance.
     """
-    M, N, _ = F.shape
-    best_om = np.zeros((M, N))
+    M, N, r = F.shape
+    best_omega = np.zeros((M, N))
     best_gap = np.full(M, np.inf)
     n_iter = np.zeros(M, dtype=int)
-    # working set, compacted only when some instances finish
-    idx = np.arange(M)
-    Fa = np.ascontiguousarray(F)
-    Fta = np.swapaxes(Fa, 1, 2)                   # a view: matmul passes it to BLAS transposed
-    r = Fa.shape[2]
-    Qa = Fa @ Fta if 3 * r > 2 * N else None      # see _newton_solver
-    ba = b
-    o = np.zeros((M, N))
-    su = np.ones((M, N))                          # slack of ω <= 1, kept explicitly
-    sl = np.ones((M, N))                          # slack of ω >= -1
-    u = np.maximum(b, 0.0) + 1.0
-    l = np.maximum(-b, 0.0) + 1.0
+    # the working set, compacted only when some instances finish
+    work = np.arange(M)
+    F_work = np.ascontiguousarray(F)
+    Ft_work = np.swapaxes(F_work, 1, 2)          # a view: matmul passes it to BLAS transposed
+    Q_work = F_work @ Ft_work if 3 * r > 2 * N else None      # see _newton_solver
+    b_work = b
+    point = _BoxQPIterate.start(b)
     for _ in range(max_iter + 1):
-        c = (Fta @ o[..., None])[..., 0]
-        Qo = (Fa @ c[..., None])[..., 0]
-        # stopping test on the duality gap of the normalised problem (valid: |ω| <= 1)
-        st = ba - Qo
-        gap = np.abs(st).sum(axis=1) - (st * np.clip(o, -1.0, 1.0)).sum(axis=1)
-        P = 0.5 * (c**2).sum(axis=1) + np.abs(st).sum(axis=1)
-        rel = gap / np.maximum(1.0, np.abs(P))
-        better = rel < best_gap[idx]
-        best_gap[idx[better]] = rel[better]
-        best_om[idx[better]] = o[better]
+        s_scaled, rel_gap = _box_qp_gap(F_work, Ft_work, b_work, point.omega)
+        better = rel_gap < best_gap[work]
+        best_gap[work[better]] = rel_gap[better]
+        best_omega[work[better]] = point.omega[better]
         # stop at the tolerance, or when round-off in the Newton systems (whose condition grows
         # like 1/mu) makes the gap grow again: the best iterate so far is kept for the polish
-        mu_rel = (su * u + sl * l).sum(axis=1) / (2 * N * np.maximum(1.0, np.abs(ba).max(axis=1)))
-        done = (rel <= tol) | (rel > 1e3 * best_gap[idx]) | (n_iter[idx] >= max_iter)
+        mu_rel = point.complementarity_sum() / (2 * N * np.maximum(1.0, np.abs(b_work).max(axis=1)))
+        done = (rel_gap <= tol) | (rel_gap > 1e3 * best_gap[work]) | (n_iter[work] >= max_iter)
         done |= mu_rel < 1e-15                   # complementarity below what double resolves
         if done.any():
             keep = ~done
-            idx, Fa, ba, o, u, l, su, sl, st, mu_rel = (
-                a[keep] for a in (idx, Fa, ba, o, u, l, su, sl, st, mu_rel)
-            )
-            Fta = np.swapaxes(Fa, 1, 2)
-            if Qa is not None:
-                Qa = Qa[keep]
-            if idx.size == 0:
+            work, F_work, b_work, s_scaled, mu_rel = (
+                a[keep] for a in (work, F_work, b_work, s_scaled, mu_rel))
+            point = point.select(keep)
+            Ft_work = np.swapaxes(F_work, 1, 2)
+            if Q_work is not None:
+                Q_work = Q_work[keep]
+            if work.size == 0:
                 break
-        n_iter[idx] += 1
-        rd = u - l - st
-        ru_p = su + o - 1.0                      # primal residuals of the slack equations
-        rl_p = sl - o - 1.0
-        mu = (su * u + sl * l).sum(axis=1) / (2 * N)
-        isu, isl, iu, il = 1.0 / su, 1.0 / sl, 1.0 / u, 1.0 / l   # reciprocals, used repeatedly
-        newton = _newton_solver(Fa, Fta, u * isu + l * isl, Qa)
-
-        def direction(cu, cl):
-            # Newton step for: Q dx + du - dl = -rd;  dsu = -ru_p - dx;  dsl = -rl_p + dx;
-            #                  u dsu + su du = cu;     l dsl + sl dl = cl
-            g = (cl + l * rl_p) * isl - (cu + u * ru_p) * isu - rd
-            dx = newton(g)
-            dsu = -ru_p - dx
-            dsl = dx - rl_p
-            du = (cu - u * dsu) * isu
-            dl = (cl - l * dsl) * isl
-            return dx, dsu, dsl, du, dl
-
-        def max_step(dsu, dsl, du, dl):
-            # largest step in (0, 1] keeping su, sl, u, l > 0: 1 / max(1, max_i(-dv_i / v_i))
-            worst = np.minimum(np.minimum((dsu * isu).min(axis=1), (dsl * isl).min(axis=1)),
-                               np.minimum((du * iu).min(axis=1), (dl * il).min(axis=1)))
-            return 1.0 / np.maximum(1.0, -worst)
-
-        # predictor (affine scaling)
-        dx, dsu, dsl, du, dl = direction(-su * u, -sl * l)
-        a_aff = max_step(dsu, dsl, du, dl)[:, None]
-        mu_aff = ((su + a_aff * dsu) * (u + a_aff * du) + (sl + a_aff * dsl) * (l + a_aff * dl)).sum(
-            axis=1
-        ) / (2 * N)
-        sigma = np.clip((mu_aff / mu) ** 3, 0.0, 1.0)[:, None]
-        # corrector
-        smu = sigma * mu[:, None]
-        dx, dsu, dsl, du, dl = direction(smu - su * u - dsu * du, smu - sl * l - dsl * dl)
-        eta = np.maximum(0.995, 1.0 - np.sqrt(mu_rel))[:, None]   # step-to-boundary fraction
-        a = np.minimum(eta[:, 0] * max_step(dsu, dsl, du, dl), 1.0)[:, None]
-        o = o + a * dx
-        su = su + a * dsu
-        sl = sl + a * dsl
-        u = u + a * du
-        l = l + a * dl
-    return best_om, best_gap, n_iter
+        n_iter[work] += 1
+        point = _predictor_corrector_step(F_work, Ft_work, Q_work, s_scaled, mu_rel, point)
+    return best_omega, best_gap, n_iter
 
 
-def _pinv_pair(FZ, Z, rhs, oZ):
-    """``c = FZ^+ rhs`` and ``ν = oZ + (FZ^+)^T (c - FZ^T oZ)`` for a stack (rows off Z are zero).
+def _predictor_corrector_step(F, Ft, Q, s_scaled, mu_rel, point):
+    """One Mehrotra step from ``point``: an affine predictor, then the centred corrector."""
+    N = point.omega.shape[1]
+    newton = _StepSystem(F, Ft, Q, s_scaled, point)
+    # predictor (affine scaling)
+    d_omega, d_su, d_sl, d_mu, d_ml = newton.direction(-point.slack_upper * point.mult_upper,
+                                                        -point.slack_lower * point.mult_lower)
+    step = newton.max_step(d_su, d_sl, d_mu, d_ml)[:, None]
+    mu = point.complementarity_sum() / (2 * N)
+    mu_aff = ((point.slack_upper + step * d_su) * (point.mult_upper + step * d_mu)
+              + (point.slack_lower + step * d_sl) * (point.mult_lower + step * d_ml)).sum(axis=1) / (2 * N)
+    sigma = np.clip((mu_aff / mu) ** 3, 0.0, 1.0)[:, None]
+    # corrector
+    target = sigma * mu[:, None]
+    d_omega, d_su, d_sl, d_mu, d_ml = newton.direction(
+        target - point.slack_upper * point.mult_upper - d_su * d_mu,
+        target - point.slack_lower * point.mult_lower - d_sl * d_ml)
+    eta = np.maximum(0.995, 1.0 - np.sqrt(mu_rel))[:, None]   # step-to-boundary fraction
+    step = np.minimum(eta[:, 0] * newton.max_step(d_su, d_sl, d_mu, d_ml), 1.0)[:, None]
+    return _BoxQPIterate(
+        omega=point.omega + step * d_omega,
+        slack_upper=point.slack_upper + step * d_su,
+        slack_lower=point.slack_lower + step * d_sl,
+        mult_upper=point.mult_upper + step * d_mu,
+        mult_lower=point.mult_lower + step * d_ml,
+    )
+
+
+class _StepSystem:
+    """The Newton system of the box QP at one iterate, factored once for predictor and corrector.
+
+    Unknowns ``(dω, ds_u, ds_l, dm_u, dm_l)``; equations ``Q dω + dm_u - dm_l = -r_dual``,
+    ``ds_u = -r_upper - dω``, ``ds_l = -r_lower + dω``, ``m_u ds_u + s_u dm_u = c_upper``,
+    ``m_l ds_l + s_l dm_l = c_lower``, with the right-hand sides ``c_*`` given per call.
+    """
+
+    def __init__(self, F, Ft, Q, s_scaled, point):
+        self.point = point
+        self.dual_residual = point.mult_upper - point.mult_lower - s_scaled
+        self.upper_residual = point.slack_upper + point.omega - 1.0
+        self.lower_residual = point.slack_lower - point.omega - 1.0
+        # reciprocals, used repeatedly
+        self.inv_slack_upper = 1.0 / point.slack_upper
+        self.inv_slack_lower = 1.0 / point.slack_lower
+        self.inv_mult_upper = 1.0 / point.mult_upper
+        self.inv_mult_lower = 1.0 / point.mult_lower
+        self.solve = _newton_solver(F, Ft, point.mult_upper * self.inv_slack_upper
+                                    + point.mult_lower * self.inv_slack_lower, Q)
+
+    def direction(self, c_upper, c_lower):
+        p = self.point
+        g = ((c_lower + p.mult_lower * self.lower_residual) * self.inv_slack_lower
+             - (c_upper + p.mult_upper * self.upper_residual) * self.inv_slack_upper
+             - self.dual_residual)
+        d_omega = self.solve(g)
+        d_su = -self.upper_residual - d_omega
+        d_sl = d_omega - self.lower_residual
+        d_mu = (c_upper - p.mult_upper * d_su) * self.inv_slack_upper
+        d_ml = (c_lower - p.mult_lower * d_sl) * self.inv_slack_lower
+        return d_omega, d_su, d_sl, d_mu, d_ml
+
+    def max_step(self, d_su, d_sl, d_mu, d_ml):
+        """Largest step in (0, 1] keeping all four positive: ``1 / max(1, max_i(-dv_i / v_i))``."""
+        worst = np.minimum(
+            np.minimum((d_su * self.inv_slack_upper).min(axis=1), (d_sl * self.inv_slack_lower).min(axis=1)),
+            np.minimum((d_mu * self.inv_mult_upper).min(axis=1), (d_ml * self.inv_mult_lower).min(axis=1)))
+        return 1.0 / np.maximum(1.0, -worst)
+
+
+def _pinv_pair(FZ, Z, rhs, omega_Z):
+    """``c = FZ^+ rhs`` and ``ν = omega_Z + (FZ^+)^T (c - FZ^T omega_Z)`` for a stack (rows off Z are zero).
 
     Through the normal equations in the smaller space: ``G = FZᵀFZ`` (r x r) where |Z| >= r,
     ``G = FZ FZᵀ + diag(1 off Z)`` (N x N) where |Z| < r (about 5x cheaper than a batched SVD).
@@ -341,7 +325,7 @@ def _pinv_pair(FZ, Z, rhs, oZ):
     for sel, is_tall in ((np.flatnonzero(tall), True), (np.flatnonzero(~tall), False)):
         if sel.size == 0:
             continue
-        Fs, Fts, rh, o = FZ[sel], FZt[sel], rhs[sel, :, None], oZ[sel, :, None]
+        Fs, Fts, rh, om = FZ[sel], FZt[sel], rhs[sel, :, None], omega_Z[sel, :, None]
         if is_tall:
             G = Fts @ Fs
             # zero columns (a stack member of lower rank, zero-padded by gram_factor): put 1 on
@@ -349,35 +333,35 @@ def _pinv_pair(FZ, Z, rhs, oZ):
             ridx = np.arange(r)
             G[:, ridx, ridx] += (G[:, ridx, ridx] == 0.0)
             cs = _robust_solve(G, Fts @ rh)
-            nus = o + Fs @ _robust_solve(G, cs - Fts @ o)
+            nus = om + Fs @ _robust_solve(G, cs - Fts @ om)
         else:
             G = Fs @ Fts
             idx = np.arange(N)
             G[:, idx, idx] += ~Z[sel]
             cs = Fts @ _robust_solve(G, rh)
-            nus = o + _robust_solve(G, Fs @ (cs - Fts @ o))
+            nus = om + _robust_solve(G, Fs @ (cs - Fts @ om))
         c[sel], nu[sel] = cs[..., 0], nus[..., 0] * Z[sel]
     return c, nu
 
 
-def _polish(F, b, om, *, max_rounds=10):
+def _polish(F, b, omega, *, max_rounds=10):
     """Active-set polish of the normalised problem (λ = 1); see the module docstring.
 
     Returns c, s̃, ω (polished), and a bool ``ok`` per instance.
     """
     M, N, r = F.shape
     Ft = np.swapaxes(F, 1, 2)
-    c0 = np.einsum("mrn,mn->mr", Ft, om)
-    st = b - np.einsum("mnr,mr->mn", F, c0)
-    sgn = np.sign(st)
-    slack = 1.0 - sgn * om
+    c0 = np.einsum("mrn,mn->mr", Ft, omega)
+    s_scaled = b - np.einsum("mnr,mr->mn", F, c0)
+    sgn = np.sign(s_scaled)
+    slack = 1.0 - sgn * omega
     with np.errstate(divide="ignore"):
-        ratio = np.abs(st) / slack                # > 1: bound active (multiplier exceeds slack)
+        ratio = np.abs(s_scaled) / slack                # > 1: bound active (multiplier exceeds slack)
     inS = ratio > 1.0
     sigma = np.where(inS, sgn, 0.0)
     c = c0.copy()
-    nu = om.copy()
-    s_out = st.copy()
+    nu = omega.copy()
+    s_out = s_scaled.copy()
     ok = np.zeros(M, dtype=bool)
     todo = np.arange(M)
     scale = np.maximum(1.0, np.abs(b).max(axis=1))
@@ -391,11 +375,11 @@ def _polish(F, b, om, *, max_rounds=10):
         cS = np.einsum("mrn,mn->mr", Fta, sg)
         FZ = Fa * Z[:, :, None]                   # rows of S zeroed: same LS / min-norm solution
         rhs = (ba - np.einsum("mnr,mr->mn", Fa, cS)) * Z
-        oZ = om[todo] * Z
+        omega_Z = omega[todo] * Z
         # c' = F_Z^+ rhs, and the dual on Z: the point nearest to the interior-point ω_Z with
         # F_Z^T ν_Z = c', i.e. ν_Z = ω_Z + (F_Z^+)^T (c' - F_Z^T ω_Z)
-        cp, nZ = _pinv_pair(FZ, Z, rhs, oZ)
-        ca = cS + cp
+        c_Z, nZ = _pinv_pair(FZ, Z, rhs, omega_Z)
+        ca = cS + c_Z
         nua = np.where(S, sg, nZ)
         sa = ba - np.einsum("mnr,mr->mn", Fa, ca)
         tol_s = 1e-10 * scale[todo]
@@ -427,7 +411,7 @@ def _polish(F, b, om, *, max_rounds=10):
         j = np.argmax(viol_dual, axis=1)
         new[rows[has_dual], j[has_dual]] = np.sign(nua[fix][rows[has_dual], j[has_dual]])
         j = np.argmax(amb, axis=1)
-        new[rows[has_res], j[has_res]] = np.sign(st[todo[fix]][rows[has_res], j[has_res]])
+        new[rows[has_res], j[has_res]] = np.sign(s_scaled[todo[fix]][rows[has_res], j[has_res]])
         ratio[todo[fix], :] = np.where(new != 0, -np.inf, ratio[todo[fix], :])
         sigma[todo[fix]] = new
         todo = todo[fix]
@@ -483,60 +467,15 @@ def solve_convex_batched(J, y, lam, *, factor=None, tol=1e-9, max_iter=60, polis
 
 
 def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
-    J = np.asarray(J, dtype=float)
-    if J.ndim not in (2, 3) or not np.all(np.isfinite(J)):
-        raise ValueError(f"J must be a finite 2-D or 3-D array, got shape {J.shape}")
-    y = np.asarray(y, dtype=float)
-    if y.ndim not in (1, 2) or y.shape[-1] != J.shape[-2] or not np.all(np.isfinite(y)):
-        raise ValueError(f"y must be finite of shape (N,) or (M, N) with N = {J.shape[-2]}, got {y.shape}")
-    lam = np.atleast_1d(check_positive(lam, "lam"))
-    if lam.ndim != 1:
-        raise ValueError(f"lam must be a scalar or 1-D, got shape {lam.shape}")
-    M = max(J.shape[0] if J.ndim == 3 else 1, y.shape[0] if y.ndim == 2 else 1, lam.shape[0])
-    for name, n in (("J", J.shape[0] if J.ndim == 3 else 1), ("y", y.shape[0] if y.ndim == 2 else 1),
-                    ("lam", lam.shape[0])):
-        if n not in (1, M):
-            raise ValueError(f"{name} has {n} instances, which does not broadcast to {M}")
-    if tol <= 0 or not np.isfinite(tol):
-        raise ValueError(f"tol must be finite and > 0, got {tol!r}")
-    if factor is None:
-        factor = gram_factor(J)
-    F = np.asarray(factor, dtype=float)
-    if F.ndim not in (2, 3) or F.shape[-2] != J.shape[-2]:
-        raise ValueError(f"factor must have shape (N, r) or (M, N, r), got {F.shape}")
-    N = J.shape[-2]
-    F = np.broadcast_to(F if F.ndim == 3 else F[None], (M,) + F.shape[-2:])
-    y = np.broadcast_to(y if y.ndim == 2 else y[None], (M, N))
-    lam = np.broadcast_to(lam, (M,)).astype(float)
-    b = y / lam[:, None]
-    if polish:
-        # Two stages: the interior point is stopped early (screen_tol) since the polish only needs
-        # the support; the few instances whose polish fails to verify are re-run to ``tol``.
-        screen_tol = max(tol, SCREEN_TOL)
-        om, _, n_iter = _interior_point(F, b, tol=screen_tol, max_iter=max_iter)
-        c, st, om_p, ok = _polish(F, b, om)
-        redo = np.flatnonzero(~ok)
-        if redo.size and screen_tol > tol:
-            om2, _, n2 = _interior_point(F[redo], b[redo], tol=tol, max_iter=max_iter)
-            _, st2, omp2, ok2 = _polish(F[redo], b[redo], om2)
-            om[redo], st[redo], om_p[redo], ok[redo] = om2, st2, omp2, ok2
-            n_iter[redo] += n2
-    else:
-        om, _, n_iter = _interior_point(F, b, tol=tol, max_iter=max_iter)
-        ok = np.zeros(M, dtype=bool)
-    if not polish or not ok.all():
-        # keep the interior-point answer where the polish could not be verified
-        c_i = np.einsum("mnr,mn->mr", F, om)
-        st_i = b - np.einsum("mnr,mr->mn", F, c_i)
-        if polish:
-            om_p = np.where(ok[:, None], om_p, om)
-            st = np.where(ok[:, None], st, st_i)
-        else:
-            om_p, st = om, st_i
-    nu = lam[:, None] * om_p
+    J, y, lam, F = _check_batched_input(J, y, lam, factor)
+    tol = float(check_positive(tol, "tol"))
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    omega, s_scaled, ok, n_iter = _solve_normalised(F, y / lam[:, None], tol=tol, max_iter=max_iter,
+                                                    polish=polish)
+    nu = lam[:, None] * omega
     theta = _rmatvec(J, nu)
     # s from the exact identity s = y - J θ off the zero set (already λ s̃ there)
-    s = lam[:, None] * st
+    s = lam[:, None] * s_scaled
     cert = convex_certificate(J, y, lam, theta, s, nu)
     certified = ok.copy()
     for key in ("primal_residual", "stationarity", "dual_infeasibility", "gap"):
@@ -545,3 +484,60 @@ def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
         theta=theta, s=s, nu=nu, lam=lam.copy(), certified=certified, polished=ok,
         n_iter=n_iter, support_size=(s != 0).sum(axis=1), **cert,
     )
+
+
+def _check_batched_input(J, y, lam, factor):
+    """Validate and broadcast: J as given, y (M, N), lam (M,), the factor F (M, N, r)."""
+    J = check_array(J, "J", ndims=(2, 3))
+    y = check_array(y, "y", ndims=(1, 2))
+    if y.shape[-1] != J.shape[-2]:
+        raise ValueError(f"y must have shape (N,) or (M, N) with N = {J.shape[-2]}, got {y.shape}")
+    lam = np.atleast_1d(check_positive(lam, "lam"))
+    if lam.ndim != 1:
+        raise ValueError(f"lam must be a scalar or 1-D, got shape {lam.shape}")
+    counts = {"J": J.shape[0] if J.ndim == 3 else 1, "y": y.shape[0] if y.ndim == 2 else 1,
+              "lam": lam.shape[0]}
+    M = max(counts.values())
+    for name, n in counts.items():
+        if n not in (1, M):
+            raise ValueError(f"{name} has {n} instances, which does not broadcast to {M}")
+    F = check_array(gram_factor(J) if factor is None else factor, "factor", ndims=(2, 3))
+    if F.shape[-2] != J.shape[-2]:
+        raise ValueError(f"factor must have shape (N, r) or (M, N, r), got {F.shape}")
+    N = J.shape[-2]
+    F = np.broadcast_to(F if F.ndim == 3 else F[None], (M,) + F.shape[-2:])
+    y = np.broadcast_to(y if y.ndim == 2 else y[None], (M, N))
+    lam = np.broadcast_to(lam, (M,)).astype(float)
+    return J, y, lam, F
+
+
+def _solve_normalised(F, b, *, tol, max_iter, polish):
+    """Solve the λ = 1 problem with data ``b = y / λ``: ``(ω, s̃, polished_ok, n_iter)``.
+
+    With ``polish``, two stages: the interior point is stopped early (``SCREEN_TOL``) since the
+    polish only needs the support; the few instances whose polish fails to verify are re-run to
+    ``tol``, and those that still fail keep the interior-point answer.
+    """
+    M = F.shape[0]
+    if not polish:
+        omega, _, n_iter = _interior_point(F, b, tol=tol, max_iter=max_iter)
+        return omega, _interior_s_scaled(F, b, omega), np.zeros(M, dtype=bool), n_iter
+    screen_tol = max(tol, SCREEN_TOL)
+    omega_ipm, _, n_iter = _interior_point(F, b, tol=screen_tol, max_iter=max_iter)
+    _, s_scaled, omega, ok = _polish(F, b, omega_ipm)
+    redo = np.flatnonzero(~ok)
+    if redo.size and screen_tol > tol:
+        omega_redo, _, n_iter_redo = _interior_point(F[redo], b[redo], tol=tol, max_iter=max_iter)
+        _, s_scaled[redo], omega[redo], ok[redo] = _polish(F[redo], b[redo], omega_redo)
+        omega_ipm[redo] = omega_redo
+        n_iter[redo] += n_iter_redo
+    if not ok.all():
+        omega = np.where(ok[:, None], omega, omega_ipm)
+        s_scaled = np.where(ok[:, None], s_scaled, _interior_s_scaled(F, b, omega_ipm))
+    return omega, s_scaled, ok, n_iter
+
+
+def _interior_s_scaled(F, b, omega):
+    """``s̃ = b - F Fᵀ ω`` at an interior-point ω."""
+    c = np.einsum("mnr,mn->mr", F, omega)
+    return b - np.einsum("mnr,mr->mn", F, c)

@@ -15,7 +15,13 @@ import numpy as np
 
 from ._validation import check_int, check_matrix, check_positive
 
-__all__ = ["coherence", "numerical_rank", "recovery_condition_holds"]
+__all__ = [
+    "coherence",
+    "coherence_of_basis",
+    "numerical_rank",
+    "recovery_condition",
+    "recovery_condition_holds",
+]
 
 
 def numerical_rank(J, rtol=None):
@@ -80,8 +86,51 @@ def coherence(J, rtol=None):
     r = int(np.sum(sv > _threshold(J, sv, rtol)))
     if r == 0 or sv[0] == 0:
         raise ValueError("J has numerical rank 0: the coherence is undefined")
-    leverage = np.sum(U[:, :r] ** 2, axis=1)
-    return float(J.shape[0] / r * np.max(leverage))
+    return float(coherence_of_basis(U[:, :r]))
+
+
+def coherence_of_basis(U):
+    """Coherence (eq. 26) from an orthonormal basis ``U`` of the column space of J.
+
+    .. math:: \\mu = \\frac{N}{r}\\max_i \\|U^\\top e_i\\|_2^2
+
+    Parameters
+    ----------
+    U : ndarray of shape (..., N, r)
+        Orthonormal columns (not checked); leading axes are a batch.
+
+    Returns
+    -------
+    float or ndarray of shape (...)
+
+    Examples
+    --------
+    >>> float(coherence_of_basis(np.eye(4)[:, :2]))
+    2.0
+    """
+    N, r = U.shape[-2:]
+    return (N / r) * (U**2).sum(axis=-1).max(axis=-1)
+
+
+def recovery_condition(k, r, N, mu):
+    """The sufficient condition (27), :math:`k^2 r < N / (4\\mu)`, elementwise.
+
+    Parameters
+    ----------
+    k, r, N : int or array_like of int
+    mu : float or array_like
+        Coherence, as from :func:`coherence`.
+
+    Returns
+    -------
+    bool or ndarray of bool
+
+    Examples
+    --------
+    >>> bool(recovery_condition(1, 1, 100, 2.0))
+    True
+    """
+    return np.asarray(k, dtype=float) ** 2 * r < np.asarray(N) / (4.0 * np.asarray(mu))
 
 
 def recovery_condition_holds(J, k, rtol=None):
@@ -106,4 +155,4 @@ def recovery_condition_holds(J, k, rtol=None):
         raise ValueError(f"k must be <= N = {N}, got {k}")
     r = numerical_rank(J, rtol)
     mu = coherence(J, rtol)
-    return bool(k * k * r < N / (4.0 * mu))
+    return bool(recovery_condition(k, r, N, mu))

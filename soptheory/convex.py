@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_positive, check_system, check_vector
+from ._validation import check_positive, check_system
+from .certificate import (  # noqa: F401  (soptheory.convex keeps exporting the certificate)
+    KKTResiduals,
+    dual_objective,
+    duality_gap,
+    kkt_residuals,
+    primal_objective,
+)
 
 __all__ = [
     "ConvexProgram",
@@ -82,7 +89,7 @@ class ConvexProgram:
     Notes
     -----
     The problem is DPP (``lam * norm1(s)`` with a nonnegative parameter), so CVXPY caches the
-    canonicalisation and a sweep over ``lam`` only re-solves. This is asserted at construction.
+    canonicalisation and a sweep over ``lam`` only re-solves; construction checks this.
 
     Examples
     --------
@@ -107,7 +114,9 @@ class ConvexProgram:
         self._constraint = y - J @ self._theta - self._s == 0
         objective = cp.Minimize(0.5 * cp.sum_squares(self._theta) + self._lam * cp.norm1(self._s))
         self.problem = cp.Problem(objective, [self._constraint])
-        assert self.problem.is_dcp(dpp=True), "problem (25) must be DPP to be re-used across lambda"
+        if not self.problem.is_dcp(dpp=True):  # pragma: no cover  (a CVXPY regression)
+            raise RuntimeError("problem (25) is not DPP in this CVXPY version: it cannot be re-used "
+                               "across lambda")
 
     def solve(self, lam, solver="ECOS", **solver_options):
         """Solve (25) for each ``lam``; see :func:`solve_convex` for the parameters."""
@@ -219,144 +228,3 @@ def solve_convex(J, y, lam, solver="ECOS", **solver_options):
     J, y = check_system(J, y)
     lam_checked = check_positive(lam, "lam")
     return _program_for(J, y).solve(lam_checked, solver=solver, **solver_options)
-
-
-def primal_objective(theta, s, lam):
-    """Objective of (25): :math:`\\tfrac12\\|\\theta\\|_2^2 + \\lambda\\|s\\|_1` (broadcasts over rows)."""
-    theta = np.asarray(theta, dtype=float)
-    s = np.asarray(s, dtype=float)
-    lam = np.asarray(lam, dtype=float)
-    return 0.5 * np.sum(theta**2, axis=-1) + lam * np.sum(np.abs(s), axis=-1)
-
-
-def dual_objective(J, y, nu):
-    """Dual objective :math:`y^\\top\\nu - \\tfrac12\\|J^\\top\\nu\\|_2^2` (no feasibility check)."""
-    nu = np.asarray(nu, dtype=float)
-    return nu @ y - 0.5 * np.sum((nu @ J) ** 2, axis=-1)
-
-
-@dataclass(frozen=True)
-class KKTResiduals:
-    """Residuals of the optimality conditions (B.3) of (25); all ``>= 0``, zero iff optimal.
-
-    Attributes
-    ----------
-    primal : float
-        :math:`\\|y - J\\theta - s\\|_\\infty`.
-    stationarity : float
-        :math:`\\|\\theta - J^\\top\\nu\\|_\\infty`.
-    dual : float
-        :math:`\\max(\\|\\nu\\|_\\infty - \\lambda, 0)`.
-    complementarity : float
-        :math:`\\lambda\\|s\\|_1 - \\nu^\\top s` (``>= -dual * ||s||_1``; with ``|nu| <= lam`` it is
-        zero iff :math:`\\nu_i = \\lambda\\,\\mathrm{sign}(s_i)` wherever :math:`s_i \\ne 0`).
-    nu : ndarray of shape (N,)
-        The multiplier used.
-    """
-
-    primal: float
-    stationarity: float
-    dual: float
-    complementarity: float
-    nu: np.ndarray
-
-    def max(self):
-        """The largest residual."""
-        return max(self.primal, self.stationarity, self.dual, abs(self.complementarity))
-
-
-def _check_candidate(J, y, lam, theta, s, nu):
-    J, y = check_system(J, y)
-    lam = float(check_positive(lam, "lam"))
-    theta = check_vector(theta, "theta", size=J.shape[1])
-    s = check_vector(s, "s", size=J.shape[0])
-    if nu is not None:
-        nu = check_vector(nu, "nu", size=J.shape[0])
-    return J, y, lam, theta, s, nu
-
-
-def _multiplier_from(J, lam, theta, s, support_rtol):
-    """A multiplier for (theta, s) when none is given (see :func:`kkt_residuals`)."""
-    smax = np.max(np.abs(s)) if s.size else 0.0
-    on = np.abs(s) > support_rtol * max(smax, 1.0)
-    nu = np.zeros(J.shape[0])
-    nu[on] = lam * np.sign(s[on])
-    off = ~on
-    if off.any():
-        # theta - J_on^T nu_on = J_off^T nu_off, minimum-norm least squares.
-        rhs = theta - J[on].T @ nu[on]
-        nu[off] = np.linalg.lstsq(J[off].T, rhs, rcond=None)[0]
-    return nu
-
-
-def kkt_residuals(J, y, lam, theta, s, nu=None, *, support_rtol=1e-6):
-    """Residuals of the KKT conditions of Lemma B.2 for a candidate solution of (25).
-
-    .. math::
-
-        y = J\\theta + s, \\qquad \\theta = J^\\top\\nu, \\qquad \\nu \\in \\lambda\\,\\mathrm{sign}(s)
-
-    Parameters
-    ----------
-    J : array_like of shape (N, p)
-    y : array_like of shape (N,)
-    lam : float
-        :math:`\\lambda > 0`.
-    theta : array_like of shape (p,)
-    s : array_like of shape (N,)
-    nu : array_like of shape (N,), optional
-        Multiplier (e.g. ``ConvexSolution.nu``). If omitted it is reconstructed:
-        :math:`\\nu_i = \\lambda\\,\\mathrm{sign}(s_i)` where
-        :math:`|s_i| > \\mathrm{support\\_rtol}\\cdot\\max(\\|s\\|_\\infty, 1)`, and the other
-        entries by minimum-norm least squares on :math:`\\theta = J^\\top\\nu`.
-    support_rtol : float, default=1e-6
-        Threshold defining the support of ``s`` for the reconstruction.
-
-    Returns
-    -------
-    KKTResiduals
-    """
-    J, y, lam, theta, s, nu = _check_candidate(J, y, lam, theta, s, nu)
-    if nu is None:
-        nu = _multiplier_from(J, lam, theta, s, float(check_positive(support_rtol, "support_rtol")))
-    return KKTResiduals(
-        primal=float(np.max(np.abs(y - J @ theta - s))),
-        stationarity=float(np.max(np.abs(theta - J.T @ nu))),
-        dual=float(max(np.max(np.abs(nu)) - lam, 0.0)),
-        complementarity=float(lam * np.sum(np.abs(s)) - nu @ s),
-        nu=nu,
-    )
-
-
-def duality_gap(J, y, lam, theta, s, nu):
-    """Duality gap of (25) at a primal candidate ``(theta, s)`` and a dual candidate ``nu``.
-
-    .. math::
-
-        \\mathrm{gap} = \\tfrac12\\|\\theta\\|_2^2 + \\lambda\\|s\\|_1
-                        - \\big(y^\\top\\tilde\\nu - \\tfrac12\\|J^\\top\\tilde\\nu\\|_2^2\\big),
-        \\qquad \\tilde\\nu = \\mathrm{clip}(\\nu, -\\lambda, \\lambda)
-
-    ``nu`` is first clipped onto the dual feasible box, so the subtracted term is a valid lower
-    bound on the optimal value (weak duality). If ``(theta, s)`` is feasible
-    (``y = J theta + s``), the gap is ``>= 0`` and bounds the suboptimality of both; check
-    feasibility separately (:func:`kkt_residuals`).
-
-    Parameters
-    ----------
-    J : array_like of shape (N, p)
-    y : array_like of shape (N,)
-    lam : float
-    theta : array_like of shape (p,)
-    s : array_like of shape (N,)
-    nu : array_like of shape (N,)
-
-    Returns
-    -------
-    float
-    """
-    J, y, lam, theta, s, nu = _check_candidate(J, y, lam, theta, s, nu)
-    if nu is None:
-        raise ValueError("nu must be given for the duality gap")
-    nu = np.clip(nu, -lam, lam)
-    return float(primal_objective(theta, s, lam) - dual_objective(J, y, nu))

@@ -1,32 +1,15 @@
 """The exact ``t -> infinity`` limit of the gradient flow (16)-(20) of the long version.
 
-Solving the flow (16) from the initialisation (18) gives (eq. 19)
-
-.. math::
-
-    \\theta_t = J^\\top \\nu_t, \\qquad u_t = \\gamma e^{2\\alpha\\nu_t}, \\qquad
-    v_t = \\gamma e^{-2\\alpha\\nu_t}, \\qquad \\nu_t = -\\int_0^t r_\\tau\\,d\\tau \\quad (20),
-
-so that :math:`s_t = u_t\\odot u_t - v_t\\odot v_t = 2\\gamma^2\\sinh(4\\alpha\\nu_t)` and
-:math:`\\dot\\nu_t = -r_t = -(JJ^\\top\\nu_t + s_t - y)`.  This is exactly the gradient flow
-:math:`\\dot\\nu = -\\nabla F(\\nu)` of the strictly convex, coercive function
+The flow from (18) is the gradient flow of the strictly convex
 
 .. math::
 
     F(\\nu) = \\tfrac12\\|J^\\top\\nu\\|_2^2 - y^\\top\\nu
               + \\frac{\\gamma^2}{2\\alpha}\\sum_{i=1}^N \\cosh(4\\alpha\\nu_i),
-    \\qquad
-    \\nabla F(\\nu) = JJ^\\top\\nu - y + 2\\gamma^2\\sinh(4\\alpha\\nu) = r(\\nu),
-    \\qquad
-    \\nabla^2 F(\\nu) = JJ^\\top + \\operatorname{diag}\\big(8\\alpha\\gamma^2\\cosh(4\\alpha\\nu)\\big),
 
-whose unique minimiser :math:`\\nu_\\infty` is the limit of :math:`\\nu_t`.  Hence
-:math:`\\theta_\\infty = J^\\top\\nu_\\infty`, :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)`
-and :math:`r_\\infty = \\nabla F(\\nu_\\infty) = 0` (Proposition 3.3, global convergence).
-
-Note that ``-F`` is the dual objective :math:`y^\\top\\nu - \\tfrac12\\|J^\\top\\nu\\|^2` of the convex
-program (25) plus a smooth penalty which, with :math:`\\alpha = -\\log\\gamma/(2\\lambda)` (eq. 22),
-tends to the indicator of :math:`\\|\\nu\\|_\\infty\\le\\lambda` as :math:`\\gamma\\to 0`.
+and its limit is :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
+:math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)` with :math:`\\nu_\\infty = \\arg\\min F`
+(derivation in ``docs/theory.md``).
 """
 
 from __future__ import annotations
@@ -113,36 +96,15 @@ def _objective(nu, JJt, y, a, lg2):
 def flow_limit(J, y, alpha, gamma=np.exp(-8.0), *, rtol=1e-14, max_iter=500, max_exp_step=10.0):
     """Exact limit of the gradient flow (16) from (18), by safeguarded Newton on ``F``.
 
-    Minimises
-
-    .. math::
-
-        F(\\nu) = \\tfrac12\\|J^\\top\\nu\\|_2^2 - y^\\top\\nu
-                  + \\frac{\\gamma^2}{2\\alpha}\\sum_i \\cosh(4\\alpha\\nu_i)
-
-    (see the module docstring) and returns :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
+    Minimises ``F`` of the module docstring and returns :math:`\\theta_\\infty = J^\\top\\nu_\\infty`,
     :math:`s_\\infty = 2\\gamma^2\\sinh(4\\alpha\\nu_\\infty)`,
     :math:`u_\\infty = \\gamma e^{2\\alpha\\nu_\\infty}`, :math:`v_\\infty = \\gamma e^{-2\\alpha\\nu_\\infty}`.
 
-    Algorithm: safeguarded Newton started at ``nu = 0`` (the flow's own start), all ``alpha``
-    of the batch at once. Each step solves the Levenberg-Marquardt system
-    :math:`(\\nabla^2F(\\nu) + \\mu\\,(4\\alpha)^2 I)\\,d = -\\nabla F(\\nu)` after symmetric diagonal
-    scaling, with the damping :math:`\\mu` a per-coordinate vector. Safeguards: (i) a trust
-    region on the exponent: :math:`\\mu_i` is raised where ``|4 alpha d_i| > max_exp_step``
-    until no coordinate exceeds it (cosh changes by at most a factor ``e**max_exp_step``
-    per step), lowered by 4 after every full step and raised by 4 after a backtracked one, never
-    below ``1e-12 ||JJ^T|| / (4 alpha)^2`` (which bounds the condition number of the system; the
-    Hessian itself is numerically singular on :math:`\\mathrm{null}(J^\\top)` when
-    :math:`8\\alpha\\gamma^2` underflows relative to :math:`\\|JJ^\\top\\|`, but the gradient is
-    negligible there); (ii) Armijo backtracking on ``F``, evaluated in the log domain
-    (``2 gamma^2 cosh(x) = exp(2 log gamma + |x|) (1 + exp(-2|x|))``) so that a trial point where
-    cosh overflows is rejected, never turned into NaN; (iii) near the solution, where ``F`` no
-    longer resolves decreases, a step is also accepted when it reduces ``||grad F||``.
-
-    Stops when :math:`\\|\\nabla F\\|_\\infty \\le \\mathrm{rtol}\\cdot
-    (\\|JJ^\\top\\|_2\\|\\nu\\|_\\infty + \\|y\\|_\\infty + \\|s\\|_\\infty)`, i.e. the residual
-    :math:`r_\\infty` is zero to ``rtol`` relative to the size of the terms that make it up, or
-    when the Newton step no longer changes ``nu`` in floating point.
+    Safeguarded Newton from ``nu = 0`` (Levenberg-Marquardt damping with a trust region on the
+    exponent, Armijo backtracking on ``F`` in the log domain; see ``docs/theory.md``), all
+    ``alpha`` at once. Stops when :math:`\\|\\nabla F\\|_\\infty \\le \\mathrm{rtol}\\,
+    (\\|JJ^\\top\\|_2\\|\\nu\\|_\\infty + \\|y\\|_\\infty + \\|s\\|_\\infty)` or when a step no
+    longer changes ``nu``.
 
     Parameters
     ----------
@@ -178,112 +140,38 @@ def flow_limit(J, y, alpha, gamma=np.exp(-8.0), *, rtol=1e-14, max_iter=500, max
     >>> bool(np.all(res.converged)), res.theta.shape
     (True, (2, 40))
     """
-    J, y = check_system(J, y)
-    alpha_arr = check_positive(alpha, "alpha")
-    gamma_arr = check_open_unit(gamma, "gamma")
+    J, y, a_b, g_b, scalar = _check_flow_args(J, y, alpha, gamma)
     rtol = float(check_positive(rtol, "rtol"))
     max_iter = check_int(max_iter, "max_iter", low=1)
     max_exp_step = float(check_positive(max_exp_step, "max_exp_step"))
-    if np.ndim(alpha_arr) > 1:
-        raise ValueError(f"alpha must be a scalar or a 1-D array, got shape {np.shape(alpha_arr)}")
-    if np.ndim(gamma_arr) > 1:
-        raise ValueError(f"gamma must be a scalar or a 1-D array, got shape {np.shape(gamma_arr)}")
-    scalar = np.ndim(alpha_arr) == 0 and np.ndim(gamma_arr) == 0
-    try:
-        a_b, g_b = np.broadcast_arrays(np.atleast_1d(alpha_arr), np.atleast_1d(gamma_arr))
-    except ValueError:
-        raise ValueError(
-            f"gamma of shape {np.shape(gamma_arr)} does not broadcast against alpha of shape "
-            f"{np.shape(alpha_arr)}"
-        ) from None
-    a_b = np.array(a_b, dtype=float)
-    g_b = np.array(g_b, dtype=float)
     B, N = a_b.size, J.shape[0]
-
     a = 4.0 * a_b  # the exponent scale 4 alpha
     lg2 = 2.0 * np.log(g_b)  # log(gamma^2)
-    JJt = J @ J.T
-    norm_JJt = np.linalg.norm(JJt, 2)
-    ymax = np.max(np.abs(y))
-
+    F = _FlowObjective(J @ J.T, y)
     nu = np.zeros((B, N))
     n_iter = np.zeros(B, dtype=int)
     converged = np.zeros(B, dtype=bool)
     active = np.ones(B, dtype=bool)
-
-    def grad_of(nu_, a_, lg2_):
-        s_, c_ = _exp_parts(nu_, a_[:, None], lg2_[:, None])
-        return nu_ @ JJt - y + s_, s_, c_
-
-    g, s, c = grad_of(nu, a, lg2)
-    mu_floor = 1e-12 * norm_JJt / a**2
-    mu = np.repeat(np.maximum(ymax / (a * max_exp_step), mu_floor)[:, None], N, axis=1)
-    Fval, Fsize = _objective(nu, JJt, y, a, lg2)
-    eps = np.finfo(float).eps
+    g, s, c = F.gradient(nu, a, lg2)
+    mu_floor = 1e-12 * F.norm_JJt / a**2
+    mu = np.repeat(np.maximum(F.ymax / (a * max_exp_step), mu_floor)[:, None], N, axis=1)
+    Fval, Fsize = _objective(nu, F.JJt, y, a, lg2)
     for _ in range(max_iter):
-        scale = norm_JJt * np.max(np.abs(nu), axis=1) + ymax + np.max(np.abs(s), axis=1)
-        gnorm = np.max(np.abs(g), axis=1)
-        done = active & (gnorm <= rtol * scale)
+        done = active & (np.max(np.abs(g), axis=1) <= rtol * F.scale(nu, s))
         converged |= done
         active &= ~done
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        nu_a, g_a, c_a, a_a, lg2_a = nu[idx], g[idx], c[idx], a[idx], lg2[idx]
-        # Levenberg-Marquardt / trust-region step on the exponent a*nu, damped per coordinate:
-        # (JJ^T + diag(a c) + a^2 diag(mu)) d = -g, mu_i raised (x4) on the coordinates where
-        # |a d_i| > max_exp_step until none is. Per-coordinate damping keeps coordinates whose
-        # curvature is tiny (cosh term ~ gamma^2 ~ 1e-30) from throttling Newton on the others.
-        # The floor on mu keeps the system's condition number below ~1e12: the Hessian itself
-        # can be numerically singular on null(J^T) (curvature 8 alpha gamma^2).
-        mu_a = mu[idx]
-        for _tr in range(80):
-            M = np.repeat(JJt[None, :, :], idx.size, axis=0)
-            M[:, np.arange(N), np.arange(N)] += a_a[:, None] * c_a + mu_a * (a_a**2)[:, None]
-            dsc = 1.0 / np.sqrt(M[:, np.arange(N), np.arange(N)])
-            H = M * (dsc[:, :, None] * dsc[:, None, :])
-            d = -dsc * np.linalg.solve(H, (dsc * g_a)[:, :, None])[:, :, 0]
-            too_big = np.abs(d) * a_a[:, None] > max_exp_step
-            if not too_big.any():
-                break
-            mu_a = np.where(too_big, mu_a * 4.0, mu_a)
-        slope = np.sum(g_a * d, axis=1)  # < 0 for a descent direction
-        F_a = Fval[idx]
-        Fsize_a = Fsize[idx]
-        gn_a = np.linalg.norm(g_a, axis=1)
-        t = np.ones(idx.size)
-        accepted = np.zeros(idx.size, dtype=bool)
-        new_nu = nu_a.copy()
-        new_F = F_a.copy()
-        new_Fsize = Fsize_a.copy()
-        new_g = g_a.copy()
-        new_s = s[idx].copy()
-        new_c = c_a.copy()
-        for _ls in range(60):
-            todo = np.flatnonzero(~accepted)
-            if todo.size == 0:
-                break
-            trial = nu_a[todo] + t[todo, None] * d[todo]
-            Ft, Fs = _objective(trial, JJt, y, a_a[todo], lg2_a[todo])
-            gt, st, ct = grad_of(trial, a_a[todo], lg2_a[todo])
-            armijo = Ft <= F_a[todo] + 1e-4 * t[todo] * slope[todo]
-            # Near the optimum F no longer resolves decreases (its terms cancel); accept steps
-            # that change F only at its rounding level and shrink the gradient.
-            flat = (np.abs(Ft - F_a[todo]) <= 1e3 * eps * Fsize_a[todo]) & (
-                np.linalg.norm(gt, axis=1) < gn_a[todo]
-            )
-            ok = np.isfinite(Ft) & (armijo | flat)
-            acc = todo[ok]
-            new_nu[acc], new_F[acc], new_g[acc] = trial[ok], Ft[ok], gt[ok]
-            new_Fsize[acc] = Fs[ok]
-            new_s[acc], new_c[acc] = st[ok], ct[ok]
-            accepted[acc] = True
-            t[todo[~ok]] *= 0.5
+        d, mu_a = _damped_newton_direction(F.JJt, g[idx], c[idx], a[idx], mu[idx], max_exp_step)
+        new, accepted, t = _line_search(F, nu[idx], d, a[idx], lg2[idx], Fval[idx], Fsize[idx],
+                                        g[idx], s[idx], c[idx])
         # Stagnation: no acceptable step, or a step below the resolution of nu.
-        moved = np.max(np.abs(new_nu - nu_a), axis=1) > 4 * eps * np.max(np.abs(nu_a), axis=1)
+        eps = np.finfo(float).eps
+        moved = np.max(np.abs(new["nu"] - nu[idx]), axis=1) > 4 * eps * np.max(np.abs(nu[idx]), axis=1)
         stuck = ~accepted | ~moved
-        nu[idx], Fval[idx], g[idx], s[idx], c[idx] = new_nu, new_F, new_g, new_s, new_c
-        Fsize[idx] = new_Fsize
+        nu[idx], Fval[idx], g[idx], s[idx], c[idx] = (new[k] for k in ("nu", "F", "g", "s", "c"))
+        Fsize[idx] = new["Fsize"]
         # Trust-region update: shrink the damping after a full step, grow it after backtracking.
         full = accepted & (t == 1.0)
         mu[idx] = np.where(full[:, None], np.maximum(mu_a / 4.0, mu_floor[idx, None]), mu_a * 4.0)
@@ -291,10 +179,106 @@ def flow_limit(J, y, alpha, gamma=np.exp(-8.0), *, rtol=1e-14, max_iter=500, max
         if stuck.any():
             # Final verdict for a stalled run: converged iff the gradient is at rounding level.
             sid = idx[stuck]
-            scale_s = norm_JJt * np.max(np.abs(nu[sid]), axis=1) + ymax + np.max(np.abs(s[sid]), axis=1)
-            converged[sid] = np.max(np.abs(g[sid]), axis=1) <= 100 * rtol * scale_s
+            converged[sid] = np.max(np.abs(g[sid]), axis=1) <= 100 * rtol * F.scale(nu[sid], s[sid])
             active[sid] = False
+    return _flow_result(J, nu, s, g, a, a_b, g_b, n_iter, converged, scalar=scalar)
 
+
+def _check_flow_args(J, y, alpha, gamma):
+    """Validate; return J, y, alpha and gamma broadcast to (B,), and whether both were scalars."""
+    J, y = check_system(J, y)
+    alpha_arr = check_positive(alpha, "alpha")
+    gamma_arr = check_open_unit(gamma, "gamma")
+    if np.ndim(alpha_arr) > 1:
+        raise ValueError(f"alpha must be a scalar or a 1-D array, got shape {np.shape(alpha_arr)}")
+    if np.ndim(gamma_arr) > 1:
+        raise ValueError(f"gamma must be a scalar or a 1-D array, got shape {np.shape(gamma_arr)}")
+    try:
+        a_b, g_b = np.broadcast_arrays(np.atleast_1d(alpha_arr), np.atleast_1d(gamma_arr))
+    except ValueError:
+        raise ValueError(
+            f"gamma of shape {np.shape(gamma_arr)} does not broadcast against alpha of shape "
+            f"{np.shape(alpha_arr)}"
+        ) from None
+    scalar = np.ndim(alpha_arr) == 0 and np.ndim(gamma_arr) == 0
+    return J, y, np.array(a_b, dtype=float), np.array(g_b, dtype=float), scalar
+
+
+class _FlowObjective:
+    """``JJᵀ`` and ``y`` of ``F``, with the gradient and the scale of the stopping test."""
+
+    def __init__(self, JJt, y):
+        self.JJt, self.y = JJt, y
+        self.norm_JJt = np.linalg.norm(JJt, 2)
+        self.ymax = np.max(np.abs(y))
+
+    def gradient(self, nu, a, lg2):
+        """``(∇F(nu), s, c)`` with ``s, c = 2γ² sinh, cosh(a nu)`` for a batch nu (B, N)."""
+        s, c = _exp_parts(nu, a[:, None], lg2[:, None])
+        return nu @ self.JJt - self.y + s, s, c
+
+    def scale(self, nu, s):
+        """``||JJᵀ|| ||nu||_inf + ||y||_inf + ||s||_inf``: the size of the terms of ``∇F``."""
+        return self.norm_JJt * np.max(np.abs(nu), axis=1) + self.ymax + np.max(np.abs(s), axis=1)
+
+
+def _damped_newton_direction(JJt, g, c, a, mu, max_exp_step):
+    """Levenberg-Marquardt step ``(JJᵀ + diag(a c) + a² diag(mu)) d = -g``, diagonally scaled.
+
+    ``mu`` (per coordinate) is raised x4 where ``|a d_i| > max_exp_step`` until no coordinate
+    exceeds it (at most 80 times); returns ``d`` and the damping used.
+    """
+    B, N = g.shape
+    diag = np.arange(N)
+    for _ in range(80):
+        M = np.repeat(JJt[None, :, :], B, axis=0)
+        M[:, diag, diag] += a[:, None] * c + mu * (a**2)[:, None]
+        dsc = 1.0 / np.sqrt(M[:, diag, diag])
+        H = M * (dsc[:, :, None] * dsc[:, None, :])
+        d = -dsc * np.linalg.solve(H, (dsc * g)[:, :, None])[:, :, 0]
+        too_big = np.abs(d) * a[:, None] > max_exp_step
+        if not too_big.any():
+            break
+        mu = np.where(too_big, mu * 4.0, mu)
+    return d, mu
+
+
+def _line_search(F, nu, d, a, lg2, F0, Fsize0, g0, s0, c0):
+    """Backtracking (halving, at most 60 times) from ``nu`` along ``d``: Armijo on ``F``, or, near
+    the optimum where ``F`` no longer resolves decreases (its terms cancel), a step that changes
+    ``F`` only at its rounding level and shrinks the gradient.
+
+    Returns the new point (dict ``nu F Fsize g s c``, unchanged where nothing was accepted), the
+    mask of accepted steps and the step lengths.
+    """
+    eps = np.finfo(float).eps
+    slope = np.sum(g0 * d, axis=1)  # < 0 for a descent direction
+    g0_norm = np.linalg.norm(g0, axis=1)
+    t = np.ones(nu.shape[0])
+    accepted = np.zeros(nu.shape[0], dtype=bool)
+    new = {"nu": nu.copy(), "F": F0.copy(), "Fsize": Fsize0.copy(), "g": g0.copy(),
+           "s": s0.copy(), "c": c0.copy()}
+    for _ in range(60):
+        todo = np.flatnonzero(~accepted)
+        if todo.size == 0:
+            break
+        trial = nu[todo] + t[todo, None] * d[todo]
+        F_trial, Fsize_trial = _objective(trial, F.JJt, F.y, a[todo], lg2[todo])
+        g_trial, s_trial, c_trial = F.gradient(trial, a[todo], lg2[todo])
+        armijo = F_trial <= F0[todo] + 1e-4 * t[todo] * slope[todo]
+        flat = (np.abs(F_trial - F0[todo]) <= 1e3 * eps * Fsize0[todo]) & (
+            np.linalg.norm(g_trial, axis=1) < g0_norm[todo])
+        ok = np.isfinite(F_trial) & (armijo | flat)
+        acc = todo[ok]
+        for key, value in (("nu", trial), ("F", F_trial), ("Fsize", Fsize_trial), ("g", g_trial),
+                           ("s", s_trial), ("c", c_trial)):
+            new[key][acc] = value[ok]
+        accepted[acc] = True
+        t[todo[~ok]] *= 0.5
+    return new, accepted, t
+
+
+def _flow_result(J, nu, s, g, a, a_b, g_b, n_iter, converged, *, scalar):
     theta = nu @ J
     logg = np.log(g_b)[:, None]
     u = np.exp(np.minimum(logg + 0.5 * a[:, None] * nu, _LOG_MAX + 10.0))

@@ -23,8 +23,7 @@ from ._validation import check_int, check_open_unit, check_positive, check_syste
 __all__ = ["GradientDescentResult", "GradientDescentDiverged", "gradient_descent", "default_step"]
 
 
-# The adaptive step is recomputed every _TAU_EVERY iterations (it changes slowly: u, v move by a
-# factor at most 1 +- 2 * safety_alpha per step), which saves a third of the work per step.
+# The adaptive step is recomputed every _TAU_EVERY iterations (it changes slowly; docs/theory.md).
 _TAU_EVERY = 10
 
 
@@ -84,17 +83,9 @@ def default_step(J, y, alpha, *, safety_J=1.0, safety_alpha=0.02):
         \\tau(\\alpha) = \\min\\Big(\\frac{c_J}{\\|J\\|_2^2},\\;
                                \\frac{c_\\alpha}{\\alpha\\,\\max_i |y_i|}\\Big)
 
-    The first bound is half the stability limit :math:`2/\\|J\\|_2^2` of the ``theta`` block
-    (``c_J = 1``). The second keeps the multiplicative factors :math:`1 \\mp 2\\alpha\\tau r_i`
-    of the ``u, v`` updates within :math:`1 \\pm 2c_\\alpha` while :math:`|r_i| \\le \\max|y|`
-    (as at the start, :math:`r_0 = -y`), and bounds the stiffness
-    :math:`4\\alpha|s_i|\\tau` of the ``s`` block; it also limits the discretisation drift of the
-    implicit bias: each step multiplies :math:`u_i v_i` by :math:`1 - 4\\alpha^2\\tau^2 r_i^2`,
-    which shifts the effective :math:`\\log\\gamma` by :math:`O(c_\\alpha)` over a run.
-    With ``c_alpha = 0.02`` a constant-step run is within about 1.3e-2 (relative, theta) of the
-    flow limit on the Figure 2 instance at large ``alpha``; the gap is proportional to
-    ``c_alpha``. The default ``tau=None`` of :func:`gradient_descent` uses an adaptive step
-    instead, much faster once the residual is small.
+    The first bound is half the stability limit of the ``theta`` block, the second keeps the
+    multiplicative ``u, v`` updates within :math:`1 \\pm 2c_\\alpha` (justification in
+    ``docs/theory.md``). :func:`gradient_descent` uses an adaptive step by default instead.
 
     Parameters
     ----------
@@ -109,6 +100,11 @@ def default_step(J, y, alpha, *, safety_J=1.0, safety_alpha=0.02):
     Returns
     -------
     float or ndarray of shape (B,)
+
+    Examples
+    --------
+    >>> default_step(np.eye(2), [1.0, 0.0], alpha=[1.0, 100.0]).tolist()
+    [0.02, 0.0002]
     """
     J, y = check_system(J, y)
     alpha = check_positive(alpha, "alpha")
@@ -162,25 +158,16 @@ def gradient_descent(
         Initialisation scale, in (0, 1).
     tau : None, float or array_like of shape (B,), default=None
         Constant step size(s), ``> 0`` (eq. 15 verbatim; :func:`default_step` gives a safe one).
-        ``None``: the adaptive step below, recomputed every 10 iterations,
+        ``None``: the adaptive step, recomputed every 10 iterations,
 
         .. math::
 
             \\tau_k = \\min\\Big(\\frac{c_J}{\\|J\\|_2^2 + 4\\alpha\\max_i(u_i^2+v_i^2)},\\;
-                               \\frac{c_\\alpha}{\\alpha\\max_i|r_{k,i}|}\\Big).
+                               \\frac{c_\\alpha}{\\alpha\\max_i|r_{k,i}|}\\Big)
 
-        The first term is below the stability limit ``2 / lambda_max`` of the iteration near
-        a solution (in the mirror variable the Hessian is
-        :math:`JJ^\\top + \\mathrm{diag}(4\\alpha(u^2+v^2))`); the second keeps each
-        multiplicative update :math:`1 \\mp 2\\alpha\\tau r_i` within :math:`1\\pm 2c_\\alpha`, and so
-        bounds the discretisation drift of the implicit bias: every step multiplies
-        :math:`u_iv_i` by :math:`1-4\\alpha^2\\tau^2r_i^2`, and summed over the fitting transient
-        this shifts :math:`\\log\\gamma` by :math:`O(c_\\alpha)`. The step shrinks with ``alpha``
-        (like ``1/alpha`` for large ``alpha``) and grows as ``r`` is fitted, which is what makes
-        the whole range ``alpha in [4, 4000]`` affordable. With the defaults, GD is within
-        about 1e-3 in theta and 1e-2 in s (relative) of :func:`flow_limit` on Figure 2
-        instances (seeds 0-5, 30 alpha in [4, 4000]); the gap is proportional to
-        ``safety_alpha``.
+        (stable near a solution, and bounding the drift of the implicit bias by
+        :math:`O(c_\\alpha)`; see ``docs/theory.md``). With the defaults GD is within about 1e-3
+        in theta and 1e-2 in s (relative) of :func:`flow_limit` on Figure 2 instances.
     max_iter : int, default=1_000_000
         Iteration cap per ``alpha``, ``>= 1``.
     tol : float, default=1e-4
@@ -240,141 +227,196 @@ def gradient_descent(
     >>> bool(np.all(res.converged)), res.theta.shape
     (True, (2, 40))
     """
+    opts = _check_gd_options(J, y, alpha, gamma, tau, max_iter=max_iter, tol=tol,
+                             rtol_residual=rtol_residual, check_every=check_every,
+                             patience=patience, blowup=blowup, on_divergence=on_divergence,
+                             safety_J=safety_J, safety_alpha=safety_alpha)
+    J, y, alphas = opts.J, opts.y, opts.alphas
+    state = _GDState.start(alphas.size, J.shape, opts.gamma, opts.taus)
+    # (N, p): r @ Jpinv_t = J^+ r; singular values below 1e-10 sigma_max count as zero (a rank-r
+    # product A @ B has rounding-level singular values ~1e-15 sigma_max that must not be inverted).
+    Jpinv_t = np.linalg.pinv(J, rcond=1e-10).T
+    theta_floor = 1e-12 * max(np.linalg.norm(y @ Jpinv_t), np.finfo(float).tiny)
+    active = np.arange(alphas.size)
+    while active.size:
+        steps = min(opts.check_every, opts.max_iter - int(state.n_iter[active].max()))
+        theta, u, v, tau_col = _run_window(opts, state.theta[active], state.u[active],
+                                           state.v[active], alphas[active], opts.taus[active], steps)
+        if opts.adaptive:
+            state.last_tau[active] = tau_col[:, 0]
+        state.n_iter[active] += steps
+        good = _check_divergence(opts, state, active, theta, u, v)
+        active = _check_convergence(opts, state, active[good], theta[good], u[good], v[good],
+                                    Jpinv_t, theta_floor)
+    return _gd_result(state, J, y, alphas, scalar=opts.scalar)
+
+
+@dataclass
+class _GDOptions:
+    """The validated arguments of :func:`gradient_descent`."""
+
+    J: np.ndarray
+    y: np.ndarray
+    alphas: np.ndarray
+    scalar: bool
+    gamma: float
+    adaptive: bool
+    taus: np.ndarray
+    normJ2: float
+    max_iter: int
+    tol: float
+    rtol_residual: float
+    check_every: int
+    patience: int
+    limit: float
+    on_divergence: str
+    safety_J: float
+    safety_alpha: float
+
+
+def _check_gd_options(J, y, alpha, gamma, tau, *, max_iter, tol, rtol_residual, check_every,
+                      patience, blowup, on_divergence, safety_J, safety_alpha):
     J, y = check_system(J, y)
     alpha_arr = check_positive(alpha, "alpha")
     if np.ndim(alpha_arr) > 1:
         raise ValueError(f"alpha must be a scalar or a 1-D array, got shape {np.shape(alpha_arr)}")
     gamma = float(check_open_unit(gamma, "gamma"))
-    scalar = np.ndim(alpha_arr) == 0
     alphas = np.atleast_1d(np.asarray(alpha_arr, dtype=float))
-    B = alphas.size
-    adaptive = tau is None
     safety_J = float(check_positive(safety_J, "safety_J"))
     safety_alpha = float(check_positive(safety_alpha, "safety_alpha"))
     if safety_J >= 2:
         raise ValueError(f"safety_J must lie in (0, 2), got {safety_J!r}")
     if safety_alpha >= 0.5:
         raise ValueError(f"safety_alpha must lie in (0, 0.5), got {safety_alpha!r}")
-    normJ2 = np.linalg.norm(J, 2) ** 2
-    if adaptive:
-        taus = np.full(B, np.nan)
+    if tau is None:
+        taus = np.full(alphas.size, np.nan)
     else:
         tau_arr = check_positive(tau, "tau")
         try:
-            taus = np.broadcast_to(np.atleast_1d(tau_arr), (B,)).astype(float)
+            taus = np.broadcast_to(np.atleast_1d(tau_arr), (alphas.size,)).astype(float)
         except ValueError:
-            raise ValueError(f"tau must be a scalar or have the shape of alpha ({B},)") from None
-    max_iter = check_int(max_iter, "max_iter", low=1)
-    tol = float(check_positive(tol, "tol"))
-    rtol_residual = float(check_positive(rtol_residual, "rtol_residual"))
-    check_every = check_int(check_every, "check_every", low=1)
-    patience = check_int(patience, "patience", low=1)
-    blowup = float(check_positive(blowup, "blowup"))
+            raise ValueError(f"tau must be a scalar or have the shape of alpha ({alphas.size},)") from None
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence must be 'raise' or 'flag', got {on_divergence!r}")
+    return _GDOptions(
+        J=J, y=y, alphas=alphas, scalar=np.ndim(alpha_arr) == 0, gamma=gamma, adaptive=tau is None,
+        taus=taus, normJ2=np.linalg.norm(J, 2) ** 2,
+        max_iter=check_int(max_iter, "max_iter", low=1), tol=float(check_positive(tol, "tol")),
+        rtol_residual=float(check_positive(rtol_residual, "rtol_residual")),
+        check_every=check_int(check_every, "check_every", low=1),
+        patience=check_int(patience, "patience", low=1),
+        limit=float(check_positive(blowup, "blowup")) * (1.0 + np.max(np.abs(y))),
+        on_divergence=on_divergence, safety_J=safety_J, safety_alpha=safety_alpha,
+    )
 
-    N, p = J.shape
+
+@dataclass
+class _GDState:
+    """Per-``alpha`` iterates (B, ...) and convergence bookkeeping of :func:`gradient_descent`."""
+
+    theta: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    last_tau: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    diverged: np.ndarray
+    est: np.ndarray
+    range_err: np.ndarray
+    streak: np.ndarray
+    prev_delta: np.ndarray
+    z_prev: np.ndarray
+
+    @classmethod
+    def start(cls, B, shape, gamma, taus):
+        N, p = shape
+        theta, u, v = np.zeros((B, p)), np.full((B, N), gamma), np.full((B, N), gamma)
+        return cls(theta=theta, u=u, v=v, last_tau=taus.copy(), n_iter=np.zeros(B, dtype=int),
+                   converged=np.zeros(B, dtype=bool), diverged=np.zeros(B, dtype=bool),
+                   est=np.full(B, np.inf), range_err=np.full(B, np.inf),
+                   streak=np.zeros(B, dtype=int), prev_delta=np.full(B, np.nan),
+                   z_prev=np.concatenate([theta, u * u - v * v], axis=1))
+
+
+def _run_window(opts, theta, u, v, alphas, taus, steps):
+    """``steps`` iterations of eq. (15) on copies of the active rows; returns them and the step."""
+    J, y = opts.J, opts.y
     Jt = np.ascontiguousarray(J.T)
-    # (N, p): r @ Jpinv_t = J^+ r; singular values below 1e-10 sigma_max count as zero (a rank-r
-    # product A @ B has rounding-level singular values ~1e-15 sigma_max that must not be inverted).
-    Jpinv_t = np.linalg.pinv(J, rcond=1e-10).T
-    ynorm = np.linalg.norm(y)
-    theta_floor = 1e-12 * max(np.linalg.norm(y @ Jpinv_t), np.finfo(float).tiny)
-    limit = blowup * (1.0 + np.max(np.abs(y)))
-
-    theta = np.zeros((B, p))
-    last_tau = taus.copy()
-    u = np.full((B, N), gamma)
-    v = np.full((B, N), gamma)
-    n_iter = np.zeros(B, dtype=int)
-    converged = np.zeros(B, dtype=bool)
-    diverged = np.zeros(B, dtype=bool)
-    est = np.full(B, np.inf)
-    streak = np.zeros(B, dtype=int)
-    prev_delta = np.full(B, np.nan)
-    z_prev = np.concatenate([theta, u * u - v * v], axis=1)
-    range_err = np.full(B, np.inf)
-
-    active = np.arange(B)
-    while active.size:
-        th, uu, vv = theta[active], u[active], v[active]
-        t_col = taus[active][:, None]
-        at_col = 2.0 * alphas[active][:, None] * t_col
-        steps = min(check_every, max_iter - int(n_iter[active].max()))
-        with np.errstate(over="ignore", invalid="ignore"):
-            if adaptive:
-                a_col = alphas[active][:, None]
-                two_a = 2.0 * a_col
-                for it in range(steps):
-                    uu2, vv2 = uu * uu, vv * vv
-                    r = th @ Jt + uu2 - vv2 - y
-                    if it % _TAU_EVERY == 0:
-                        t_col = np.minimum(
-                            safety_J / (normJ2 + 4.0 * a_col * np.max(uu2 + vv2, axis=1, keepdims=True)),
-                            safety_alpha / (a_col * np.max(np.abs(r), axis=1, keepdims=True)),
-                        )
-                        at_col = two_a * t_col
-                    th -= t_col * (r @ J)
-                    f = at_col * r
-                    uu -= uu * f
-                    vv += vv * f
-                last_tau[active] = t_col[:, 0]
-            else:
-                for _ in range(steps):
-                    r = th @ Jt + uu * uu - vv * vv - y
-                    th -= t_col * (r @ J)
-                    f = at_col * r
-                    uu -= uu * f
-                    vv += vv * f
-        n_iter[active] += steps
-        big = np.maximum(np.abs(th).max(axis=1), np.maximum(np.abs(uu).max(axis=1), np.abs(vv).max(axis=1)))
-        bad = ~np.isfinite(big) | (big > limit)
-        if bad.any():
-            if on_divergence == "raise":
-                raise GradientDescentDiverged(
-                    f"gradient descent diverged for alpha = {alphas[active][bad].tolist()} "
-                    f"with tau = {taus[active][bad].tolist()}: iterates became non-finite or "
-                    f"exceeded {limit:.3g}; use a smaller tau"
+    tau_col = taus[:, None]
+    two_alpha_tau = 2.0 * alphas[:, None] * tau_col
+    alpha_col = alphas[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for it in range(steps):
+            u2, v2 = u * u, v * v
+            r = theta @ Jt + u2 - v2 - y
+            if opts.adaptive and it % _TAU_EVERY == 0:
+                tau_col = np.minimum(
+                    opts.safety_J / (opts.normJ2 + 4.0 * alpha_col * np.max(u2 + v2, axis=1, keepdims=True)),
+                    opts.safety_alpha / (alpha_col * np.max(np.abs(r), axis=1, keepdims=True)),
                 )
-            diverged[active[bad]] = True  # keep the last finite checked iterate
-        good = ~bad
-        ga = active[good]
-        theta[ga], u[ga], v[ga] = th[good], uu[good], vv[good]
-        s = uu[good] ** 2 - vv[good] ** 2
-        z = np.concatenate([th[good], s], axis=1)
-        znorm = np.maximum(np.linalg.norm(z, axis=1), np.finfo(float).tiny)
-        delta = np.linalg.norm(z - z_prev[ga], axis=1) / znorm
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = delta / prev_delta[ga]
-            est_g = np.where((q < 1) & np.isfinite(q), delta * q / (1.0 - q), np.inf)
-        est_g = np.where(delta == 0, 0.0, est_g)
-        est[ga] = est_g
-        prev_delta[ga] = delta
-        z_prev[ga] = z
-        r_g = th[good] @ Jt + s - y
-        theta_norm = np.maximum(np.linalg.norm(th[good], axis=1), theta_floor)
-        range_g = np.linalg.norm(r_g @ Jpinv_t, axis=1) / theta_norm
-        range_err[ga] = range_g
-        s_norm = np.maximum(np.linalg.norm(s, axis=1), 1e-12 * ynorm)
-        ok = (est_g <= tol) & (range_g <= tol) & (np.linalg.norm(r_g, axis=1) <= rtol_residual * s_norm)
-        streak[ga] = np.where(ok, streak[ga] + 1, 0)
-        converged[ga] = streak[ga] >= patience
-        keep = good.copy()
-        keep[good] = ~converged[ga] & (n_iter[ga] < max_iter)
-        active = active[keep]
+                two_alpha_tau = 2.0 * alpha_col * tau_col
+            theta -= tau_col * (r @ J)
+            f = two_alpha_tau * r
+            u -= u * f
+            v += v * f
+    return theta, u, v, tau_col
 
-    s = u * u - v * v
-    resid = theta @ Jt + s - y
+
+def _check_divergence(opts, state, active, theta, u, v):
+    """Raise or flag the active runs whose iterates blew up; return the mask of the others."""
+    big = np.maximum(np.abs(theta).max(axis=1), np.maximum(np.abs(u).max(axis=1), np.abs(v).max(axis=1)))
+    bad = ~np.isfinite(big) | (big > opts.limit)
+    if bad.any():
+        if opts.on_divergence == "raise":
+            raise GradientDescentDiverged(
+                f"gradient descent diverged for alpha = {opts.alphas[active][bad].tolist()} "
+                f"with tau = {opts.taus[active][bad].tolist()}: iterates became non-finite or "
+                f"exceeded {opts.limit:.3g}; use a smaller tau"
+            )
+        state.diverged[active[bad]] = True  # keep the last finite checked iterate
+    return ~bad
+
+
+def _check_convergence(opts, state, rows, theta, u, v, Jpinv_t, theta_floor):
+    """Store the iterates of ``rows``, update ``est_error`` / ``range_error`` / the streak of
+    passed windows (Notes of :func:`gradient_descent`), and return the rows still running."""
+    J, y = opts.J, opts.y
+    state.theta[rows], state.u[rows], state.v[rows] = theta, u, v
+    s = u**2 - v**2
+    z = np.concatenate([theta, s], axis=1)
+    znorm = np.maximum(np.linalg.norm(z, axis=1), np.finfo(float).tiny)
+    delta = np.linalg.norm(z - state.z_prev[rows], axis=1) / znorm
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = delta / state.prev_delta[rows]
+        est = np.where((q < 1) & np.isfinite(q), delta * q / (1.0 - q), np.inf)
+    est = np.where(delta == 0, 0.0, est)
+    state.est[rows] = est
+    state.prev_delta[rows] = delta
+    state.z_prev[rows] = z
+    r = theta @ np.ascontiguousarray(J.T) + s - y
+    range_err = np.linalg.norm(r @ Jpinv_t, axis=1) / np.maximum(np.linalg.norm(theta, axis=1), theta_floor)
+    state.range_err[rows] = range_err
+    s_norm = np.maximum(np.linalg.norm(s, axis=1), 1e-12 * np.linalg.norm(y))
+    ok = ((est <= opts.tol) & (range_err <= opts.tol)
+          & (np.linalg.norm(r, axis=1) <= opts.rtol_residual * s_norm))
+    state.streak[rows] = np.where(ok, state.streak[rows] + 1, 0)
+    state.converged[rows] = state.streak[rows] >= opts.patience
+    return rows[~state.converged[rows] & (state.n_iter[rows] < opts.max_iter)]
+
+
+def _gd_result(state, J, y, alphas, *, scalar):
+    s = state.u * state.u - state.v * state.v
     out = dict(
-        theta=theta, s=s, u=u, v=v, residual=resid, n_iter=n_iter, converged=converged,
-        diverged=diverged, tau=last_tau, est_error=est, range_error=range_err, alpha=alphas,
+        theta=state.theta, s=s, u=state.u, v=state.v, residual=state.theta @ np.ascontiguousarray(J.T) + s - y,
+        n_iter=state.n_iter, converged=state.converged, diverged=state.diverged, tau=state.last_tau,
+        est_error=state.est, range_error=state.range_err, alpha=alphas,
     )
     if scalar:
-        out = {
-            k: (val[0] if isinstance(val, np.ndarray) and val.ndim > 1 else val) for k, val in out.items()
-        }
+        out = {k: (val[0] if isinstance(val, np.ndarray) and val.ndim > 1 else val) for k, val in out.items()}
         out.update(
-            n_iter=int(n_iter[0]), converged=bool(converged[0]), diverged=bool(diverged[0]),
-            tau=float(last_tau[0]), est_error=float(est[0]), range_error=float(range_err[0]), alpha=float(alphas[0]),
+            n_iter=int(state.n_iter[0]), converged=bool(state.converged[0]),
+            diverged=bool(state.diverged[0]), tau=float(state.last_tau[0]),
+            est_error=float(state.est[0]), range_error=float(state.range_err[0]),
+            alpha=float(alphas[0]),
         )
     return GradientDescentResult(**out)

@@ -11,19 +11,11 @@ table: its parameters, its seed, the recovery errors
 success flags (``eps < threshold``, 1e-3 in the paper), the coherence μ(J) of Definition 3.4 with
 the sufficient condition ``k² r < N / (4 μ)`` of Proposition 3.5, the solver used and its certificate.
 
-Seeds.  The data of trial ``t`` of cell ``(N, p, r, k)`` come from
-``SeedSequence(base_seed, spawn_key=(N, p, r, k, t))``: independent of evaluation order, of how the
-grid is chunked and of the solver parameters (a sweep over λ solves the *same* instances, as common
-random numbers), and identical to ``make_problem(N, p, r, k, random_state=that_seed_sequence)``.
-
-Execution.  Cells sharing ``(N, p, r)`` are solved together in one batched call of
-:func:`soptheory.solve_convex_batched` (up to ``batch_size`` instances), through joblib
-(``n_jobs``; any joblib backend, e.g. ``backend="dask"`` on a ``distributed`` cluster).
-
-Caching.  With ``cache_dir``, each cell's rows are written to ``<cache_dir>/<key>.npz`` atomically
-(temporary file + ``os.replace``) as soon as its batch is solved; the key hashes every parameter of
-the cell, the solver parameters, the trials, the base seed, the method, the solver and the
-thresholds.  A killed run therefore resumes from the cells already saved.
+Seeds: trial ``t`` of cell ``(N, p, r, k)`` is ``make_problem(N, p, r, k,
+random_state=instance_seed(base_seed, N, p, r, k, t))``, whatever the order, chunking or solver
+parameters. Cells sharing ``(N, p, r)`` are solved in one batched call through joblib (any
+backend, e.g. dask). With ``cache_dir`` each cell is saved atomically as soon as it is solved, so a
+killed run resumes; a damaged cache file is recomputed with a warning (``docs/theory.md``).
 """
 
 from __future__ import annotations
@@ -33,6 +25,7 @@ import hashlib
 import io
 import itertools
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +33,21 @@ import numpy as np
 from sopcommon import atomic_savez, atomic_write_bytes
 from ._validation import check_int, check_positive
 from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
+from .coherence import coherence_of_basis, recovery_condition
+from .convex import SolverInaccurateWarning, solve_convex
+from .flow_limit import flow_limit
+from .gradient_descent import gradient_descent
+from .metrics import recovery_error
+from .problem import draw_factors
 
 __all__ = [
     "instance_seed",
     "draw_instances",
     "coherence_of_basis",
     "run_phase",
+    "solve_cvxpy",
+    "single_threaded_blas",
+    "CLARABEL_TIGHT",
     "save_table",
     "load_table",
     "CACHE_VERSION",
@@ -66,12 +68,15 @@ def instance_seed(base_seed, N, p, r, k, trial):
 def draw_instances(N, p, r, k, seeds):
     """Draw a stack of instances exactly as :func:`soptheory.make_problem` does, plus a Gram factor.
 
-    The random draws are those of ``make_problem`` (``A``, ``B``, the support, ``s*``, ``θ0``, in that
-    order, from ``numpy.random.default_rng(seed)``), so ``J`` and ``s*`` are bit-identical to it;
-    θ* is computed as the projection ``Bᵀ (B Bᵀ)⁻¹ B θ0`` on the row space, which equals
-    ``make_problem``'s least-squares θ* to rounding.  The factor ``F = A L`` (``B Bᵀ = L Lᵀ``)
-    satisfies ``F Fᵀ = J Jᵀ``, and the orthonormal basis ``A La⁻ᵀ`` (``AᵀA = La Laᵀ``) of the
-    column space of J gives μ(J).
+    The draws are :func:`soptheory.problem.draw_factors`, so ``J`` and ``s*`` are bit-identical to
+    ``make_problem``'s; θ* (a projection on the row space), ``F`` (``F Fᵀ = J Jᵀ``) and μ(J) come
+    from Cholesky factors of the Gram matrices, equal to ``make_problem``'s to rounding.
+
+    Examples
+    --------
+    >>> d = draw_instances(6, 8, 2, 1, [instance_seed(0, 6, 8, 2, 1, t) for t in range(3)])
+    >>> d["J"].shape, d["factor"].shape, d["mu"].shape
+    ((3, 6, 8), (3, 6, 2), (3,))
 
     Returns
     -------
@@ -81,15 +86,10 @@ def draw_instances(N, p, r, k, seeds):
     M = len(seeds)
     A = np.empty((M, N, r))
     B = np.empty((M, r, p))
-    s_star = np.zeros((M, N))
+    s_star = np.empty((M, N))
     theta0 = np.empty((M, p))
     for i, seed in enumerate(seeds):
-        rng = np.random.default_rng(seed)
-        A[i] = rng.standard_normal((N, r))
-        B[i] = rng.standard_normal((r, p))
-        support = np.sort(rng.choice(N, size=k, replace=False))
-        s_star[i, support] = rng.standard_normal(k)
-        theta0[i] = rng.standard_normal(p)
+        A[i], B[i], _, s_star[i], theta0[i] = draw_factors(N, p, r, k, np.random.default_rng(seed))
     J = A @ B
     y = np.einsum("mnp,mp->mn", J, theta0) + s_star
     # Gram matrices and Cholesky factors instead of QR (3-4x cheaper in batch; the condition
@@ -104,12 +104,6 @@ def draw_instances(N, p, r, k, seeds):
     W = np.swapaxes(np.linalg.solve(La, np.swapaxes(A, 1, 2)), 1, 2)   # A La^{-T}: orthonormal
     return {"J": J, "y": y, "theta_star": theta_star, "s_star": s_star, "factor": factor,
             "mu": coherence_of_basis(W)}
-
-
-def coherence_of_basis(U):
-    """μ = (N / r) max_i ||Uᵀ e_i||² (eq. 26) from an orthonormal basis U of shape (..., N, r)."""
-    N, r = U.shape[-2:]
-    return (N / r) * (U**2).sum(axis=-1).max(axis=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,12 +212,8 @@ def _solve_cells_impl(cells, solver_values, trials, base_seed, method, solver, t
             data["J"], data["y"], lam, data["factor"], inst, solver)
     else:
         est_theta, est_s, info = _solve_gd_stack(data["J"], data["y"], combo_arr, inst, method)
-    eps_theta = np.linalg.norm(est_theta - data["theta_star"][inst], axis=1) / np.linalg.norm(
-        data["theta_star"][inst], axis=1)
-    s_norm = np.linalg.norm(data["s_star"][inst], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eps_s = np.where(s_norm > 0, np.linalg.norm(est_s - data["s_star"][inst], axis=1) / s_norm,
-                         np.nan)
+    eps_theta = recovery_error(est_theta, data["theta_star"][inst], axis=1)
+    eps_s = recovery_error(est_s, data["s_star"][inst], axis=1)   # s* != 0: run_phase needs k >= 1
     mu = data["mu"][inst]
     Ns = np.full(len(inst), N)
     rows = {
@@ -238,7 +228,7 @@ def _solve_cells_impl(cells, solver_values, trials, base_seed, method, solver, t
         "mu": mu,
     }
     rows["success"] = rows["success_theta"] & rows["success_s"]
-    rows["prop35"] = rows["k"].astype(float) ** 2 * r < Ns / (4.0 * mu)
+    rows["prop35"] = recovery_condition(rows["k"], r, Ns, mu)
     rows.update(info)
     out = []
     for c, cell in enumerate(cells):
@@ -259,7 +249,7 @@ def _solve_convex_stack(J, y, lam, factor, inst, solver):
         certified = res.certified.copy()
         bad = np.flatnonzero(~res.certified)
         for i in bad:          # rare: fall back to a tight CLARABEL solve, and say so
-            theta[i], s[i], nus[i] = _cvxpy_solve(J[inst[i]], y[inst[i]], lam[i], "CLARABEL",
+            theta[i], s[i], nus[i] = solve_cvxpy(J[inst[i]], y[inst[i]], lam[i], "CLARABEL",
                                                   tight=True, dual=True)
             used[i] = "clarabel-fallback"
         cert = convex_certificate(J[inst], y[inst], lam, theta, s, nus)
@@ -268,7 +258,7 @@ def _solve_convex_stack(J, y, lam, factor, inst, solver):
         s = np.empty((M, J.shape[1]))
         nus = np.empty((M, J.shape[1]))
         for i in range(M):
-            theta[i], s[i], nus[i] = _cvxpy_solve(J[inst[i]], y[inst[i]], lam[i], solver.upper(),
+            theta[i], s[i], nus[i] = solve_cvxpy(J[inst[i]], y[inst[i]], lam[i], solver.upper(),
                                                  tight=False, dual=True)
         used = np.array([solver] * M, dtype=object)
         cert = convex_certificate(J[inst], y[inst], lam, theta, s, nus)
@@ -278,8 +268,6 @@ def _solve_convex_stack(J, y, lam, factor, inst, solver):
 
 
 def _solve_gd_stack(J, y, combo, inst, method):
-    import soptheory as st  # the theory solvers (issue 2)
-
     M = len(inst)
     theta = np.empty((M, J.shape[2]))
     s = np.empty((M, J.shape[1]))
@@ -289,10 +277,10 @@ def _solve_gd_stack(J, y, combo, inst, method):
         for g in np.unique(combo[sel, 1]):
             sg = sel[combo[sel, 1] == g]
             if method == "gd":
-                out = st.gradient_descent(J[i0], y[i0], combo[sg, 0], gamma=g)
+                out = gradient_descent(J[i0], y[i0], combo[sg, 0], gamma=g)
                 conv[sg] = np.asarray(out.converged)
             else:
-                out = st.flow_limit(J[i0], y[i0], combo[sg, 0], g)
+                out = flow_limit(J[i0], y[i0], combo[sg, 0], g)
                 conv[sg] = True
             theta[sg], s[sg] = out.theta, out.s
     return theta, s, {"solver": np.array([method] * M), "certified": conv}
@@ -303,12 +291,32 @@ def _solve_gd_stack(J, y, combo, inst, method):
 CLARABEL_TIGHT = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, tol_ktratio=1e-10)
 
 
-def _cvxpy_solve(J, y, lam, solver, *, tight, dual=False):
-    """One CVXPY solve of eq. (25) via :func:`soptheory.solve_convex` (λ a Parameter)."""
-    import warnings
+def solve_cvxpy(J, y, lam, solver="ECOS", *, tight=False, dual=False):
+    """One CVXPY solve of eq. (25) by :func:`soptheory.solve_convex`, inaccuracy warnings muted.
 
-    from .convex import SolverInaccurateWarning, solve_convex
+    Parameters
+    ----------
+    J : array_like of shape (N, p)
+    y : array_like of shape (N,)
+    lam : float
+    solver : str, default="ECOS"
+    tight : bool, default=False
+        With ``solver="CLARABEL"``, use :data:`CLARABEL_TIGHT`.
+    dual : bool, default=False
+        Also return the multiplier ``nu``.
 
+    Returns
+    -------
+    (theta, s) or (theta, s, nu)
+
+    Examples
+    --------
+    >>> from soptheory import make_problem
+    >>> prob = make_problem(10, 20, 2, 2, random_state=0)
+    >>> theta, s = solve_cvxpy(prob.J, prob.y, 0.1, "CLARABEL", tight=True)
+    >>> theta.shape, s.shape
+    ((20,), (10,))
+    """
     opts = CLARABEL_TIGHT if (tight and solver == "CLARABEL") else {}
     with warnings.catch_warnings():
         # ECOS at its default tolerances (the paper's method) often reports optimal_inaccurate;
@@ -318,6 +326,9 @@ def _cvxpy_solve(J, y, lam, solver, *, tight, dual=False):
     if dual:
         return sol.theta, sol.s, sol.nu
     return sol.theta, sol.s
+
+
+_cvxpy_solve = solve_cvxpy   # the old private name, until the figure scripts use solve_cvxpy
 
 
 def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, threshold=1e-3,
@@ -395,11 +406,9 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
     results = [None] * len(cells)
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        n_rows = trials * len(_solver_combos(method, solver_values))
         for i, key in enumerate(keys):
-            f = Path(cache_dir) / f"{key}.npz"
-            if f.exists():
-                with np.load(f, allow_pickle=False) as z:
-                    results[i] = {name: z[name] for name in z.files}
+            results[i] = _load_cached_cell(Path(cache_dir) / f"{key}.npz", method, n_rows)
     todo = [i for i in range(len(cells)) if results[i] is None]
     per_cell = trials * len(_solver_combos(method, solver_values))
     jobs, cur = [], []
@@ -418,6 +427,36 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
                  cache_dir, n_jobs, backend, progress, results)
     table = {name: np.concatenate([res[name] for res in results]) for name in results[0]}
     return table
+
+
+def _table_columns(method):
+    """The columns of a table of ``method`` (see :func:`run_phase`)."""
+    columns = ("N", "p", "r", "k", "lam", "alpha", "gamma", "trial", "base_seed", "eps_theta",
+               "eps_s", "success_theta", "success_s", "mu", "success", "prop35", "solver",
+               "certified")
+    if method == "convex":
+        columns += ("primal_residual", "stationarity", "dual_infeasibility", "gap")
+    return columns
+
+
+def _load_cached_cell(path, method, n_rows):
+    """The rows of one cached cell, or ``None`` (recompute) when absent or damaged (with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            part = {name: z[name] for name in z.files}
+        missing = set(_table_columns(method)) - set(part)
+        if missing:
+            raise ValueError(f"columns {sorted(missing)} are missing")
+        bad = [name for name, col in part.items() if col.shape != (n_rows,)]
+        if bad:
+            raise ValueError(f"columns {bad} do not have {n_rows} rows")
+    except Exception as exc:  # noqa: BLE001  (any unreadable file is recomputed; say why)
+        warnings.warn(f"phase-grid cache file {path} is damaged ({type(exc).__name__}: {exc}); "
+                      "recomputing that cell", RuntimeWarning, stacklevel=3)
+        return None
+    return part
 
 
 def _execute(jobs, cells, keys, solver_values, trials, base_seed, method, solver, threshold,

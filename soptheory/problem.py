@@ -19,7 +19,7 @@ from sopcommon import check_random_state
 
 from ._validation import check_int
 
-__all__ = ["SparseCorruptionProblem", "make_problem"]
+__all__ = ["SparseCorruptionProblem", "draw_factors", "make_problem"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,42 @@ class SparseCorruptionProblem:
         return int(self.support.size)
 
 
+def draw_factors(N, p, r, k, rng):
+    """The random draws of one instance, in this order: ``A``, ``B``, the support, ``s*``, ``theta0``.
+
+    The one place that draws instances: :func:`make_problem` and
+    :func:`soptheory.phase.draw_instances` both call it, so they agree bit for bit.
+
+    Parameters
+    ----------
+    N, p, r, k : int
+        Sizes, already validated.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    A : ndarray of shape (N, r)
+    B : ndarray of shape (r, p)
+    support : ndarray of shape (k,)
+        Sorted indices of the corrupted observations.
+    s_star : ndarray of shape (N,)
+    theta0 : ndarray of shape (p,)
+
+    Examples
+    --------
+    >>> A, B, support, s_star, theta0 = draw_factors(5, 4, 2, 1, np.random.default_rng(0))
+    >>> A.shape, B.shape, support.shape, int((s_star != 0).sum())
+    ((5, 2), (2, 4), (1,), 1)
+    """
+    A = rng.standard_normal((N, r))
+    B = rng.standard_normal((r, p))
+    support = np.sort(rng.choice(N, size=k, replace=False))
+    s_star = np.zeros(N)
+    s_star[support] = rng.standard_normal(k)
+    theta0 = rng.standard_normal(p)
+    return A, B, support, s_star, theta0
+
+
 def make_problem(N, p, r, k, random_state=None):
     """Draw an instance of the sparse-corruption model of Section 3.2.
 
@@ -104,14 +140,8 @@ def make_problem(N, p, r, k, random_state=None):
     k = check_int(k, "k", low=0)
     if k > N:
         raise ValueError(f"k must be <= N = {N}, got {k}")
-    rng = check_random_state(random_state)
-    A = rng.standard_normal((N, r))
-    B = rng.standard_normal((r, p))
+    A, B, support, s_star, theta0 = draw_factors(N, p, r, k, check_random_state(random_state))
     J = A @ B
-    support = np.sort(rng.choice(N, size=k, replace=False))
-    s_star = np.zeros(N)
-    s_star[support] = rng.standard_normal(k)
-    theta0 = rng.standard_normal(p)
     y = J @ theta0 + s_star
     theta_star = np.linalg.lstsq(J, y - s_star, rcond=None)[0]
     return SparseCorruptionProblem(

@@ -6,6 +6,7 @@ an independent solver (CLARABEL at tight tolerances) through CVXPY.
 
 import numpy as np
 import pytest
+import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from theory_strategies import log_uniform
@@ -131,6 +132,14 @@ def test_gram_factor_input_gives_the_same_answer():
         (dict(J=np.full((8, 12), np.inf)), "J"),
         (dict(lam=np.ones(3), y=np.ones((2, 8))), "broadcast"),
         (dict(tol=0.0), "tol"),
+        # issue 11: each of these was accepted or gave an unhelpful error
+        (dict(max_iter=0), "max_iter must be >= 1"),
+        (dict(max_iter=-3), "max_iter must be >= 1"),
+        (dict(tol="1e-9"), "tol must be a real number"),
+        (dict(J=np.ones((8, 12)) * (1 + 1j)), "J must be real"),
+        (dict(J=np.empty((0, 12)), y=np.empty(0)), "J must be a non-empty"),
+        (dict(J="sparse"), "J must be a dense array"),
+        (dict(factor=np.ones((8, 2)) * 1j), "factor must be real"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
@@ -138,6 +147,8 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
     args = dict(J=rng.standard_normal((8, 12)), y=rng.standard_normal(8), lam=0.1)
     args.update(kwargs)
     J, y, lam = args.pop("J"), args.pop("y"), args.pop("lam")
+    if isinstance(J, str):
+        J = scipy.sparse.csr_matrix(rng.standard_normal((8, 12)))
     with pytest.raises(ValueError, match=match):
         solve_convex_batched(J, y, lam, **args)
 

@@ -210,3 +210,33 @@ def test_uncertified_batched_instances_fall_back_to_tight_clarabel(monkeypatch):
     # the fallback answer is CLARABEL's at 1e-12 tolerances: same errors to ~1e-6 absolute in ε
     np.testing.assert_allclose(t["eps_theta"], ref["eps_theta"], atol=1e-6)
     assert np.array_equal(t["success"], ref["success"])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing_column", "empty"])
+def test_damaged_cache_file_is_named_and_recomputed(tmp_path, damage):
+    # issue 11: a damaged cache file gave BadZipFile / KeyError: 'N'
+    grid = {"N": [30], "p": [45], "r": [2], "k": [3, 6], "lam": [0.1]}
+    cache = tmp_path / "cache"
+    fresh = run_phase(grid, trials=2, cache_dir=cache, progress=False)
+    victim = sorted(cache.glob("*.npz"))[0]
+    if damage == "truncate":
+        victim.write_bytes(victim.read_bytes()[:200])
+    elif damage == "garbage":
+        victim.write_bytes(b"not a zip file at all")
+    elif damage == "empty":
+        victim.write_bytes(b"")
+    else:
+        with np.load(victim) as z:
+            part = {name: z[name] for name in z.files if name != "N"}
+        with open(victim, "wb") as fh:
+            np.savez(fh, **part)
+    with pytest.warns(RuntimeWarning, match=f"{victim.name}.*damaged.*recomputing"):
+        again = run_phase(grid, trials=2, cache_dir=cache, progress=False)
+    assert_tables_equal(again, fresh)
+    # the recomputed cell was written back: a third run reads the cache without warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        third = run_phase(grid, trials=2, cache_dir=cache, progress=False)
+    assert_tables_equal(third, fresh)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from soptheory import (
     classify_critical_point,
@@ -70,6 +71,18 @@ CASES = [
     (coherence, (J,), {"rtol": 1.5}, r"rtol must lie in \(0, 1\)"),
     (recovery_condition_holds, (J, 9), {}, "k must be <= N = 8"),
     (recovery_condition_holds, (J, -1), {}, "k must be >= 0"),
+    # issue 11: complex, sparse and empty J and a string tol, in the shared validation
+    (solve_convex, (J * (1 + 1j), Y, 0.1), {}, "J must be real"),
+    (flow_limit, (J * 1j, Y, 1.0), {}, "J must be real"),
+    (coherence, (J + 0j,), {}, "J must be real"),
+    (flow_limit, (scipy.sparse.csr_matrix(J), Y, 1.0), {}, "J must be a dense array"),
+    (solve_convex, (scipy.sparse.coo_matrix(J), Y, 0.1), {}, "J must be a dense array"),
+    (flow_limit, (np.empty((0, 3)), np.empty(0), 1.0), {}, "J must be a non-empty 2-D array"),
+    (coherence, (np.empty((4, 0)),), {}, "J must be a non-empty 2-D array"),
+    (flow_limit, (J, Y * 1j, 1.0), {}, "y must be real"),
+    (gradient_descent, (J, Y, 1.0), {"tol": "1e-4"}, "tol must be a real number"),
+    (flow_limit, (J, Y, "4"), {}, "alpha must be a real number"),
+    (solve_convex, (J, Y, "0.1"), {}, "lam must be a real number"),
     # landscape
     (classify_critical_point, (J, Y, np.zeros(12), np.zeros(7), np.zeros(8)), {}, "u must have length 8"),
     (
