@@ -13,9 +13,12 @@ on any device: nothing here loops over samples in Python or touches a DataLoader
   These operations are library implementations, not hand-written: kornia's
   ``kornia.augmentation.auto.AutoAugment("cifar10")`` / ``RandAugment`` and ``RandomErasing``
   (as Cutout: one 16x16 square of zeros, inside the image) by default, or torchvision's
-  ``transforms.v2`` equivalents with ``backend="torchvision"`` (only where torchvision imports;
-  that path is not exercised by this project's CPU-only tests).
+  ``transforms.v2`` equivalents with ``backend="torchvision"`` (drawn per sample).
 * :func:`make_views` — uint8 batch to the (weak, strong) float pair SOP+ trains on.
+* :func:`strong_view_per_sample` — the strong view exactly as the authors build it, one
+  torchvision draw per sample: AutoAugment (CIFAR-10 policy) or RandAugment, then random crop and
+  flip, then Cutout (a square centred anywhere, clipped at the border, filled with the dataset
+  mean so that it reads 0 after normalisation) or torchvision's RandomErasing.
 
 Randomness and reproducibility
 ------------------------------
@@ -27,9 +30,13 @@ inside ``torch.random.fork_rng`` seeded with it: the output is a function of the
 alone, and the global RNG (CPU and the images' CUDA device) is restored afterwards. Use a CPU
 generator: drawing that seed from a CUDA generator would synchronise the device.
 
-Both libraries draw *one* sub-policy per call for the whole batch. To keep per-sample diversity
-at a bounded cost, :func:`strong_augment` splits the batch into ``groups`` chunks, each with its
-own sub-policy draw (magnitudes and Cutout positions are per sample within a chunk).
+Both libraries draw *one* sub-policy per call for the whole batch (a ``transforms.v2`` call on a
+batch tensor applies the same op, magnitude and erased box to every image). The authors apply
+their policy per image (in the dataset's ``__getitem__``), so the torchvision path calls the ops
+once per sample. kornia samples magnitudes and erased boxes per sample but one sub-policy per call;
+:func:`strong_augment` with kornia splits the batch into ``groups`` chunks, each with its own
+sub-policy draw. Measured on this machine's CPU (``benchmarks/bench_strong_augment.py``): see the
+benchmark's docstring.
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ import functools
 import torch
 import torch.nn.functional as F
 
-__all__ = ["random_crop_flip", "strong_augment", "make_views", "to_float", "STRONG_POLICIES", "BACKENDS"]
+__all__ = ["random_crop_flip", "strong_augment", "strong_view_per_sample", "make_views", "to_float",
+           "STRONG_POLICIES", "BACKENDS", "ERASE_MODES"]
 
 STRONG_POLICIES = ("autoaugment", "randaugment")
 BACKENDS = ("kornia", "torchvision")
+ERASE_MODES = ("cutout", "random_erasing", "none")
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -137,7 +146,7 @@ def _kornia_ops(policy: str, n: int, m: int, cutout: int, size: tuple[int, int])
 
 
 @functools.lru_cache(maxsize=16)
-def _torchvision_ops(policy: str, n: int, m: int, cutout: int, size: tuple[int, int]):  # pragma: no cover - needs torchvision
+def _torchvision_ops(policy: str, n: int, m: int, cutout: int, size: tuple[int, int]):
     from torchvision.transforms import v2
 
     op = (
@@ -150,6 +159,19 @@ def _torchvision_ops(policy: str, n: int, m: int, cutout: int, size: tuple[int, 
         frac = (cutout * cutout) / float(size[0] * size[1])
         ops.append(v2.RandomErasing(p=1.0, scale=(frac, frac), ratio=(1.0, 1.0), value=0))
     return v2.Compose(ops)
+
+
+def _per_sample(op, images: torch.Tensor, seed: int) -> torch.Tensor:
+    """``op`` applied to each image on its own (its own random draw), torch's RNG seeded by ``seed``
+    inside ``fork_rng`` (the caller's global RNG state is restored)."""
+    devices = [images.device] if images.is_cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return torch.stack([op(img) for img in images])
+
+
+def _draw_seed(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
 
 
 def strong_augment(
@@ -178,7 +200,8 @@ def strong_augment(
     cutout : int, default 16
         Side of the Cutout square in pixels (16 for 32x32 CIFAR images); 0 disables Cutout.
     groups : int, default 8
-        Number of chunks with independent sub-policy draws (see the module docstring).
+        kornia only: number of chunks with independent sub-policy draws (module docstring).
+        torchvision always draws per sample.
     backend : {"kornia", "torchvision"}
 
     Returns
@@ -208,18 +231,129 @@ def strong_augment(
             ops = _torchvision_ops(policy, int(randaugment_n), int(randaugment_m), int(cutout), size)
         except ImportError as exc:  # pragma: no cover - depends on the platform
             raise ValueError(f"backend='torchvision' needs an importable torchvision ({exc})") from exc
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-    devices = [x.device] if x.is_cuda else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        chunks = x.chunk(min(int(groups), x.shape[0]))
-        if backend == "kornia":
-            out = torch.cat([ops(c) for c in chunks])
-        else:  # pragma: no cover - needs torchvision
-            out = torch.cat([ops((c * 255).round().to(torch.uint8)).float().div_(255) for c in chunks])
+    seed = _draw_seed(generator)
+    if backend == "kornia":
+        devices = [x.device] if x.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = torch.cat([ops(c) for c in x.chunk(min(int(groups), x.shape[0]))])
+    else:  # one draw per sample, as the authors apply their policy
+        out = _per_sample(ops, (x * 255).round().to(torch.uint8), seed).float().div_(255)
     if gray:
         out = out.mean(dim=1, keepdim=True)
     return out.clamp_(0.0, 1.0)
+
+
+def _cutout(images: torch.Tensor, size: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Cutout as DeVries & Taylor / the authors: per image a centre (cy, cx) uniform on the whole
+    image, the square rows [cy - size//2, cy + size//2) x cols [cx - size//2, cx + size//2) clipped
+    to the image, filled with ``fill`` (shape (C,))."""
+    b, _, h, w = images.shape
+    gdev = generator.device
+    cy = torch.randint(0, h, (b,), generator=generator, device=gdev).to(images.device)
+    cx = torch.randint(0, w, (b,), generator=generator, device=gdev).to(images.device)
+    half = size // 2
+    rows = torch.arange(h, device=images.device)
+    cols = torch.arange(w, device=images.device)
+    in_r = (rows[None, :] >= cy[:, None] - half) & (rows[None, :] < cy[:, None] + half)  # (B, H)
+    in_c = (cols[None, :] >= cx[:, None] - half) & (cols[None, :] < cx[:, None] + half)  # (B, W)
+    mask = (in_r[:, :, None] & in_c[:, None, :])[:, None]  # (B, 1, H, W)
+    return torch.where(mask, fill.view(1, -1, 1, 1).to(images.dtype), images)
+
+
+def strong_view_per_sample(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    policy: str = "autoaugment",
+    randaugment_n: int = 2,
+    randaugment_m: int = 10,
+    pad: int = 4,
+    flip: bool = True,
+    erase: str = "cutout",
+    cutout: int = 16,
+    fill=0,
+) -> torch.Tensor:
+    """The authors' strong view, one torchvision draw per sample (uint8 in, uint8 out).
+
+    For each image, in this order (``data_loader/data_loaders.py`` of ``shengliu66/SOP``):
+
+    1. ``policy``: torchvision's ``v2.AutoAugment(AutoAugmentPolicy.CIFAR10)`` or
+       ``v2.RandAugment(randaugment_n, randaugment_m)``, drawn for this image alone;
+    2. random crop with zero padding ``pad`` and horizontal flip (:func:`random_crop_flip`);
+    3. ``erase``: ``"cutout"`` — a ``cutout`` x ``cutout`` square centred uniformly *anywhere* in
+       the image (so it may be cut by the border), filled with ``fill``; ``"random_erasing"`` —
+       torchvision's ``v2.RandomErasing(p=1)`` (default scale (0.02, 0.33), ratio (0.3, 3.3)) filled
+       with ``fill``; ``"none"``.
+
+    The authors normalise before Cutout and fill with 0, i.e. with the normalisation mean: pass
+    ``fill = round(255 * mean)`` per channel and normalise afterwards (the filled pixels then read
+    0 up to the uint8 rounding, at most 0.5 / (255 std)).
+
+    Parameters
+    ----------
+    images : Tensor of shape (batch, channels, height, width), uint8
+        Raw images (channels 1 or 3; grey images are replicated to RGB for the policy and averaged
+        back).
+    generator : torch.Generator
+        The only source of randomness: crop offsets, flips and Cutout centres are drawn from it;
+        the torchvision draws run inside ``fork_rng`` seeded from it (the global RNG is restored).
+    policy : {"autoaugment", "randaugment"}
+    randaugment_n, randaugment_m : int
+    pad : int, default 4
+    flip : bool, default True
+    erase : {"cutout", "random_erasing", "none"}, default "cutout"
+    cutout : int, default 16
+        Cutout side in pixels (16 for 32x32 CIFAR images).
+    fill : int or sequence of int, default 0
+        Fill value(s) in [0, 255] for the erased pixels, one per channel or one for all.
+
+    Returns
+    -------
+    Tensor of the same shape, uint8, on the images' device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    >>> strong_view_per_sample(x, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([2, 3, 32, 32])
+    """
+    _check_images(images)
+    _check_generator(generator)
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8, got {images.dtype}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
+    if policy not in STRONG_POLICIES:
+        raise ValueError(f"policy must be one of {STRONG_POLICIES}, got {policy!r}")
+    if erase not in ERASE_MODES:
+        raise ValueError(f"erase must be one of {ERASE_MODES}, got {erase!r}")
+    if int(cutout) != cutout or cutout < 0 or cutout > min(images.shape[-2:]):
+        raise ValueError(f"cutout must be an integer in [0, image size], got {cutout!r}")
+    c = images.shape[1]
+    fill_t = torch.as_tensor(fill, dtype=torch.float64).flatten()
+    if fill_t.numel() == 1:
+        fill_t = fill_t.expand(c)
+    if fill_t.numel() != c or bool(((fill_t < 0) | (fill_t > 255)).any()):
+        raise ValueError(f"fill must be one value or {c} values in [0, 255], got {fill!r}")
+    fill_t = fill_t.round().to(torch.uint8).to(images.device)
+    try:
+        from torchvision.transforms import v2
+    except ImportError as exc:  # pragma: no cover - torchvision is a dependency
+        raise ValueError(f"strong_view_per_sample needs an importable torchvision ({exc})") from exc
+    x = images.expand(-1, 3, -1, -1) if c == 1 else images
+    op = _torchvision_ops(policy, int(randaugment_n), int(randaugment_m), 0, tuple(images.shape[-2:]))
+    x = _per_sample(op, x, _draw_seed(generator))
+    if c == 1:
+        x = x.float().mean(dim=1, keepdim=True).round_().to(torch.uint8)
+    x = random_crop_flip(x, generator=generator, pad=pad, flip=flip)
+    if erase == "cutout" and cutout > 0:
+        x = _cutout(x, int(cutout), fill_t, generator)
+    elif erase == "random_erasing":
+        eraser = v2.RandomErasing(p=1.0, value=[int(f) for f in fill_t.tolist()])
+        x = _per_sample(eraser, x, _draw_seed(generator))
+    return x
 
 
 def make_views(

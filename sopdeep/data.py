@@ -8,7 +8,9 @@ int64 labels in ``[0, num_classes)``. Supported on-disk formats:
 * Fashion-MNIST, the four idx files (``.gz`` or extracted) in ``ROOT/FashionMNIST/raw/`` (torchvision)
   or directly in ``ROOT``;
 * any ``.npz`` holding ``x_train, y_train, x_test, y_test`` (user data, or the decoded CIFAR-10 JPEG
-  export, see :func:`load_cifar10_jpeg`).
+  export, see :func:`load_cifar10_jpeg`);
+* an image folder in torchvision's ``ImageFolder`` layout, ``ROOT/{train,test}/<class>/<image>``
+  (Clothing1M / WebVision-like data), decoded and resized once (:func:`load_image_folder`).
 
 The CIFAR batches are Python pickles; they are read with a restricted unpickler that admits only
 numpy's array globals (:mod:`sopdeep._safepickle`), so a tampered file cannot run code.
@@ -42,7 +44,10 @@ __all__ = [
     "save_npz",
     "decode_cifar10_jpeg",
     "load_cifar10_jpeg",
+    "load_image_folder",
     "load_dataset",
+    "canonical_dataset_name",
+    "DATASET_NUM_CLASSES",
     "split_indices",
 ]
 
@@ -607,45 +612,184 @@ def load_cifar10_jpeg(source, cache_path, *, overwrite=False):
                                               "cifar10-jpeg", CIFAR10_CLASSES)
 
 
+# ---------------------------------------------------------------------------------------------
+# image folders (torchvision's ImageFolder layout)
+# ---------------------------------------------------------------------------------------------
+
+_SPLIT_DIRS = {"train": ("train",), "test": ("test", "val")}
+
+
+def _read_folder_split(folder, class_to_idx, size, mode):
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    try:
+        samples = make_dataset(folder, class_to_idx, extensions=IMG_EXTENSIONS)
+    except FileNotFoundError as exc:  # a class folder without images
+        raise ValueError(f"{folder}: {exc}") from exc
+    channels = 3 if mode == "RGB" else 1
+    x = np.empty((len(samples), size[0], size[1], channels), dtype=np.uint8)
+    y = np.empty(len(samples), dtype=np.int64)
+    for i, (path, label) in enumerate(samples):
+        try:
+            with Image.open(path) as img:
+                img = img.convert(mode).resize((size[1], size[0]), Image.BILINEAR)
+                x[i] = np.asarray(img, dtype=np.uint8).reshape(size[0], size[1], channels)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise ValueError(f"{path} is not a readable image: {exc}") from exc
+        y[i] = label
+    return x, y
+
+
+def load_image_folder(root, *, image_size=32, channels=3, name="imagefolder"):
+    """Load an image-folder dataset (Clothing1M / WebVision-like) into memory, resized.
+
+    The layout is torchvision's ``ImageFolder`` one, per split::
+
+        ROOT/train/<class name>/<image>.{png,jpg,...}
+        ROOT/test/<class name>/<image>...      (or ROOT/val/...)
+
+    Class indices follow :func:`torchvision.datasets.folder.find_classes` on ``ROOT/train`` (sorted
+    folder names); the test split is read with the same ``class_to_idx`` and may not hold a class
+    the training split lacks. Images are listed with :func:`torchvision.datasets.folder.make_dataset`
+    (sorted paths, torchvision's image extensions), decoded with Pillow, converted to RGB (or L) and
+    resized to ``image_size`` with bilinear interpolation.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder holding ``train/`` and ``test/`` (or ``val/``).
+    image_size : int or (int, int), default 32
+        Output H = W (or (H, W)). Everything is held in memory as uint8 (N * H * W * C bytes), so
+        this is for small images or subsets, not the full 1M Clothing1M images at 224 px.
+    channels : {3, 1}, default 3
+        RGB or greyscale.
+    name : str, default "imagefolder"
+
+    Returns
+    -------
+    ArrayDataset
+        ``classes`` the sorted class folder names, K = their number.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root``, its ``train/`` or its ``test/`` (``val/``) folder is missing.
+    ValueError
+        On a bad ``image_size`` / ``channels``, fewer than 2 classes, a test class absent from
+        training, an empty class folder or an unreadable image (the file is named).
+    """
+    from torchvision.datasets.folder import find_classes
+
+    root = Path(root)
+    if isinstance(image_size, (tuple, list)):
+        size = tuple(image_size)
+    else:
+        size = (image_size, image_size)
+    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in size):
+        raise ValueError(f"image_size must be a positive integer or a pair (H, W), got {image_size!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 3 (RGB) or 1 (grey), got {channels!r}")
+    folders = {}
+    for split, names in _SPLIT_DIRS.items():
+        found = [root / n for n in names if (root / n).is_dir()]
+        if not found:
+            raise FileNotFoundError(f"{root} has no {' or '.join(names)}/ folder; expected the ImageFolder layout "
+                                    "ROOT/{train,test}/<class>/<image>")
+        folders[split] = found[0]
+    classes, class_to_idx = find_classes(folders["train"])
+    if len(classes) < 2:
+        raise ValueError(f"{folders['train']} must hold at least 2 class folders, got {classes}")
+    test_classes, _ = find_classes(folders["test"])
+    unknown = sorted(set(test_classes) - set(classes))
+    if unknown:
+        raise ValueError(f"{folders['test']} has class folders absent from {folders['train']}: {unknown}")
+    mode = "RGB" if channels == 3 else "L"
+    size = (int(size[0]), int(size[1]))
+    x_train, y_train = _read_folder_split(folders["train"], class_to_idx, size, mode)
+    x_test, y_test = _read_folder_split(folders["test"], class_to_idx, size, mode)
+    return ArrayDataset(x_train, y_train, x_test, y_test, len(classes), name, tuple(classes))
+
+
 _LOADERS = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "fashion-mnist": load_fashion_mnist,
     "npz": load_npz,
+    "imagefolder": load_image_folder,
 }
 _ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashion_mnist": "fashion-mnist",
-            "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist"}
-#: Names accepted by :func:`load_dataset` (aliases: cifar-10, cifar-100, fashion_mnist, fashionmnist, fmnist).
-DATASET_NAMES = ("cifar10", "cifar100", "fashion-mnist", "cifar10-jpeg", "npz")
+            "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "image-folder": "imagefolder",
+            "image_folder": "imagefolder"}
+#: Names accepted by :func:`load_dataset` (aliases: cifar-10, cifar-100, fashion_mnist, fashionmnist, fmnist,
+#: image-folder, image_folder).
+DATASET_NAMES = ("cifar10", "cifar100", "fashion-mnist", "cifar10-jpeg", "npz", "imagefolder")
+#: Class count of each named dataset whose classes are fixed by its name (npz / imagefolder: by the files).
+DATASET_NUM_CLASSES = {"cifar10": 10, "cifar10-jpeg": 10, "cifar100": 100, "fashion-mnist": 10}
 
 
-def load_dataset(name, root, *, cache_path=None):
+def canonical_dataset_name(name, *, extra=()):
+    """The canonical form of a dataset name of :func:`load_dataset` (aliases resolved, lower case).
+
+    Parameters
+    ----------
+    name : str
+        E.g. ``"CIFAR-10"``, ``"fmnist"``.
+    extra : tuple of str
+        Further names to accept as they are (e.g. ``("synthetic",)``, the in-memory set of
+        :mod:`sopdeep.synthetic`).
+
+    Returns
+    -------
+    str, one of :data:`DATASET_NAMES` or ``extra``.
+
+    Examples
+    --------
+    >>> canonical_dataset_name("CIFAR-100")
+    'cifar100'
+    """
+    allowed = DATASET_NAMES + tuple(extra)
+    if not isinstance(name, str):
+        raise ValueError(f"dataset name must be one of {allowed}, got {name!r}")
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in allowed:
+        raise ValueError(f"dataset name must be one of {allowed}, got {name!r}")
+    return key
+
+
+def load_dataset(name, root, *, cache_path=None, image_size=None):
     """Load a dataset by name from local files.
 
     Parameters
     ----------
-    name : {"cifar10", "cifar100", "fashion-mnist", "cifar10-jpeg", "npz"}
+    name : {"cifar10", "cifar100", "fashion-mnist", "cifar10-jpeg", "npz", "imagefolder"}
         Which loader to use (case-insensitive; aliases "cifar-10", "cifar-100", "fashion_mnist",
-        "fmnist").
+        "fmnist", "image-folder").
     root : str or Path
         The data root of that loader: a torchvision-format root for cifar10/cifar100/fashion-mnist,
-        the export folder for cifar10-jpeg, the ``.npz`` file for npz.
+        the export folder for cifar10-jpeg, the ``.npz`` file for npz, the folder holding
+        ``train/`` and ``test/`` for imagefolder.
     cache_path : str or Path, optional
         For "cifar10-jpeg" only: where the decoded npz is cached (required there).
+    image_size : int or (int, int), optional
+        For "imagefolder" only: the size images are resized to (default 32).
 
     Returns
     -------
     ArrayDataset
     """
-    if not isinstance(name, str):
-        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
-    key = _ALIASES.get(name.lower(), name.lower())
+    try:
+        key = canonical_dataset_name(name)
+    except ValueError:
+        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}") from None
+    if image_size is not None and key != "imagefolder":
+        raise ValueError(f"image_size is only used for name='imagefolder', got name={name!r}")
     if key == "cifar10-jpeg":
         if cache_path is None:
             raise ValueError("cache_path is required for name='cifar10-jpeg' (where the decoded npz is kept)")
         return load_cifar10_jpeg(root, cache_path)
-    if key not in _LOADERS:
-        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
     if cache_path is not None:
         raise ValueError(f"cache_path is only used for name='cifar10-jpeg', got name={name!r}")
+    if key == "imagefolder":
+        return load_image_folder(root, image_size=32 if image_size is None else image_size)
     return _LOADERS[key](root)

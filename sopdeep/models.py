@@ -7,6 +7,13 @@ included) and return raw logits of shape (B, num_classes).
   CIFAR variant: a 3x3 stem convolution with 64 channels and no max-pool, four stages of two
   pre-activation basic blocks (64, 128, 256, 512 channels; strides 1, 2, 2, 2), BN-ReLU, global average
   pooling, linear. About 11.17M parameters for 10 classes.
+* ``"preact18_authors"``: the PreActResNet18 of the authors' code (``shengliu66/SOP`` at 4d991ce,
+  ``model/PreResNet.py``), which produced the SOP+ columns: the stem is conv-BN-ReLU, every block's
+  shortcut carries the pre-activated input ``ReLU(BN(x))`` (identity blocks included, where He et
+  al. add ``x`` itself), and there is no final BN-ReLU before the pooling. 11,171,274 parameters
+  for 10 classes (``preact18`` minus the final BN's 1,024 plus the stem BN's 128). Their
+  ``avg_pool2d(., 4)`` is global average pooling on 32x32 inputs, the pooling used here for every
+  size.
 * ``"resnet34"``: ResNet34 (He et al. 2016), CIFAR variant: 3x3 stem conv-BN-ReLU with 64 channels,
   no max-pool, post-activation basic blocks (3, 4, 6, 3) with 1x1 conv-BN projection shortcuts,
   global average pooling, linear. About 21.28M parameters for 10 classes.
@@ -38,12 +45,15 @@ class PreActBlock(nn.Module):
     """Pre-activation basic block: BN-ReLU-conv3x3(stride)-BN-ReLU-conv3x3, plus the identity.
 
     When the shape changes the shortcut is a strided 1x1 convolution of the pre-activated input.
+    With ``shortcut_from_activation=True`` (the authors' code) an identity shortcut also carries the
+    pre-activated input ``ReLU(BN(x))`` instead of ``x``.
     """
 
     expansion = 1
 
-    def __init__(self, cin, cout, stride=1):
+    def __init__(self, cin, cout, stride=1, shortcut_from_activation=False):
         super().__init__()
+        self.shortcut_from_activation = bool(shortcut_from_activation)
         self.bn1 = nn.BatchNorm2d(cin)
         self.conv1 = _conv3x3(cin, cout, stride)
         self.bn2 = nn.BatchNorm2d(cout)
@@ -54,30 +64,50 @@ class PreActBlock(nn.Module):
 
     def forward(self, x):
         out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        if self.shortcut is not None:
+            shortcut = self.shortcut(out)
+        else:
+            shortcut = out if self.shortcut_from_activation else x
         out = self.conv1(out)
         out = self.conv2(F.relu(self.bn2(out)))
         return out + shortcut
 
 
 class PreActResNet(nn.Module):
-    """Pre-activation ResNet for small images (CIFAR stem: 3x3 conv, no max-pool)."""
+    """Pre-activation ResNet for small images (CIFAR stem: 3x3 conv, no max-pool).
 
-    def __init__(self, num_blocks=(2, 2, 2, 2), num_classes=10, in_channels=3, widths=(64, 128, 256, 512)):
+    ``variant="he"``: He et al. (bare conv stem, identity shortcuts carry x, final BN-ReLU).
+    ``variant="authors"``: the SOP authors' code (conv-BN-ReLU stem, shortcuts carry ReLU(BN(x)),
+    no final BN-ReLU).
+    """
+
+    VARIANTS = ("he", "authors")
+
+    def __init__(self, num_blocks=(2, 2, 2, 2), num_classes=10, in_channels=3, widths=(64, 128, 256, 512),
+                 variant="he"):
         super().__init__()
+        if variant not in self.VARIANTS:
+            raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
+        authors = variant == "authors"
         self.conv1 = _conv3x3(in_channels, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0]) if authors else None
         layers, cin = [], widths[0]
         for i, (n, w) in enumerate(zip(num_blocks, widths)):
             for j in range(n):
-                layers.append(PreActBlock(cin, w, stride=2 if (i > 0 and j == 0) else 1))
+                layers.append(PreActBlock(cin, w, stride=2 if (i > 0 and j == 0) else 1,
+                                          shortcut_from_activation=authors))
                 cin = w
         self.layers = nn.Sequential(*layers)
-        self.bn = nn.BatchNorm2d(cin)
+        self.bn = None if authors else nn.BatchNorm2d(cin)
         self.linear = nn.Linear(cin, num_classes)
 
     def forward(self, x):
-        out = self.layers(self.conv1(x))
-        out = F.relu(self.bn(out))
+        out = self.conv1(x)
+        if self.bn1 is not None:
+            out = F.relu(self.bn1(out))
+        out = self.layers(out)
+        if self.bn is not None:
+            out = F.relu(self.bn(out))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
 
@@ -171,6 +201,7 @@ class MLP(nn.Module):
 #: Architecture names and the keyword options each accepts.
 ARCHITECTURES = {
     "preact18": (),
+    "preact18_authors": (),
     "resnet34": (),
     "cnn": ("width",),
     "mlp": ("width", "depth"),
@@ -188,7 +219,7 @@ def build_model(arch, num_classes, in_channels=3, image_size=32, **options):
 
     Parameters
     ----------
-    arch : {"preact18", "resnet34", "cnn", "mlp"}
+    arch : {"preact18", "preact18_authors", "resnet34", "cnn", "mlp"}
         Architecture (see the module docstring).
     num_classes : int
         K >= 2, the number of logits.
@@ -231,8 +262,8 @@ def build_model(arch, num_classes, in_channels=3, image_size=32, **options):
         h = w = _pos_int(image_size, "image_size")
     if arch != "mlp" and min(h, w) < 8:
         raise ValueError(f"image_size must be >= 8 for arch={arch!r}, got {(h, w)}")
-    if arch == "preact18":
-        return PreActResNet((2, 2, 2, 2), num_classes, in_channels)
+    if arch in ("preact18", "preact18_authors"):
+        return PreActResNet((2, 2, 2, 2), num_classes, in_channels, variant="authors" if arch.endswith("_authors") else "he")
     if arch == "resnet34":
         return ResNet((3, 4, 6, 3), num_classes, in_channels)
     if arch == "cnn":

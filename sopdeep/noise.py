@@ -15,14 +15,36 @@ noise rate. Definitions follow Liu et al. (ICML 2022), Table 1 and appendix A.2:
   every source class exactly ``round(rate * n_c)`` of its ``n_c`` samples, chosen uniformly, are
   flipped (the per-class count of the authors' reference code), so the rate within each source class
   is exact.
+* **the authors' generators** (``shengliu66/SOP`` at 4d991ce, ``data_loader/cifar10.py`` and
+  ``cifar100.py``), which produced the paper's tables and differ from the definitions above:
+  ``"sym-authors"`` draws the new label from all K classes for the first ``ceil(rate * N)`` of a
+  random permutation (realised about ``rate * (K - 1) / K``: 45% at "50%", 72% at "80%" on
+  CIFAR-10); ``"asym-authors"`` on CIFAR-10 flips class by class, 0 to 9, on the *already flipped*
+  labels, so dog -> cat also moves cats that were just flipped to dog back (cat about 24%, about
+  18.4% overall at "40%"); on CIFAR-100 it swaps two random classes inside each block of 5
+  consecutive class indices, each sample of the two with probability ``rate`` (about 16% overall at
+  "40%", 40 classes touched; the blocks are not the super-classes).
 * **CIFAR-N** (Wei et al., ICLR 2022): the human labels of CIFAR-10N (aggregate, random1..3, worst)
   and CIFAR-100N (noisy), read from the ``.pt`` label files with a restricted unpickler that admits
   only numpy's array globals, so a tampered file cannot run code.
+
+Which classes exist
+-------------------
+Noise may only move a label to a class of the data. The labels show the classes 0 .. max(labels);
+``dataset``, when it names a dataset with fixed classes (:data:`sopdeep.data.DATASET_NUM_CLASSES`:
+CIFAR-10 and its JPEG export, Fashion-MNIST 10, CIFAR-100 100), adds that its K classes exist even
+if a subset misses the top ones. So K must be ``max(labels) + 1`` or the dataset's K (the default is
+the larger); any other ``num_classes`` is refused: ``symmetric_noise(labels_in_0_to_9, 0.4,
+num_classes=100)`` would put 40% of the labels in 90 classes that no sample has. ("npz",
+"imagefolder" and "synthetic" do not fix K: their labels are the evidence.)
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +53,7 @@ import numpy as np
 from sopcommon import check_random_state
 
 from ._safepickle import load_torch_zip_pickle
+from .data import DATASET_NUM_CLASSES, canonical_dataset_name
 
 __all__ = [
     "NoisyLabels",
@@ -43,6 +66,9 @@ __all__ = [
     "no_noise",
     "symmetric_noise",
     "asymmetric_noise",
+    "symmetric_noise_authors",
+    "asymmetric_noise_authors",
+    "ASYMMETRIC_DATASETS",
     "cifar100_asymmetric_map",
     "read_cifar_n",
     "load_cifar_n",
@@ -75,9 +101,16 @@ CIFAR10N_LABELS = {
 #: CIFAR-100N label sets: our name -> key in ``CIFAR-100_human.pt``.
 CIFAR100N_LABELS = {"noisy": "noisy_label"}
 
-#: Kinds accepted by :func:`make_noisy_labels` (aliases: "clean", "symmetric", "asymmetric").
-NOISE_KINDS = ("none", "sym", "sym-all", "asym", "cifar10n", "cifar100n")
-_KIND_ALIASES = {"clean": "none", "symmetric": "sym", "asymmetric": "asym"}
+#: Kinds accepted by :func:`make_noisy_labels` (aliases: "clean", "symmetric", "asymmetric",
+#: "symmetric_authors", "asymmetric_authors").
+NOISE_KINDS = ("none", "sym", "sym-all", "asym", "sym-authors", "asym-authors", "cifar10n", "cifar100n")
+_KIND_ALIASES = {"clean": "none", "symmetric": "sym", "asymmetric": "asym", "symmetric_authors": "sym-authors",
+                 "asymmetric_authors": "asym-authors"}
+#: Datasets (canonical names of :func:`sopdeep.data.canonical_dataset_name`) with an asymmetric class map.
+ASYMMETRIC_DATASETS = {"cifar10": "cifar10", "cifar10-jpeg": "cifar10", "cifar100": "cifar100"}
+#: Dataset names accepted by the noise generators: those of :func:`sopdeep.data.load_dataset` plus
+#: the in-memory "synthetic" set.
+_EXTRA_DATASETS = ("synthetic",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,14 +232,33 @@ def _check_rate(rate):
     return float(rate)
 
 
-def _resolve(labels, num_classes):
+def _dataset_name(dataset):
+    return None if dataset is None else canonical_dataset_name(dataset, extra=_EXTRA_DATASETS)
+
+
+def _resolve(labels, num_classes, dataset=None):
+    """Validated labels and K under the rule of the module docstring ("Which classes exist")."""
     y = _check_labels(labels, "labels")
-    if num_classes is None:
-        if y.size == 0:
+    fixed = DATASET_NUM_CLASSES.get(_dataset_name(dataset))
+    if num_classes is not None:
+        num_classes = _check_num_classes(num_classes)
+    if y.size == 0:
+        k = num_classes if num_classes is not None else fixed
+        if k is None:
             raise ValueError("num_classes is required when labels is empty")
-        num_classes = max(int(y.max()) + 1, 2)
-    k = _check_num_classes(num_classes)
-    return _check_labels(y, "labels", k), k
+        return y, k
+    seen = max(int(y.max()) + 1, 2)
+    if num_classes is None:
+        num_classes = fixed if fixed is not None and fixed >= seen else seen
+    elif num_classes < seen:
+        _check_labels(y, "labels", num_classes)  # "labels must lie in [0, K)"
+    elif num_classes not in (seen, fixed):
+        known = f"dataset={dataset!r} has {fixed}" if fixed is not None else (
+            "without a dataset of fixed classes K = max(labels) + 1" if dataset is None
+            else f"dataset={dataset!r} does not fix the classes, so K = max(labels) + 1")
+        raise ValueError(f"num_classes={num_classes} but the labels use classes 0..{seen - 1} and {known}: "
+                         "noise must not invent classes that no sample has")
+    return _check_labels(y, "labels", num_classes), num_classes
 
 
 def _seed_param(random_state):
@@ -217,13 +269,13 @@ def _seed_param(random_state):
 # generators
 # ---------------------------------------------------------------------------------------------
 
-def no_noise(labels, *, num_classes=None):
+def no_noise(labels, *, num_classes=None, dataset=None):
     """The clean labels as a :class:`NoisyLabels` of kind "none" (realised rate 0)."""
-    y, k = _resolve(labels, num_classes)
+    y, k = _resolve(labels, num_classes, dataset)
     return NoisyLabels(y, y, k, "none", {})
 
 
-def symmetric_noise(labels, rate, *, num_classes=None, include_true_class=False, random_state=None):
+def symmetric_noise(labels, rate, *, num_classes=None, dataset=None, include_true_class=False, random_state=None):
     """Symmetric label noise.
 
     Exactly ``m = round(rate * N)`` positions are chosen uniformly without replacement. Each chosen
@@ -242,7 +294,11 @@ def symmetric_noise(labels, rate, *, num_classes=None, include_true_class=False,
     rate : float in [0, 1]
         The noise level rho.
     num_classes : int, optional
-        K (>= 2); default ``max(labels) + 1``.
+        K (>= 2); default that of ``dataset``, else ``max(labels) + 1``; another value is refused
+        (module docstring, "Which classes exist").
+    dataset : str, optional
+        A dataset name of :func:`sopdeep.data.load_dataset` (or "synthetic"); fixes K for CIFAR-10,
+        CIFAR-100 and Fashion-MNIST.
     include_true_class : bool, default False
         Use the A.2 variant (draw from all K classes).
     random_state : None, int, SeedSequence or numpy Generator
@@ -253,19 +309,130 @@ def symmetric_noise(labels, rate, *, num_classes=None, include_true_class=False,
     NoisyLabels
         ``kind="sym"`` (or ``"sym-all"`` for the A.2 variant).
     """
-    y, k = _resolve(labels, num_classes)
+    y, k = _resolve(labels, num_classes, dataset)
     rate = _check_rate(rate)
-    rng = check_random_state(random_state)
-    n = y.shape[0]
-    m = int(round(rate * n))
-    pos = rng.choice(n, size=m, replace=False)
+    noisy = _redraw(y, k, int(round(rate * y.shape[0])), include_true_class, check_random_state(random_state))
+    kind = "sym-all" if include_true_class else "sym"
+    return NoisyLabels(noisy, y, k, kind, {"rate": rate, "seed": _seed_param(random_state)})
+
+
+def _redraw(y, k, m, include_true_class, rng):
+    """``m`` positions chosen uniformly without replacement get a uniform label (of all K or the others)."""
+    pos = rng.choice(y.shape[0], size=m, replace=False)
     noisy = y.copy()
     if include_true_class:
         noisy[pos] = rng.integers(0, k, size=m)
     else:
         noisy[pos] = (y[pos] + rng.integers(1, k, size=m)) % k
-    kind = "sym-all" if include_true_class else "sym"
-    return NoisyLabels(noisy, y, k, kind, {"rate": rate, "seed": _seed_param(random_state)})
+    return noisy
+
+
+def _authors_count(rate, n):
+    """``#{i in 0..n-1 : i < rate * n}``: how many the authors' ``if i < percent * len(...)`` loops take."""
+    return min(n, math.ceil(rate * n))
+
+
+def symmetric_noise_authors(labels, rate, *, num_classes=None, dataset=None, random_state=None):
+    """Symmetric noise as the authors' code generates it (``symmetric_noise`` of their CIFAR loaders).
+
+    The first ``m = ceil(rate * N)`` samples of a uniform random permutation get a label drawn
+    uniformly from **all** K classes (the true one included), so about ``m / K`` of them keep their
+    label and the realised rate is about ``rate * (K - 1) / K`` (CIFAR-10: 45% at rate 0.5, 72% at
+    0.8). It is the A.2 variant of :func:`symmetric_noise` up to the count (ceil, not round).
+
+    Parameters
+    ----------
+    labels : array-like of shape (N,), int
+    rate : float in [0, 1]
+        The authors' ``percent``.
+    num_classes, dataset
+        As :func:`symmetric_noise`.
+    random_state : None, int, SeedSequence or numpy Generator
+        Replaces the authors' global numpy seed.
+
+    Returns
+    -------
+    NoisyLabels
+        ``kind="sym-authors"``; ``realised_rate`` is the fraction actually changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = symmetric_noise_authors(np.arange(10_000) % 10, 0.5, random_state=0)
+    >>> 0.43 < res.realised_rate < 0.47
+    True
+    """
+    y, k = _resolve(labels, num_classes, dataset)
+    rate = _check_rate(rate)
+    noisy = _redraw(y, k, _authors_count(rate, y.shape[0]), True, check_random_state(random_state))
+    return NoisyLabels(noisy, y, k, "sym-authors", {"rate": rate, "seed": _seed_param(random_state)})
+
+
+def _asymmetric_family(dataset):
+    name = _dataset_name(dataset)
+    if name not in ASYMMETRIC_DATASETS:
+        raise ValueError(f"asymmetric noise needs a class map, and dataset={dataset!r} has none (defined for "
+                         f"{sorted(ASYMMETRIC_DATASETS)}); pass mapping= to asymmetric_noise for other data")
+    return ASYMMETRIC_DATASETS[name]
+
+
+def asymmetric_noise_authors(labels, rate=0.4, *, dataset, random_state=None):
+    """Asymmetric noise as the authors' code generates it (``asymmetric_noise`` of their loaders).
+
+    * CIFAR-10 (and its JPEG export): for c = 0, 1, ..., 9 in turn, the first ``ceil(rate * n_c)``
+      of a random permutation of the samples *currently labelled* c are relabelled by
+      :data:`CIFAR10_ASYMMETRIC_MAP`. Class 3 (cat) is flipped to dog before class 5 (dog) is
+      processed, so 40% of the enlarged dog class (original dogs plus flipped cats) goes to cat,
+      which sends some flipped cats back: at rate 0.4 on balanced data cat ends about 24% noisy,
+      dog 40%, about 18.4% overall (Notes).
+    * CIFAR-100: in each block ``5b .. 5b+4`` of consecutive class indices two distinct classes are
+      drawn uniformly and swapped, each sample of the two independently with probability ``rate``
+      (their ``multiclass_noisify`` with a 5 x 5 transition block). At 0.4: about 16% overall, 40
+      classes touched. The blocks are not CIFAR-100's super-classes (fine labels are alphabetical).
+
+    Parameters
+    ----------
+    labels : array-like of shape (N,), int
+    rate : float in [0, 1], default 0.4
+    dataset : str
+        "cifar10", "cifar10-jpeg" or "cifar100" (any alias of :func:`sopdeep.data.load_dataset`);
+        other datasets have no class map and are refused.
+    random_state : None, int, SeedSequence or numpy Generator
+        One seed for everything (the authors seed the CIFAR-100 flips with a fixed 0 and the class
+        pairs with the global numpy seed).
+
+    Returns
+    -------
+    NoisyLabels
+        ``kind="asym-authors"``.
+
+    Notes
+    -----
+    CIFAR-10 with ``n`` samples per class and rate ρ: ρn cats go to dog; dog then holds
+    ``(1 + ρ) n`` samples of which ``ρ(1 + ρ) n`` go to cat, a fraction ``ρ / (1 + ρ)`` of them
+    flipped cats; so ``ρ² n`` cats return and cat ends with ``ρ(1 - ρ) n`` noisy labels (24% at ρ =
+    0.4), dog with ``ρ n``; overall ``(4ρ + ρ(1 - ρ)) / 10`` = 18.4%.
+    """
+    family = _asymmetric_family(dataset)
+    y, k = _resolve(labels, None, dataset)
+    rate = _check_rate(rate)
+    rng = check_random_state(random_state)
+    noisy = y.copy()
+    if family == "cifar10":
+        for c in range(k):
+            if c not in CIFAR10_ASYMMETRIC_MAP:
+                continue
+            members = np.flatnonzero(noisy == c)
+            chosen = rng.choice(members, size=_authors_count(rate, members.size), replace=False)
+            noisy[chosen] = CIFAR10_ASYMMETRIC_MAP[c]
+    else:
+        flip = rng.random(y.shape[0]) < rate  # one coin per sample: the blocks' classes are disjoint
+        for start in range(0, k, 5):
+            a, b = start + rng.choice(5, size=2, replace=False)
+            noisy[flip & (y == a)] = b
+            noisy[flip & (y == b)] = a
+    return NoisyLabels(noisy, y, k, "asym-authors", {"rate": rate, "seed": _seed_param(random_state),
+                                                     "dataset": _dataset_name(dataset)})
 
 
 def cifar100_asymmetric_map(fine_to_coarse=None):
@@ -311,17 +478,20 @@ def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, fine_
         Clean labels.
     rate : float in [0, 1], default 0.4
         The flip probability within each source class (the paper uses 40%).
-    dataset : {"cifar10", "cifar100"}, default "cifar10"
-        Which standard map to use when ``mapping`` is None: :data:`CIFAR10_ASYMMETRIC_MAP`
+    dataset : str or None, default "cifar10"
+        A dataset name of :func:`sopdeep.data.load_dataset` (aliases allowed). Without ``mapping``
+        it selects the standard map: :data:`CIFAR10_ASYMMETRIC_MAP` for "cifar10" / "cifar10-jpeg"
         (truck->automobile, bird->airplane, deer->horse, cat<->dog) or
-        :func:`cifar100_asymmetric_map` (next class within the super-class).
+        :func:`cifar100_asymmetric_map` for "cifar100" (next class within the super-class); any
+        other dataset has no map and is refused (ValueError). It also fixes K (module docstring).
     mapping : dict {int: int} or array-like of shape (K,), optional
-        A custom map source -> target (array entries equal to their index are not sources).
+        A custom map source -> target (array entries equal to their index are not sources);
+        ``dataset`` is then ignored and K is ``max(labels) + 1``.
     fine_to_coarse : array-like of shape (100,), optional
         For ``dataset="cifar100"``: the super-class of each fine class, e.g. read from the dataset
         with :func:`sopdeep.data.load_cifar100_coarse_labels`; default :data:`CIFAR100_FINE_TO_COARSE`.
     num_classes : int, optional
-        K; default 10 / 100 for the standard maps, else ``max(labels) + 1``.
+        K; default that of ``dataset`` (10 / 100 for the standard maps), else ``max(labels) + 1``.
     per_sample : bool, default False
         Independent Bernoulli(rate) flips instead of an exact count per source class.
     random_state : None, int, SeedSequence or numpy Generator
@@ -331,18 +501,16 @@ def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, fine_
     NoisyLabels
         ``kind="asym"``.
     """
-    if fine_to_coarse is not None and (mapping is not None or dataset != "cifar100"):
-        raise ValueError("fine_to_coarse is only used with dataset='cifar100' and no mapping")
     if mapping is None:
-        if dataset == "cifar10":
-            mapping, default_k = dict(CIFAR10_ASYMMETRIC_MAP), 10
-        elif dataset == "cifar100":
-            mapping, default_k = cifar100_asymmetric_map(fine_to_coarse), 100
-        else:
-            raise ValueError(f"dataset must be 'cifar10' or 'cifar100' (or pass mapping), got {dataset!r}")
-        if num_classes is None:
-            num_classes = default_k
-    y, k = _resolve(labels, num_classes)
+        family = _asymmetric_family(dataset)
+        if fine_to_coarse is not None and family != "cifar100":
+            raise ValueError("fine_to_coarse is only used with dataset='cifar100' and no mapping")
+        mapping = dict(CIFAR10_ASYMMETRIC_MAP) if family == "cifar10" else cifar100_asymmetric_map(fine_to_coarse)
+        y, k = _resolve(labels, num_classes, dataset)
+    else:
+        if fine_to_coarse is not None:
+            raise ValueError("fine_to_coarse is only used with dataset='cifar100' and no mapping")
+        y, k = _resolve(labels, num_classes)  # a custom map: the labels define the classes
     if isinstance(mapping, dict):
         pairs = {int(s): int(t) for s, t in mapping.items()}
     else:
@@ -394,9 +562,19 @@ def read_cifar_n(path):
 
     Raises
     ------
-    FileNotFoundError, ValueError
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a torch zip, is damaged (truncated, a CRC mismatch: the message names the
+        file), or holds anything but a dict of 1-D integer arrays with ``clean_label``.
     """
-    obj = load_torch_zip_pickle(path)
+    try:
+        obj = load_torch_zip_pickle(path)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+        raise ValueError(f"{path} is a damaged CIFAR-N label file ({type(exc).__name__}: {exc}); "
+                         "download it again") from exc
     if not isinstance(obj, dict) or "clean_label" not in obj:
         raise ValueError(f"{path} is not a CIFAR-N label file: expected a dict with 'clean_label', got "
                          f"{type(obj).__name__}{' with keys ' + str(sorted(obj)) if isinstance(obj, dict) else ''}")
@@ -455,7 +633,7 @@ def load_cifar_n(path, label="worst", *, clean_labels=None):
     return NoisyLabels(d[key], clean, k, f"{family}-{label}", {"file": str(path), "label": label})
 
 
-def make_noisy_labels(labels, kind, rate=0.0, *, num_classes=None, dataset="cifar10", cifar_n_path=None,
+def make_noisy_labels(labels, kind, rate=0.0, *, num_classes=None, dataset=None, cifar_n_path=None,
                       cifar_n_label="worst", random_state=None):
     """Dispatch to a noise model by name (for configs and the command line).
 
@@ -463,21 +641,43 @@ def make_noisy_labels(labels, kind, rate=0.0, *, num_classes=None, dataset="cifa
     ----------
     labels : array-like of shape (N,)
         Clean labels.
-    kind : {"none", "sym", "sym-all", "asym", "cifar10n", "cifar100n"}
+    kind : {"none", "sym", "sym-all", "asym", "sym-authors", "asym-authors", "cifar10n", "cifar100n"}
         "sym": :func:`symmetric_noise`; "sym-all": its A.2 variant; "asym": :func:`asymmetric_noise`
-        with ``dataset``; "cifar10n"/"cifar100n": :func:`load_cifar_n` from ``cifar_n_path`` with
-        ``cifar_n_label`` (``labels`` must equal the file's clean labels).
+        with ``dataset``'s class map; "sym-authors" / "asym-authors": :func:`symmetric_noise_authors`
+        / :func:`asymmetric_noise_authors`; "cifar10n"/"cifar100n": :func:`load_cifar_n` from
+        ``cifar_n_path`` with ``cifar_n_label`` (``labels`` must equal the file's clean labels).
     rate : float in [0, 1], default 0.0
         Noise level for the synthetic kinds (ignored for none / CIFAR-N).
+    num_classes : int, optional
+        K; must agree with ``dataset`` / the labels (module docstring, "Which classes exist").
+    dataset : str, optional
+        The name of the dataset the labels belong to, as given to :func:`sopdeep.data.load_dataset`
+        (``"cifar10"``, ``"cifar100"``, ``"fashion-mnist"``, ``"cifar10-jpeg"``, ``"npz"``,
+        ``"imagefolder"``, aliases allowed) or ``"synthetic"``. The asymmetric kinds need one with a
+        class map (:data:`ASYMMETRIC_DATASETS`) and refuse any other.
+    random_state : None, int, SeedSequence or numpy Generator
+
+    Returns
+    -------
+    NoisyLabels
+        With ``realised_rate``, the fraction of labels actually changed.
     """
     kind = _KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind == "none":
-        return no_noise(labels, num_classes=num_classes)
+        return no_noise(labels, num_classes=num_classes, dataset=dataset)
     if kind in ("sym", "sym-all"):
-        return symmetric_noise(labels, rate, num_classes=num_classes, include_true_class=kind == "sym-all",
-                               random_state=random_state)
-    if kind == "asym":
-        return asymmetric_noise(labels, rate, dataset=dataset, num_classes=num_classes, random_state=random_state)
+        return symmetric_noise(labels, rate, num_classes=num_classes, dataset=dataset,
+                               include_true_class=kind == "sym-all", random_state=random_state)
+    if kind == "sym-authors":
+        return symmetric_noise_authors(labels, rate, num_classes=num_classes, dataset=dataset,
+                                       random_state=random_state)
+    if kind in ("asym", "asym-authors"):
+        if dataset is None:
+            raise ValueError(f"kind={kind!r} needs dataset= (one of {sorted(ASYMMETRIC_DATASETS)}) to pick the class map")
+        if kind == "asym":
+            return asymmetric_noise(labels, rate, dataset=dataset, num_classes=num_classes, random_state=random_state)
+        _resolve(labels, num_classes, dataset)  # refuse a num_classes that disagrees with the dataset
+        return asymmetric_noise_authors(labels, rate, dataset=dataset, random_state=random_state)
     if kind in ("cifar10n", "cifar100n"):
         if cifar_n_path is None:
             raise ValueError(f"cifar_n_path is required for kind={kind!r}")

@@ -51,6 +51,26 @@ Update rule for u, v.
     (appendix A.4: "SGD optimizer without weight decay for U and V"; momentum is not mentioned
     and Algorithm 1 writes the plain step): :func:`projected_sgd_step`.
 
+The authors' recipe (switches, the paper's behaviour by default)
+----------------------------------------------------------------
+The released code (``shengliu66/SOP`` at 4d991ce, ``model/loss.py``, ``train.py``) differs from
+Algorithm 1 in four ways, each a keyword here (:data:`RECIPES` lists both settings):
+
+``u_learns_mse`` (:func:`sop_loss_terms`)
+    u is not detached in the MSE term, so u learns from CE *and* MSE: the per-sample u gradient
+    gains ``4 u (ŷ_c + u² - 1)`` at the label (``/B`` in the batch-mean loss). History of their
+    file: u learned from CE only until 2022-08-14, from MSE only from 2022-08-19 (fb92d9d), from
+    both since 2022-09-08 (9a3fd24, HEAD).
+``clamp_corrections`` (:func:`sop_loss_terms`)
+    no projection of u, v; instead ``u² y`` and ``v² (1 - y)`` are clamped to [0, 1] inside both
+    losses (zero gradient above 1).
+``clamp_phi`` (:func:`sop_loss_terms`)
+    φ clamped again to [ε, 1] after the normalisation (zero gradient where an entry falls below ε).
+``project`` and the step size (:func:`sgd_step`, :func:`uv_step_size`)
+    their u, v optimiser is ``torch.optim.SGD(lr=lr_u / lr_v, momentum=0, weight_decay=0)`` on the
+    batch-mean loss with no scheduler: a per-sample step of ``lr_u / B`` that never follows the
+    network's schedule, and no projection. Ours: ``α_u τ_t`` per sample, projected.
+
 Closed-form gradients (clamp of φ inactive, ``W = 1ᵀ(f + s)``, ``c`` the label; note that the
 paper's (A.2) and (A.4) drop the minus sign that comes from ``∂s/∂v = -2 v ⊙ (1 - y)``):
 
@@ -75,6 +95,36 @@ import torch.nn.functional as F
 DEFAULT_EPS = 1e-4
 SHAPES = ("scalar", "vector")
 
+#: The switches of each recipe: "paper" is Algorithm 1 as written, "authors" the released code.
+#: ``u_learns_mse``, ``clamp_corrections``, ``clamp_phi`` go to :func:`sop_loss_terms`; ``project``
+#: to :func:`sgd_step`; ``uv_lr_schedule`` to :func:`uv_step_size`.
+RECIPES = {
+    "paper": {"u_learns_mse": False, "clamp_corrections": False, "clamp_phi": False, "project": True,
+              "uv_lr_schedule": "network"},
+    "authors": {"u_learns_mse": True, "clamp_corrections": True, "clamp_phi": True, "project": False,
+                "uv_lr_schedule": "constant"},
+}
+
+
+def recipe_switches(recipe="paper", **overrides):
+    """The switch values of ``recipe`` (:data:`RECIPES`), with single switches overridden.
+
+    Examples
+    --------
+    >>> recipe_switches("authors", project=True)["project"]
+    True
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {recipe!r}")
+    out = dict(RECIPES[recipe])
+    unknown = sorted(set(overrides) - set(out))
+    if unknown:
+        raise ValueError(f"unknown switch(es) {unknown}; allowed: {sorted(out)}")
+    for key, val in overrides.items():
+        if val is not None:
+            out[key] = val
+    return out
+
 __all__ = [
     "DEFAULT_EPS",
     "SHAPES",
@@ -82,8 +132,13 @@ __all__ = [
     "init_sample_variables",
     "correction",
     "phi",
+    "RECIPES",
+    "recipe_switches",
     "sop_loss_terms",
+    "sgd_step",
     "projected_sgd_step",
+    "uv_step_size",
+    "UV_LR_SCHEDULES",
     "closed_form_grads",
 ]
 
@@ -97,11 +152,16 @@ class SOPTerms:
     ce : Tensor
         :math:`\\ell_{CE}(\\varphi(\\mathrm{softmax}(z) + s), y)`; gradient to θ and u only.
     mse : Tensor
-        :math:`\\|\\mathrm{onehot}(\\arg\\max z) + s - y\\|_2^2`; gradient to v only.
+        :math:`\\|\\mathrm{onehot}(\\arg\\max z) + s - y\\|_2^2`; gradient to v only
+        (and to u with ``u_learns_mse``).
+    corrected : Tensor of shape (batch, K) or None
+        The corrected prediction :math:`\\varphi(\\mathrm{softmax}(z) + s)` the CE term reads
+        (with its gradient to θ and u), e.g. for the authors' class-balance term.
     """
 
     ce: torch.Tensor
     mse: torch.Tensor
+    corrected: torch.Tensor | None = None
 
 
 def init_sample_variables(num_samples: int, num_classes: int, shape: str, std: float,
@@ -167,7 +227,8 @@ def phi(w: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
 
 
 def sop_loss_terms(logits: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
-                   eps: float = DEFAULT_EPS) -> SOPTerms:
+                   eps: float = DEFAULT_EPS, *, u_learns_mse: bool = False, clamp_corrections: bool = False,
+                   clamp_phi: bool = False) -> SOPTerms:
     """Per-sample CE (eq. 7) and MSE (eq. 8) terms of the SOP objective.
 
     .. math::
@@ -178,6 +239,7 @@ def sop_loss_terms(logits: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, 
             - y_i\\big\\|_2^2 .
 
     Computed in float32 (or float64 if the inputs are) whatever the autocast dtype of ``logits``.
+    The three keywords switch on the authors' variants (module docstring); all False is the paper.
 
     Parameters
     ----------
@@ -190,6 +252,14 @@ def sop_loss_terms(logits: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, 
         wanted).
     eps : float
         Floor of φ.
+    u_learns_mse : bool, default False
+        Keep u's gradient in the MSE term: its per-sample u gradient gains
+        :math:`4 u_c (\\hat y_c + u_c^2 - 1)` (authors' HEAD).
+    clamp_corrections : bool, default False
+        Use :math:`\\min(u^2 y, 1)` and :math:`\\min(v^2 (1-y), 1)` in both terms (zero gradient
+        above 1), the authors' substitute for projecting u, v.
+    clamp_phi : bool, default False
+        Clamp :math:`\\varphi(\\cdot)` again to :math:`[\\epsilon, 1]` after the normalisation.
 
     Returns
     -------
@@ -201,25 +271,89 @@ def sop_loss_terms(logits: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, 
     prob = torch.softmax(z, dim=1)
     u_part = u * u * y
     v_part = v * v * (1.0 - y)
-    ce = -torch.log(phi(prob + u_part - v_part.detach(), eps).gather(1, labels[:, None]))[:, 0]
+    if clamp_corrections:
+        u_part, v_part = u_part.clamp(0.0, 1.0), v_part.clamp(0.0, 1.0)
+    corrected = phi(prob + u_part - v_part.detach(), eps)
+    if clamp_phi:
+        corrected = corrected.clamp(eps, 1.0)
+    ce = -torch.log(corrected.gather(1, labels[:, None]))[:, 0]
     hard = F.one_hot(z.detach().argmax(dim=1), z.shape[1]).to(dtype)
-    mse = (hard + u_part.detach() - v_part - y).square().sum(dim=1)
-    return SOPTerms(ce=ce, mse=mse)
+    mse = (hard + (u_part if u_learns_mse else u_part.detach()) - v_part - y).square().sum(dim=1)
+    return SOPTerms(ce=ce, mse=mse, corrected=corrected)
 
 
 @torch.no_grad()
-def projected_sgd_step(rows: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
-    """One projected gradient step of Algorithm 1, lines 12-13.
+def sgd_step(rows: torch.Tensor, grad: torch.Tensor, lr: float, *, project: bool = True) -> torch.Tensor:
+    """One plain gradient step on rows of u or v, projected to [-1, 1] or not.
 
-    .. math:: r \\leftarrow P_{[-1, 1]}(r - \\mathrm{lr} \\cdot g)
+    .. math:: r \\leftarrow P(r - \\mathrm{lr} \\cdot g), \\qquad
+        P = \\text{entrywise clamp to } [-1, 1] \\text{ (project) or the identity}
 
-    where :math:`P_{[-1,1]}` clamps entrywise. No momentum, no weight decay.
+    No momentum, no weight decay. ``project=True`` is Algorithm 1 (lines 12-13); ``project=False``
+    is the authors' ``torch.optim.SGD(momentum=0, weight_decay=0)`` step, which with the
+    per-sample gradient ``g = B * grad(batch-mean loss)`` and ``lr = lr_u / B``
+    (:func:`uv_step_size`) is exactly their update.
 
     Returns
     -------
     Tensor, a new tensor of the same shape as ``rows``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> sgd_step(torch.tensor([0.5]), torch.tensor([-1.0]), 1.0, project=False)
+    tensor([1.5000])
     """
-    return (rows - lr * grad).clamp_(-1.0, 1.0)
+    out = rows - lr * grad
+    return out.clamp_(-1.0, 1.0) if project else out
+
+
+def projected_sgd_step(rows: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
+    """One projected gradient step of Algorithm 1, lines 12-13: :func:`sgd_step` with ``project=True``.
+
+    .. math:: r \\leftarrow P_{[-1, 1]}(r - \\mathrm{lr} \\cdot g)
+    """
+    return sgd_step(rows, grad, lr, project=True)
+
+
+UV_LR_SCHEDULES = ("network", "constant")
+
+
+def uv_step_size(schedule: str, *, batch_size: int, alpha: float | None = None, network_lr: float | None = None,
+                 constant_lr: float | None = None) -> float:
+    """Per-sample step size for u or v (multiplies the per-sample gradient in :func:`sgd_step`).
+
+    * ``"network"`` (Algorithm 1): ``alpha * network_lr``, i.e. α τ_t, following the network's
+      learning-rate schedule.
+    * ``"constant"`` (the authors' code): ``constant_lr / batch_size``: their SGD with a fixed
+      ``lr_u`` / ``lr_v`` on the batch-mean loss; independent of the epoch and of τ_t.
+
+    Parameters
+    ----------
+    schedule : {"network", "constant"}
+    batch_size : int
+        Size B of the batch the gradient was taken on (the actual one, last batch included).
+    alpha, network_lr : float
+        Required for "network".
+    constant_lr : float
+        Required for "constant" (Table A.1's "lr for {u_i, v_i}" as the authors' ``lr_u``/``lr_v``).
+
+    Examples
+    --------
+    >>> uv_step_size("constant", batch_size=128, constant_lr=10.0)
+    0.078125
+    """
+    if schedule not in UV_LR_SCHEDULES:
+        raise ValueError(f"schedule must be one of {UV_LR_SCHEDULES}, got {schedule!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if schedule == "network":
+        if alpha is None or network_lr is None:
+            raise ValueError("schedule='network' needs alpha and network_lr")
+        return float(alpha) * float(network_lr)
+    if constant_lr is None:
+        raise ValueError("schedule='constant' needs constant_lr")
+    return float(constant_lr) / batch_size
 
 
 def closed_form_grads(prob: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor,

@@ -97,3 +97,88 @@ def test_bad_arguments_named():
         strong_augment(to_float(x), generator=g, policy="uda")
     with pytest.raises(ValueError, match="backend"):
         strong_augment(to_float(x), generator=g, backend="pil")
+
+
+# --- the authors' strong view, per sample (torchvision) ----------------------------------------------
+
+from sopdeep.augment import strong_view_per_sample  # noqa: E402
+
+
+def _one_image_repeated(b=24, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    img = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=g)
+    return img.expand(b, -1, -1, -1).contiguous()
+
+
+def test_one_v2_call_on_a_batch_draws_one_op_but_per_sample_draws_differ():
+    from torchvision.transforms import v2
+
+    x = _one_image_repeated()
+    torch.manual_seed(0)
+    batch_call = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)(x)
+    # the pitfall: one call on a batch tensor gives every (identical) image the same op
+    assert all(torch.equal(batch_call[0], batch_call[i]) for i in range(len(x)))
+    y = strong_view_per_sample(x, generator=torch.Generator().manual_seed(0), pad=0, flip=False, erase="none")
+    distinct = {bytes(img.numpy().tobytes()) for img in y}
+    # 25 sub-policies of 2 ops each applied with probabilities: 24 independent draws on one image
+    # give several different outputs (all equal would need every draw to match)
+    assert len(distinct) >= 4
+
+
+@pytest.mark.parametrize("policy", ["autoaugment", "randaugment"])
+@pytest.mark.parametrize("erase", ["cutout", "random_erasing", "none"])
+def test_strong_view_is_reproducible_and_leaves_the_global_rng(policy, erase):
+    x = _images(b=8, h=32, w=32)
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    kw = dict(policy=policy, erase=erase, fill=(125, 123, 114))
+    a = strong_view_per_sample(x, generator=torch.Generator().manual_seed(3), **kw)
+    b = strong_view_per_sample(x, generator=torch.Generator().manual_seed(3), **kw)
+    c = strong_view_per_sample(x, generator=torch.Generator().manual_seed(4), **kw)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert a.dtype == torch.uint8 and a.shape == x.shape
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_cutout_square_is_centred_anywhere_clipped_and_filled_with_the_mean():
+    # a constant image with no policy change visible in the fill colour: find the filled box
+    x = torch.full((200, 3, 32, 32), 200, dtype=torch.uint8)
+    fill = (125, 123, 114)
+    y = strong_view_per_sample(x, generator=torch.Generator().manual_seed(0), policy="randaugment",
+                               randaugment_n=0, pad=0, flip=False, erase="cutout", cutout=16, fill=fill)
+    box = (y == torch.tensor(fill, dtype=torch.uint8).view(1, 3, 1, 1)).all(dim=1)  # (B, H, W)
+    sizes = set()
+    for m in box:
+        rows, cols = torch.nonzero(m.any(1)).flatten(), torch.nonzero(m.any(0)).flatten()
+        assert len(rows) and len(cols)
+        # a rectangle: exactly rows x cols, contiguous, of side <= 16 (clipped at the border)
+        assert int(m.sum()) == len(rows) * len(cols)
+        assert int(rows[-1] - rows[0]) + 1 == len(rows) <= 16 and int(cols[-1] - cols[0]) + 1 == len(cols) <= 16
+        # clipped only at the border: a side shorter than 16 touches row/col 0 or 31
+        for idx in (rows, cols):
+            if len(idx) < 16:
+                assert int(idx[0]) == 0 or int(idx[-1]) == 31
+        sizes.add((len(rows), len(cols)))
+    assert (16, 16) in sizes and any(r < 16 or c < 16 for r, c in sizes)  # both inside and cut by the border
+    untouched = ~box
+    assert bool((y.permute(1, 0, 2, 3)[:, untouched] == 200).all())
+
+
+def test_strong_view_handles_grey_images_and_refuses_bad_input():
+    g = torch.Generator().manual_seed(0)
+    grey = _images(b=4, c=1, h=28, w=28)
+    assert strong_view_per_sample(grey, generator=g, cutout=14).shape == grey.shape
+    with pytest.raises(ValueError, match="uint8"):
+        strong_view_per_sample(grey.float(), generator=g)
+    with pytest.raises(ValueError, match="erase"):
+        strong_view_per_sample(grey, generator=g, erase="mixup")
+    with pytest.raises(ValueError, match="fill"):
+        strong_view_per_sample(_images(b=2, h=32, w=32), generator=g, fill=(1, 2))
+    with pytest.raises(ValueError, match="cutout"):
+        strong_view_per_sample(grey, generator=g, cutout=40)
+
+
+def test_torchvision_backend_of_strong_augment_draws_per_sample():
+    x = to_float(_one_image_repeated())
+    y = strong_augment(x, generator=torch.Generator().manual_seed(1), backend="torchvision", cutout=0)
+    assert len({bytes(img.numpy().tobytes()) for img in y}) >= 4

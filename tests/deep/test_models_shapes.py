@@ -21,6 +21,7 @@ def _one_thread():
 # exercise every layer at 1/16 of the cost of 32x32; the 32x32 case is checked once below.
 CASES = [
     ("preact18", 3, 8),
+    ("preact18_authors", 3, 8),
     ("resnet34", 3, 8),
     ("cnn", 3, 32),
     ("cnn", 1, 28),
@@ -130,4 +131,52 @@ def test_invalid_arguments_raise_valueerror():
         build_model("cnn", 10, image_size=4)
     with pytest.raises(ValueError, match="MLP expects inputs with"):
         build_model("mlp", 10, in_channels=1, image_size=28)(torch.zeros(1, 3, 32, 32))
-    assert set(ARCHITECTURES) == {"preact18", "resnet34", "cnn", "mlp"}
+    assert set(ARCHITECTURES) == {"preact18", "preact18_authors", "resnet34", "cnn", "mlp"}
+
+
+def _authors_preact18_layers(k):
+    """The parameterised layers of PreActResNet18 in the authors' model/PreResNet.py, in order, as
+    (kind, weight shape) read off that file: conv1 + bn1 stem; per block bn1, conv1, bn2, conv2
+    (+ a bias-free 1x1 shortcut conv when the shape changes, no shortcut BN); linear; no final BN."""
+    layers = [("conv", (64, 3, 3, 3)), ("bn", (64,))]
+    cin = 64
+    for stage, w in enumerate((64, 128, 256, 512)):
+        for j in range(2):
+            stride = 2 if stage > 0 and j == 0 else 1
+            layers += [("bn", (cin,)), ("conv", (w, cin, 3, 3)), ("bn", (w,)), ("conv", (w, w, 3, 3))]
+            if stride != 1 or cin != w:
+                layers.append(("conv", (w, cin, 1, 1)))
+            cin = w
+    return layers + [("linear", (k, 512))]
+
+
+@pytest.mark.parametrize("k", [10, 100])
+def test_preact18_authors_has_the_released_layer_list(k):
+    net = build_model("preact18_authors", k)
+    kinds = {torch.nn.Conv2d: "conv", torch.nn.BatchNorm2d: "bn", torch.nn.Linear: "linear"}
+    got = [(kinds[type(m)], tuple(m.weight.shape)) for m in net.modules() if type(m) in kinds]
+    assert got == _authors_preact18_layers(k)
+    assert all(m.bias is None for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    # He et al.'s variant minus its final BN (2 * 512) plus the stem BN (2 * 64)
+    assert count_parameters(net) == count_parameters(build_model("preact18", k)) - 1024 + 128
+    # and the count from the layer list itself: weights, BN weight + bias, linear bias
+    expected = sum(int(torch.tensor(shape).prod()) * (2 if kind == "bn" else 1) for kind, shape in _authors_preact18_layers(k))
+    assert count_parameters(net) == expected + k
+
+
+def test_preact18_authors_shortcut_carries_the_preactivated_input():
+    torch.manual_seed(0)
+    net = build_model("preact18_authors", 10).eval()
+    block = net.layers[1]  # an identity block of the first stage
+    with torch.no_grad():
+        for bn in (block.bn1, block.bn2):  # non-trivial BN statistics so ReLU(BN(x)) != x
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+        x = torch.randn(2, 64, 8, 8)
+        pre = torch.relu(block.bn1(x))
+        expected = block.conv2(torch.relu(block.bn2(block.conv1(pre)))) + pre
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=0)  # the same ops in the same order
+        # the whole net: stem conv-BN-ReLU, blocks, pooling, linear, no final BN-ReLU
+        z = torch.randn(2, 3, 32, 32)
+        out = net.layers(torch.relu(net.bn1(net.conv1(z))))
+        torch.testing.assert_close(net(z), net.linear(out.mean(dim=(2, 3))), rtol=1e-6, atol=1e-6)
