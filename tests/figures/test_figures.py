@@ -270,3 +270,19 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch, capsys, how):
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and 'raise ValueError("bad grid")' in err
     assert err.strip().splitlines()[-1].startswith("figures: error: fig2: computing the data")
+
+
+def test_ctrl_c_is_one_line_saying_what_was_kept(tmp_path, fake_fig2, monkeypatch, capsys):
+    fake_fig2("first")
+    assert main(["fig2", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+
+    def interrupted(data_path, **options):
+        Path(data_path).write_text("second data")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig_implicit_bias, "compute", interrupted)
+    assert main(["fig2", "--out", str(tmp_path)]) == 130
+    assert_one_error_line(capsys, "interrupted", "complete sets", "rerun the same command")
+    assert set(tags(tmp_path).values()) == {"first"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figure_files(fig_implicit_bias))
