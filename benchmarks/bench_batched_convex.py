@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from soptheory import kkt_residuals, solve_convex, solve_convex_batched  # noqa: E402
 from soptheory.batched_convex import single_threaded_blas  # noqa: E402
 from soptheory.convex import SolverInaccurateWarning  # noqa: E402
-from soptheory.figures import fig4  # noqa: E402
+from figures import fig_phase_transition as fig4  # noqa: E402
 from soptheory.phase import CLARABEL_TIGHT, draw_instances, instance_seed, load_table  # noqa: E402
 
 

@@ -1,6 +1,6 @@
-"""Benchmark: wall time of the full regeneration ``sop-figures all`` (Figures 2-4, paper scale).
+"""Benchmark: wall time of the full regeneration ``python -m figures all`` (paper scale).
 
-Runs ``python -m soptheory.figures all --out <tmp> --no-cache --no-progress`` in a subprocess
+Runs ``python -m figures all --out <tmp> --no-cache --no-progress`` in a subprocess
 (so imports and worker start-up are included) and prints its wall time with the per-figure
 times the command reports, plus the machine's load average before and after (the target, under
 60 s on 2 cores, assumes the cores are not shared with other work).
@@ -24,7 +24,7 @@ def main(argv=None):
     ap.add_argument("--solver", default="batched")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "soptheory.figures", "all", "--out", out, "--no-cache",
+        cmd = [sys.executable, "-m", "figures", "all", "--out", out, "--no-cache",
                "--no-progress", "--solver", args.solver]
         if args.jobs:
             cmd += ["--jobs", str(args.jobs)]
@@ -34,11 +34,11 @@ def main(argv=None):
         wall = time.perf_counter() - t0
         print(proc.stderr.strip())
         if proc.returncode:
-            raise SystemExit(f"sop-figures failed with exit code {proc.returncode}")
+            raise SystemExit(f"python -m figures failed with exit code {proc.returncode}")
         print("load average after:", os.getloadavg())
         size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)
                    if os.path.isfile(os.path.join(out, f)))
-        print(f"sop-figures all (solver={args.solver}): {wall:.1f} s wall, "
+        print(f"python -m figures all (solver={args.solver}): {wall:.1f} s wall, "
               f"outputs {size / 1e6:.2f} MB")
 
 

@@ -171,7 +171,7 @@ def test_success_labels_match_ecos_on_figure4_cells_at_the_transition():
     import warnings
 
     from soptheory.convex import SolverInaccurateWarning
-    from soptheory.figures import fig4
+    from figures import fig_phase_transition as fig4
 
     for r, k in [(30, 35), (45, 25), (65, 10)]:
         seeds = [instance_seed(fig4.BASE_SEED, 100, 150, r, k, t) for t in range(5)]

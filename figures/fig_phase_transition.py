@@ -1,4 +1,6 @@
-"""Figure 4 of the long version: the (r, k) phase transition of exact recovery by (25).
+"""Phase transition of exact recovery over (r, k): paper Figure 4 (long version, Sec. 3.3).
+
+Success rates of the convex program (25) on the (rank r, sparsity k) grid.
 
 Caption: "Phase transition for solving (25) over 20 trials, with fixed λ = 0.1 and varying k, r.
 Recovery is declared success if ‖θ − θ*‖₂/‖θ*‖₂ < 0.001 (left) and ‖s − s*‖₂/‖s*‖₂ < 0.001
@@ -13,13 +15,16 @@ observed phase transition is the point of the overlay.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from ..phase import run_phase
-from .style import HEATMAP_CMAP, apply_style, make_table_figure, save_figure
+from soptheory.phase import load_table, run_phase, save_table
 
-__all__ = ["SETUP", "compute", "plot", "make"]
+from .style import HEATMAP_CMAP, apply_style, save_figure
+
+__all__ = ["NAME", "DATA_FILE", "SETUP", "BASE_SEED", "compute", "plot", "success_grid"]
+
+NAME = "fig4"
+DATA_FILE = NAME + "_data.csv"
 
 SETUP = {
     "full": dict(N=100, p=150, values=list(range(5, 101, 5)), lam=0.1, trials=20),
@@ -28,13 +33,21 @@ SETUP = {
 BASE_SEED = 4
 
 
-def compute(*, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True, backend=None):
-    """Tidy table, one row per instance (see :func:`soptheory.phase.run_phase`)."""
+def compute(data_path, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
+            backend=None, **ignored):
+    """Write the tidy table (one row per instance) to ``data_path`` (CSV, atomically).
+
+    Columns as :func:`soptheory.phase.run_phase` returns them.  ``quick`` runs a 3 x 3 grid with
+    3 trials; ``solver``, ``n_jobs``, ``cache_dir``, ``progress`` and ``backend`` go to
+    ``run_phase``.  Other options (``method``, ...) are accepted and ignored, so the command line
+    passes every figure the same options.
+    """
     cfg = SETUP["quick" if quick else "full"]
-    return run_phase({"N": [cfg["N"]], "p": [cfg["p"]], "r": cfg["values"], "k": cfg["values"],
-                      "lam": [cfg["lam"]]}, trials=cfg["trials"], solver=solver,
-                     base_seed=BASE_SEED, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress,
-                     backend=backend)
+    table = run_phase({"N": [cfg["N"]], "p": [cfg["p"]], "r": cfg["values"], "k": cfg["values"],
+                       "lam": [cfg["lam"]]}, trials=cfg["trials"], solver=solver,
+                      base_seed=BASE_SEED, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress,
+                      backend=backend)
+    save_table(table, data_path)
 
 
 def success_grid(table, column):
@@ -45,10 +58,14 @@ def success_grid(table, column):
     return rs, ks, grid
 
 
-def plot(table, out_dir, name="fig4"):
-    """Success rates of θ (left) and s (right) with the Proposition 3.5 boundary."""
+def plot(data_path, out_dir):
+    """Success rates of θ (left) and s (right) with the Proposition 3.5 boundary.
+
+    Reads only the data file; writes ``<out_dir>/fig4.png`` and ``.pdf`` and returns their paths.
+    """
     import matplotlib.pyplot as plt
 
+    table = load_table(data_path)
     apply_style()
     N = int(table["N"][0])
     fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.3), constrained_layout=True)
@@ -73,11 +90,4 @@ def plot(table, out_dir, name="fig4"):
         ax.set_title(f"success rate, {title}")
         ax.legend(loc="upper right", framealpha=0.85)
         fig.colorbar(mesh, ax=ax, label="fraction of trials")
-    return save_figure(fig, out_dir, name)
-
-
-def make(out_dir, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
-         backend=None):
-    """Compute, save ``fig4_data.csv`` and plot ``fig4.png``/``fig4.pdf`` into ``out_dir``."""
-    return make_table_figure(compute, plot, "fig4", out_dir, quick=quick, solver=solver,
-                             n_jobs=n_jobs, cache_dir=cache_dir, progress=progress, backend=backend)
+    return save_figure(fig, out_dir, NAME)

@@ -1,4 +1,4 @@
-"""Shared plotting style of Figures 2-4: fonts, colour maps, sizes and the atomic figure writer."""
+"""The one style of every figure: fonts, colour maps, sizes, and :func:`save_figure` (png + pdf)."""
 
 from __future__ import annotations
 
@@ -53,19 +53,3 @@ def save_figure(fig, out_dir, name):
     plt.close(fig)
     return paths
 
-
-def make_table_figure(compute, plot, name, out_dir, *, quick=False, solver="batched", n_jobs=1,
-                      cache_dir=None, progress=True, backend=None):
-    """Compute a phase-grid figure, save ``<name>_data.csv``, and plot it from that file.
-
-    The plot is drawn from the saved table (not the in-memory one), so the picture is exactly
-    what the data file holds. Returns the data path followed by the image paths.
-    """
-    from ..phase import load_table, save_table
-
-    out_dir = Path(out_dir)
-    table = compute(quick=quick, solver=solver, n_jobs=n_jobs, cache_dir=cache_dir,
-                    progress=progress, backend=backend)
-    data_path = save_table(table, out_dir / f"{name}_data.csv")
-    paths = plot(load_table(data_path), out_dir)
-    return [data_path, *paths]

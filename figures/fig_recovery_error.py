@@ -1,4 +1,6 @@
-"""Figure 3 of the long version: the effect of λ on exact recovery by the convex program (25).
+"""Recovery error against λ: paper Figure 3 (long version, Sec. 3.3).
+
+The effect of λ on exact recovery by the convex program (25).
 
 Caption: "Effect of model parameter λ for exact recovery by (25). The y-axis is the relative error
 of θ (left) and s (right) defined as ‖θ − θ*‖₂/‖θ*‖₂ and ‖s − s*‖₂/‖s*‖₂, respectively, where
@@ -12,13 +14,16 @@ Sec. 3.2; each trial's instance is shared by all λ (common random numbers, see
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from ..phase import run_phase
-from .style import LINE_COLORS, apply_style, make_table_figure, save_figure
+from soptheory.phase import load_table, run_phase, save_table
 
-__all__ = ["SETUP", "compute", "plot", "make"]
+from .style import LINE_COLORS, apply_style, save_figure
+
+__all__ = ["NAME", "DATA_FILE", "SETUP", "compute", "plot"]
+
+NAME = "fig3"
+DATA_FILE = NAME + "_data.csv"
 
 SETUP = {
     "full": dict(N=100, p=150, fixed=20, values=[10, 20, 40, 60, 80], n_lam=30, trials=10),
@@ -28,8 +33,16 @@ LAM_RANGE = (1e-4, 1.0)
 BASE_SEED = 3
 
 
-def compute(*, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True, backend=None):
-    """Tidy table (one row per instance) of both panels; column ``panel`` is ``a`` or ``b``."""
+def compute(data_path, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
+            backend=None, **ignored):
+    """Write the tidy table of both panels (one row per instance) to ``data_path`` (CSV, atomically).
+
+    Columns as :func:`soptheory.phase.run_phase` returns them, plus ``panel`` (``a``: k varies at
+    r = 20; ``b``: r varies at k = 20).  ``quick`` runs 2 values x 5 λ x 2 trials per panel;
+    ``solver``, ``n_jobs``, ``cache_dir``, ``progress`` and ``backend`` go to ``run_phase``.
+    Other options (``method``, ...) are accepted and ignored, so the command line passes every
+    figure the same options.
+    """
     cfg = SETUP["quick" if quick else "full"]
     lams = np.geomspace(*LAM_RANGE, cfg["n_lam"]).tolist()
     common = dict(trials=cfg["trials"], solver=solver, base_seed=BASE_SEED, cache_dir=cache_dir,
@@ -40,7 +53,7 @@ def compute(*, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress
                    "lam": lams}, **common)
     table = {name: np.concatenate([a[name], b[name]]) for name in a}
     table["panel"] = np.array(["a"] * len(a["N"]) + ["b"] * len(b["N"]))
-    return table
+    save_table(table, data_path)
 
 
 def _curves(table, panel, vary):
@@ -54,10 +67,14 @@ def _curves(table, panel, vary):
     return lams, out
 
 
-def plot(table, out_dir, name="fig3"):
-    """Panels (a) and (b), ε_θ (left) and ε_s (right) vs λ, averaged over trials."""
+def plot(data_path, out_dir):
+    """Panels (a) and (b), ε_θ (left) and ε_s (right) vs λ, averaged over trials.
+
+    Reads only the data file; writes ``<out_dir>/fig3.png`` and ``.pdf`` and returns their paths.
+    """
     import matplotlib.pyplot as plt
 
+    table = load_table(data_path)
     apply_style()
     fig, axes = plt.subplots(2, 2, figsize=(7.2, 5.4), constrained_layout=True, sharex=True)
     for row, (panel, vary, fixed) in enumerate((("a", "k", "r = 20"), ("b", "r", "k = 20"))):
@@ -74,11 +91,4 @@ def plot(table, out_dir, name="fig3"):
             ax.legend(loc="lower left", ncol=1)
             if row == 1:
                 ax.set_xlabel(r"$\lambda$")
-    return save_figure(fig, out_dir, name)
-
-
-def make(out_dir, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
-         backend=None):
-    """Compute, save ``fig3_data.csv`` and plot ``fig3.png``/``fig3.pdf`` into ``out_dir``."""
-    return make_table_figure(compute, plot, "fig3", out_dir, quick=quick, solver=solver,
-                             n_jobs=n_jobs, cache_dir=cache_dir, progress=progress, backend=backend)
+    return save_figure(fig, out_dir, NAME)

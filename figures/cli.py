@@ -1,0 +1,206 @@
+"""Command line: ``python -m figures {fig2,fig3,fig4,all} [--out DIR] [--quick] [--redraw] ...``.
+
+Run from the repository root.  For each figure of :data:`figures.registry.FIGURES`: compute its
+data file, then draw png and pdf from that file, and publish the three as one set into ``--out``
+(default ``results/figures``; see :mod:`figures.output`).  ``--redraw`` draws from the data files
+already in ``--out`` without computing.  Phase grids are cached per cell under ``--cache``
+(default ``<out>/.cache``), so an interrupted run resumes.  After the arguments are parsed, every
+failure is one line ``figures: error: ...`` on stderr and a non-zero exit status; ``--debug`` (or
+the environment variable ``SOP_DEBUG=1``) prints the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import time
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+
+from .output import FigureError, locked_folder, publish, recover, staging_folder
+from .registry import FIGURES
+
+__all__ = ["main", "build_parser"]
+
+PROG = "figures"
+
+
+def build_parser():
+    """The argument parser of ``python -m figures``."""
+    ap = argparse.ArgumentParser(
+        prog=PROG,
+        description="Regenerate the figures of Liu et al. (ICML 2022), long version, with their "
+                    "data files. Run from the repository root: python -m figures all")
+    ap.add_argument("figure", choices=[*FIGURES, "all"])
+    ap.add_argument("--out", default="results/figures",
+                    help="output folder (default: results/figures)")
+    ap.add_argument("--quick", action="store_true", help="small grids (seconds), for tests")
+    ap.add_argument("--redraw", action="store_true",
+                    help="draw png and pdf from the data files already in --out, compute nothing")
+    ap.add_argument("--jobs", dest="n_jobs", type=int, default=None, metavar="N",
+                    help="joblib workers for the phase grids (default: all cores)")
+    ap.add_argument("--solver", choices=["batched", "ecos"], default="batched",
+                    help="convex solver: the certified batched solver, or CVXPY+ECOS per "
+                         "instance (the paper's method)")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--gd", dest="method", action="store_const", const="gd",
+                   help="Figure 2 from gradient descent (15), the paper's method (default)")
+    g.add_argument("--flow", dest="method", action="store_const", const="flow",
+                   help="Figure 2 from the exact limit of the gradient flow")
+    ap.set_defaults(method="gd")
+    ap.add_argument("--cache", default=None, help="cell cache folder (default: <out>/.cache)")
+    ap.add_argument("--no-cache", action="store_true", help="do not read or write the cell cache")
+    ap.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ap.add_argument("--dask", default=None, metavar="ADDRESS",
+                    help="run the phase grids on a dask.distributed scheduler at ADDRESS "
+                         "(e.g. tcp://host:8786; needs the 'dask' extra)")
+    ap.add_argument("--debug", action="store_true",
+                    help="on failure, print the traceback too (or set SOP_DEBUG=1)")
+    return ap
+
+
+def main(argv=None):
+    """Entry point of ``python -m figures``; returns the exit status (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
+        parser.error("--jobs must be a positive integer or -1")
+    debug = args.debug or os.environ.get("SOP_DEBUG", "") not in ("", "0")
+    where = []            # what was being done when a failure came: for the one-line message
+    try:
+        run(args, where)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        _error("interrupted: the figures published before are complete sets, the others are "
+               "unchanged; rerun the same command to resume (finished phase-grid cells are "
+               "cached unless --no-cache)")
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        cache = _cache_dir(args) if "computing the data" in where else None
+        _error(": ".join([*where, describe(exc, cache=cache)]))
+        return 1
+    return 0
+
+
+def run(args, where=None):
+    """Compute (unless ``--redraw``), draw and publish the figures ``args`` asks for."""
+    where = [] if where is None else where
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FigureError(f"--out {out} is a file, not a folder: choose another --out")
+    names = list(FIGURES) if args.figure == "all" else [args.figure]
+    cache = None if args.redraw else _cache_dir(args)
+    options = dict(quick=args.quick, solver=args.solver, method=args.method,
+                   n_jobs=args.n_jobs if args.n_jobs is not None else (os.cpu_count() or 1),
+                   cache_dir=cache, progress=not args.no_progress, backend=None)
+    t_all = time.perf_counter()
+    with ExitStack() as stack:
+        stack.enter_context(locked_folder(out))
+        _recover(out)
+        if cache is not None and cache.is_dir() and not _same(cache, out):
+            try:    # runs may share a cache (atomic per cell): clean it only when no one uses it
+                stack.enter_context(locked_folder(cache))
+                _recover(cache)
+            except FigureError:
+                pass
+        if args.redraw:
+            missing = [str(out / FIGURES[n].DATA_FILE) for n in names
+                       if not (out / FIGURES[n].DATA_FILE).is_file()]
+            if missing:
+                raise FigureError(f"no data file {', '.join(missing)} to redraw from: run "
+                                  "without --redraw to compute it")
+        if args.dask and not args.redraw:
+            from distributed import Client
+
+            stack.enter_context(Client(args.dask))
+            options["backend"] = "dask"
+        for name in names:
+            where[:] = [name]
+            t0 = time.perf_counter()
+            paths = make_figure(FIGURES[name], out, redraw=args.redraw, where=where, **options)
+            _log(f"{name}: {time.perf_counter() - t0:.1f} s -> " + ", ".join(map(str, paths)))
+    where.clear()
+    _log(f"{PROG} {args.figure}: {time.perf_counter() - t_all:.1f} s total")
+
+
+def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
+    """Compute (unless ``redraw``) and draw one figure module, then publish its files as a set.
+
+    The caller holds the lock on ``out_dir``.  Returns the published paths (data file first;
+    without it when ``redraw``).
+    """
+    where = [] if where is None else where
+    out_dir = Path(out_dir)
+    with staging_folder(out_dir, figure.NAME) as stage:
+        if redraw:
+            data_path, files = out_dir / figure.DATA_FILE, []
+        else:
+            where.append("computing the data")
+            data_path, files = stage / figure.DATA_FILE, [figure.DATA_FILE]
+            figure.compute(data_path, **options)
+            where.pop()
+        where.append(f"drawing from {data_path}")
+        files += [Path(p).name for p in figure.plot(data_path, stage)]
+        where[-1] = "publishing"
+        paths = publish(stage, out_dir, files)
+        where.pop()
+    return paths
+
+
+def describe(exc, *, cache=None):
+    """One line naming the failure ``exc`` and what to do about it."""
+    if isinstance(exc, FigureError):
+        return _one_line(str(exc))
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return _one_line(f"no space left on device writing {exc.filename or 'the output'}: "
+                         "free some space or choose another --out")
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return _one_line(f"cannot write {exc.filename}: {exc.strerror}; choose a writable --out")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return _one_line(f"{exc.strerror or type(exc).__name__}: {exc.filename}; check the path")
+    if isinstance(exc, ModuleNotFoundError):
+        return _one_line(f"the module {exc.name!r} is not installed (for --dask: "
+                         "python -m pip install '.[dask]')")
+    hint = "--debug shows the traceback"
+    if cache is not None:
+        hint = (f"if the cell cache {cache} is damaged, delete it or rerun with --no-cache; "
+                + hint)
+    return _one_line(f"{type(exc).__name__}: {exc} ({hint})")
+
+
+def _cache_dir(args):
+    if args.no_cache:
+        return None
+    return Path(args.cache) if args.cache else Path(args.out) / ".cache"
+
+
+def _recover(folder):
+    for line in recover(folder):
+        _log(f"{folder}: {line} (left by a killed run)")
+
+
+def _same(a, b):
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _one_line(text, limit=500):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _log(line):
+    print(line, file=sys.stderr)
+
+
+def _error(message):
+    print(f"{PROG}: error: {_one_line(message, limit=800)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

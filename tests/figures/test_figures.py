@@ -1,0 +1,288 @@
+"""Every registered figure at --quick size through the command line; --redraw; each figure's
+files published as one set; stale temporaries removed; every failure one line."""
+
+import errno
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import figures.output
+from figures import fig_implicit_bias
+from figures.cli import main
+from figures.output import locked_folder
+from figures.registry import FIGURES
+from soptheory.phase import load_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quick_all(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    assert main(["all", "--quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    return out
+
+
+def figure_files(figure):
+    return [figure.DATA_FILE, f"{figure.NAME}.png", f"{figure.NAME}.pdf"]
+
+
+def assert_one_error_line(capsys, *needles):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("figures: error: "), err
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_figure_module_has_the_registry_interface(name):
+    figure = FIGURES[name]
+    assert figure.NAME == name and figure.DATA_FILE.startswith(name + "_data.")
+    assert "Figure" in figure.__doc__.splitlines()[0]         # the paper's figure number
+    assert list(inspect.signature(figure.plot).parameters) == ["data_path", "out_dir"]
+    compute = inspect.signature(figure.compute).parameters
+    assert list(compute)[0] == "data_path" and compute["quick"].default is False
+    assert inspect.Parameter.VAR_KEYWORD in [p.kind for p in compute.values()]
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_png_pdf_and_data_are_written_and_nothing_else(quick_all, name):
+    for ext in ("png", "pdf"):
+        assert (quick_all / f"{name}.{ext}").stat().st_size > 1000
+    assert (quick_all / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (quick_all / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (quick_all / FIGURES[name].DATA_FILE).stat().st_size > 100
+    expected = {f for fig in FIGURES.values() for f in figure_files(fig)} | {".cache"}
+    assert {p.name for p in quick_all.iterdir()} == expected   # no staging folder left
+
+
+def test_fig2_data_low_rho_along_the_curve(quick_all):
+    d = np.load(quick_all / "fig2_data.npz")
+    for key in ("rho_theta", "rho_s"):
+        assert d[key].shape == (len(d["alpha"]), len(d["lam"]))
+        assert np.all((d[key] >= 0) & (d[key] <= 1 + 1e-12))   # ρ is a relative difference
+    assert d["gd_converged"].all() and d["convex_certified"].all()
+    # Proposition 3.3: at the grid point nearest to α = -log γ / (2λ), for λ in the recovery
+    # range (λ >= 0.02 here), GD and (25) agree far better than elsewhere on the grid.
+    gamma = float(d["gamma"])
+    on_curve = []
+    for j, lam in enumerate(d["lam"]):
+        i = np.argmin(np.abs(np.log(d["alpha"]) - np.log(-np.log(gamma) / (2 * lam))))
+        on_curve.append(d["rho_theta"][i, j])
+    assert np.median(on_curve) < np.median(d["rho_theta"])
+
+
+def test_fig3_and_fig4_tables_are_sane(quick_all):
+    t3 = load_table(quick_all / "fig3_data.csv")
+    assert set(np.unique(t3["panel"])) == {"a", "b"}
+    assert np.all(t3["eps_theta"] >= 0) and t3["certified"].all()
+    # the largest λ recovers the truth for the easiest (r, k) = (20, 10) and (10, 20) cells
+    big = t3["lam"] == t3["lam"].max()
+    easy = big & (((t3["r"] == 20) & (t3["k"] == 10)) | ((t3["r"] == 10) & (t3["k"] == 20)))
+    assert t3["success"][easy].all()
+    small = t3["lam"] == t3["lam"].min()
+    assert not t3["success"][small].any()                  # λ = 1e-4: s absorbs y, no recovery
+    t4 = load_table(quick_all / "fig4_data.csv")
+    assert t4["certified"].all()
+    assert t4["success"][(t4["r"] == 5) & (t4["k"] == 5)].all()
+    assert not t4["success"][(t4["r"] == 45) & (t4["k"] == 45)].any()
+    assert not t4["prop35"].any()        # the sufficient condition never holds on this grid
+
+
+def test_redraw_draws_the_same_files_from_the_data_alone(quick_all, tmp_path, monkeypatch):
+    for figure in FIGURES.values():
+        shutil.copy(quick_all / figure.DATA_FILE, tmp_path)
+        monkeypatch.setattr(figure, "compute", None)          # --redraw must not compute
+    assert main(["all", "--redraw", "--out", str(tmp_path)]) == 0
+    for figure in FIGURES.values():
+        for f in figure_files(figure):    # the drawing is a function of the data file only
+            assert (tmp_path / f).read_bytes() == (quick_all / f).read_bytes(), f
+    assert not (tmp_path / ".cache").exists()
+
+
+def test_redraw_without_the_data_file_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert main(["fig3", "--redraw", "--out", str(tmp_path)]) == 1
+    assert_one_error_line(capsys, str(tmp_path / "fig3_data.csv"), "without --redraw")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_m_figures_runs_from_the_repository_root(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "figures", "fig2", "--redraw", "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"figures: error: no data file {tmp_path / 'fig2_data.npz'} to redraw from: run without "
+        "--redraw to compute it"]
+
+
+def test_flow_and_ecos_options_run(tmp_path):
+    assert main(["fig2", "--quick", "--flow", "--solver", "ecos", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    d = np.load(tmp_path / "fig2_data.npz")
+    assert str(d["method"]) == "flow" and str(d["solver"]) == "ecos"
+
+
+def test_cli_runs_a_figure_on_a_dask_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert main(["fig4", "--quick", "--out", str(tmp_path), "--dask", cluster.scheduler_address,
+                     "--no-progress", "--no-cache"]) == 0
+    t4 = load_table(tmp_path / "fig4_data.csv")
+    assert t4["certified"].all() and len(t4["r"]) == 3 * 3 * 3
+
+
+# -- a figure's files are one set ------------------------------------------------------------
+
+@pytest.fixture
+def fake_fig2(monkeypatch):
+    """Make fig2 cheap: each of its files holds the tag of the run that wrote it."""
+    def use(tag, *, plot_fails=False):
+        def compute(data_path, **options):
+            Path(data_path).write_text(f"{tag} data")
+
+        def plot(data_path, out_dir):
+            if plot_fails:
+                raise RuntimeError("drawing died")
+            assert Path(data_path).read_text() == f"{tag} data"
+            for ext in ("png", "pdf"):
+                (Path(out_dir) / f"fig2.{ext}").write_text(f"{tag} {ext}")
+            return [Path(out_dir) / "fig2.png", Path(out_dir) / "fig2.pdf"]
+
+        monkeypatch.setattr(fig_implicit_bias, "compute", compute)
+        monkeypatch.setattr(fig_implicit_bias, "plot", plot)
+    return use
+
+
+def tags(out):
+    return {f: (out / f).read_text().split()[0] for f in figure_files(fig_implicit_bias)}
+
+
+def test_a_run_failing_after_compute_leaves_the_previous_set_whole(tmp_path, fake_fig2, capsys):
+    fake_fig2("first")
+    assert main(["fig2", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    fake_fig2("second", plot_fails=True)
+    assert main(["fig2", "--out", str(tmp_path)]) == 1
+    assert_one_error_line(capsys, "fig2: drawing from", "drawing died")
+    assert set(tags(tmp_path).values()) == {"first"}          # the data is NOT the second run's
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figure_files(fig_implicit_bias))
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: no except clause catches it."""
+
+
+def test_a_run_killed_while_publishing_is_finished_by_the_next_run(tmp_path, fake_fig2,
+                                                                   monkeypatch):
+    fake_fig2("first")
+    assert main(["fig2", "--out", str(tmp_path)]) == 0
+    fake_fig2("second")
+    real_replace = os.replace
+
+    def replace_then_die(src, dst):      # published: first the data, then the png
+        if Path(dst) == tmp_path / "fig2.png":
+            raise Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(figures.output.os, "replace", replace_then_die)
+    with pytest.raises(Killed):
+        main(["fig2", "--out", str(tmp_path)])
+    monkeypatch.setattr(figures.output.os, "replace", real_replace)
+    assert tags(tmp_path) == {"fig2_data.npz": "second", "fig2.png": "first", "fig2.pdf": "first"}
+    assert main(["fig3", "--redraw", "--out", str(tmp_path)]) == 1    # any later run recovers
+    assert set(tags(tmp_path).values()) == {"second"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figure_files(fig_implicit_bias))
+
+
+def test_stale_temporaries_of_killed_runs_are_removed(tmp_path, fake_fig2):
+    fake_fig2("only")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    (out / ".fig3.staging-k1ll3d").mkdir(parents=True)
+    (out / ".fig3.staging-k1ll3d" / "fig3_data.csv").write_text("half")
+    (out / ".fig2.png.x7f3.tmp").write_bytes(b"half")
+    cache.mkdir()
+    (cache / ".0123abcd.npz.x7f3.tmp").write_bytes(b"half")
+    (cache / "keep.npz").write_bytes(b"not ours to judge")
+    assert main(["fig2", "--out", str(out), "--cache", str(cache)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(figure_files(fig_implicit_bias))
+    assert sorted(p.name for p in cache.iterdir()) == ["keep.npz"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path, fake_fig2, capsys):
+    fake_fig2("second")
+    with locked_folder(tmp_path):
+        assert main(["fig2", "--out", str(tmp_path)]) == 1
+    assert_one_error_line(capsys, "another run is writing into", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- every failure is one line ----------------------------------------------------------------
+
+def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "out").write_text("")
+    assert main(["fig2", "--quick", "--out", str(tmp_path / "out")]) == 1
+    assert_one_error_line(capsys, str(tmp_path / "out"), "choose another --out")
+
+
+def test_a_damaged_cache_file_is_one_line_pointing_to_no_cache(quick_all, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    shutil.copytree(quick_all / ".cache", cache)
+    for f in cache.glob("*.npz"):
+        f.write_bytes(b"PK\x03\x04 damaged")
+    assert main(["fig4", "--quick", "--out", str(tmp_path / "out"), "--cache", str(cache),
+                 "--jobs", "1", "--no-progress"]) == 1
+    assert_one_error_line(capsys, "fig4: computing the data", str(cache), "--no-cache")
+
+
+def test_no_space_left_names_the_path(tmp_path, monkeypatch, capsys):
+    def full_disk(data_path, **options):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(data_path))
+
+    monkeypatch.setattr(fig_implicit_bias, "compute", full_disk)
+    assert main(["fig2", "--out", str(tmp_path)]) == 1
+    assert_one_error_line(capsys, "no space left", "fig2_data.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["--debug", "SOP_DEBUG"])
+def test_debug_shows_the_traceback(tmp_path, monkeypatch, capsys, how):
+    def broken(data_path, **options):
+        raise ValueError("bad grid")
+
+    monkeypatch.setattr(fig_implicit_bias, "compute", broken)
+    argv = ["fig2", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert_one_error_line(capsys, "ValueError: bad grid", "--debug")
+    if how == "SOP_DEBUG":
+        monkeypatch.setenv("SOP_DEBUG", "1")
+    else:
+        argv.append("--debug")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and 'raise ValueError("bad grid")' in err
+    assert err.strip().splitlines()[-1].startswith("figures: error: fig2: computing the data")
+
+
+def test_ctrl_c_is_one_line_saying_what_was_kept(tmp_path, fake_fig2, monkeypatch, capsys):
+    fake_fig2("first")
+    assert main(["fig2", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+
+    def interrupted(data_path, **options):
+        Path(data_path).write_text("second data")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig_implicit_bias, "compute", interrupted)
+    assert main(["fig2", "--out", str(tmp_path)]) == 130
+    assert_one_error_line(capsys, "interrupted", "complete sets", "rerun the same command")
+    assert set(tags(tmp_path).values()) == {"first"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figure_files(fig_implicit_bias))
