@@ -1,7 +1,7 @@
 """Benchmark: the batched solver vs CVXPY + ECOS per instance on the Figure 4 workload.
 
 Workload: the 8,000 instances of Figure 4 (N=100, p=150, λ=0.1, r, k ∈ {5,…,100}, 20 trials; the
-seeds of ``soptheory.figures.fig4``).  Measured side by side in one run, one process, BLAS limited
+seeds of ``figures.fig_phase_transition``).  Measured side by side in one run, one process, BLAS limited
 to one thread for both:
 
 * batched: :func:`soptheory.solve_convex_batched` on all 8,000 instances, one stack per r (the
@@ -13,7 +13,7 @@ to one thread for both:
   deviation in θ and s of each solver, with an absolute floor 1e-6‖y‖ for s ≈ 0;
 * success labels (ε < 1e-3 for θ and for s) of both solvers on the subset, and on all 8,000
   instances when ``--labels-from CSV`` names a table of the full grid solved with ECOS
-  (``run_phase(..., solver="ecos")``, e.g. ``sop-figures fig4 --solver ecos``'s fig4_data.csv).
+  (``run_phase(..., solver="ecos")``, e.g. ``python -m figures fig4 --solver ecos``'s fig4_data.csv).
 
 Run from the repository root:  python benchmarks/bench_batched_convex.py [--subset 200]
 """

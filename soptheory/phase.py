@@ -328,7 +328,6 @@ def solve_cvxpy(J, y, lam, solver="ECOS", *, tight=False, dual=False):
     return sol.theta, sol.s
 
 
-_cvxpy_solve = solve_cvxpy   # the old private name, until the figure scripts use solve_cvxpy
 
 
 def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, threshold=1e-3,
