@@ -161,6 +161,10 @@ def _preflight(config: TrainConfig) -> None:
     if config.dataset != "synthetic" and not config.data_root:
         raise UsageError(f"dataset {config.dataset!r} needs --data-root (a local folder or .npz "
                          "file; nothing is downloaded)")
+    out = Path(config.out)
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--out {out}: {folder} is a file, not a folder; choose another --out")
     if config.device == "cuda":
         import torch
 
@@ -192,6 +196,16 @@ def _chain(exc: BaseException):
         seen.add(id(e))
         yield e
         todo += [e.__cause__, e.__context__]
+
+
+def _torch_serialization_call(exc: BaseException) -> str | None:
+    """``"load"`` or ``"save"`` when ``exc`` was raised inside ``torch.load`` / ``torch.save``."""
+    import traceback
+
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).parts[-2:] == ("torch", "serialization.py") and frame.name in ("load", "save"):
+            return frame.name
+    return None
 
 
 def _free_space(folder: Path) -> str:
@@ -238,8 +252,9 @@ def describe_failure(exc: BaseException, config: TrainConfig, *, resume: bool = 
             return (f"no space left on device writing {where}: free some space or choose another "
                     f"--out{_resume_hint(config)}")
     # torch.save to a path reports a failed write only as "[enforce fail ...] unexpected pos"
-    if isinstance(exc, RuntimeError) and any(s in text for s in (
-            "PytorchStreamWriter", "unexpected pos", "file write failed", "iostream error")):
+    torch_call = _torch_serialization_call(exc)
+    if isinstance(exc, RuntimeError) and (torch_call == "save" or any(s in text for s in (
+            "PytorchStreamWriter", "unexpected pos", "file write failed", "iostream error"))):
         return (f"writing a file into {out} failed ({_one_line(exc)}): most likely the disk is full "
                 f"({_free_space(out)}) or the folder is not writable; fix that{_resume_hint(config)}")
     if isinstance(exc, BrokenPipeError):
@@ -255,13 +270,14 @@ def describe_failure(exc: BaseException, config: TrainConfig, *, resume: bool = 
     import zipfile
 
     reading_ckpt = resume and ckpt.is_file()
-    if reading_ckpt and (isinstance(exc, (pickle.UnpicklingError, EOFError, zipfile.BadZipFile))
-                         or "PytorchStreamReader" in text):
+    if reading_ckpt and (torch_call == "load" or "PytorchStreamReader" in text
+                         or isinstance(exc, (pickle.UnpicklingError, EOFError, zipfile.BadZipFile))):
         return (f"cannot read checkpoint {ckpt}: it is damaged or truncated ({type(exc).__name__}: "
                 f"{_one_line(exc)[:200]}); restore it from a copy, or start a new run in another --out")
     if isinstance(exc, OSError) and exc.errno is not None:
         name = f": {exc.filename}" if exc.filename else ""
-        what = os.strerror(exc.errno).lower() if exc.errno else _one_line(exc)
+        standard = os.strerror(exc.errno)
+        what = standard.lower() if exc.strerror in (None, standard) else _one_line(exc.strerror)
         if isinstance(exc, (NotADirectoryError, FileExistsError, IsADirectoryError)) or (
                 exc.filename and Path(str(exc.filename)).resolve().is_relative_to(out.resolve())):
             return f"cannot write the run folder ({what}{name}): choose another --out"

@@ -113,11 +113,23 @@ def test_cuda_asked_without_cuda(tmp_path, capsys):
 # -- run folder and disk ---------------------------------------------------------------------------
 
 
-def test_out_under_a_regular_file(tmp_path, capsys):
+@pytest.mark.parametrize("under", ["", "run"])
+def test_out_is_or_is_under_a_regular_file(under, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    rc = main(FAST + ["--out", str(tmp_path / "file" / "run")])
+    rc = main(FAST + ["--out", str(tmp_path / "file" / under)])
     line = one_error_line(capsys)
-    assert rc == EXIT_FAILURE and "--out" in line and str(tmp_path / "file") in line
+    assert rc == EXIT_USAGE and f"{tmp_path / 'file'} is a file, not a folder" in line
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_os_errors_name_the_path_and_keep_a_custom_reason():
+    config = TrainConfig(out="/r/run")
+    assert describe_failure(NotADirectoryError(errno.ENOTDIR, "Not a directory", "/r/run/x"), config) == \
+        "cannot write the run folder (not a directory: /r/run/x): choose another --out"
+    line = describe_failure(FileExistsError(errno.EEXIST, "holds another run's results", "/r/run"), config)
+    assert "holds another run's results: /r/run" in line
+    assert describe_failure(FileNotFoundError(errno.ENOENT, "No such file or directory", "/d/x.npz"),
+                            config).startswith("no such file or directory: /d/x.npz: check the path")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores file permissions")
@@ -338,14 +350,15 @@ def test_resume_without_a_saved_run_is_a_usage_error(setup, expected, tmp_path, 
     assert rc == EXIT_USAGE and expected in line and str(folder) in line
 
 
-@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 3], lambda b: b""], ids=["truncated", "empty"])
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 3], lambda b: b[:5000], lambda b: b""],
+                         ids=["truncated", "truncated-in-header", "empty"])  # RuntimeError, OSError(22), EOFError
 def test_resume_from_a_damaged_checkpoint_names_it(damage, tmp_path, capsys):
     out = finished_run(tmp_path, capsys)
     ckpt = out / "checkpoint.pt"
     ckpt.write_bytes(damage(ckpt.read_bytes()))
     rc = main(["--out", str(out), "--resume", "--no-progress"])
     line = one_error_line(capsys)
-    assert rc == EXIT_FAILURE and str(ckpt) in line
+    assert rc == EXIT_FAILURE and f"cannot read checkpoint {ckpt}: it is damaged" in line
 
 
 # -- through a real process: no traceback ----------------------------------------------------------
