@@ -1,7 +1,8 @@
-"""``python -m sopdeep`` = ``sop-train``."""
+"""``python -m sopdeep`` = ``sop-train`` (exit status and failure lines: :mod:`sopdeep.cli`)."""
 
 import sys
 
 from sopdeep.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
