@@ -111,7 +111,7 @@ def saved_config(folder: str | os.PathLike) -> TrainConfig:
     ValueError
         Naming the file, when it is damaged or holds an invalid configuration.
     """
-    from sopdeep.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME, load_checkpoint
 
     folder = Path(folder)
     config_path, ckpt_path = folder / CONFIG_NAME, folder / CHECKPOINT_NAME
@@ -132,7 +132,7 @@ def saved_config(folder: str | os.PathLike) -> TrainConfig:
 
 def _resume_config(args: argparse.Namespace) -> TrainConfig:
     """The saved configuration of the run ``--resume`` continues, with the given flags on top."""
-    from sopdeep.checkpoint import CHECKPOINT_NAME
+    from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME
 
     folder = Path(config_from_args(args).out)
     if not folder.is_dir():
@@ -218,7 +218,7 @@ def _free_space(folder: Path) -> str:
 
 
 def _resume_hint(config: TrainConfig) -> str:
-    from sopdeep.checkpoint import CHECKPOINT_NAME
+    from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME
 
     if config.checkpoint and (Path(config.out) / CHECKPOINT_NAME).is_file():
         return f"; then resume with: {_resume_command(config)}"
@@ -238,7 +238,7 @@ def describe_failure(exc: BaseException, config: TrainConfig, *, resume: bool = 
     ...                  TrainConfig(out="/data/run"))
     'no space left on device writing /data/run/checkpoint.pt: free some space or choose another --out'
     """
-    from sopdeep.checkpoint import CHECKPOINT_NAME
+    from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME
 
     out = Path(config.out)
     ckpt = out / CHECKPOINT_NAME
@@ -313,7 +313,7 @@ def _resume_command(config: TrainConfig) -> str:
 
 
 def _interrupted(config: TrainConfig, argv: list[str]) -> str:
-    from sopdeep.checkpoint import CHECKPOINT_NAME
+    from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME
 
     ckpt = Path(config.out) / CHECKPOINT_NAME
     if config.checkpoint and ckpt.is_file():
@@ -334,7 +334,7 @@ def _debug_env() -> bool:
 
 
 def _strict_json(obj: Any) -> Any:
-    from sopdeep.trainer import _strict_json as strict
+    from sopdeep.runs import _strict_json as strict
 
     return strict(obj)
 
