@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sopcommon import atomic_write_bytes  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
 from sopdeep.trainer import train  # noqa: E402
 
@@ -102,7 +103,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"args": vars(args), "results": results, "total_wall_time_s": total}
-    (out / "results.json").write_text(json.dumps(payload, indent=2))
+    atomic_write_bytes(out / "results.json", json.dumps(payload, indent=2).encode())
     lines = [
         f"CIFAR-10N worst, first {args.n_train} training / {args.n_test} test images (realised noise "
         f"{next(iter(results.values()))['realised_noise_rate']:.3f}), cnn width {args.width}, "
@@ -116,7 +117,7 @@ def main(argv=None) -> dict:
         lines.append(f"| {m} | {r['best_test_acc']:.4f} (ep {r['best_epoch']}) | {r['final_test_acc']:.4f} | "
                      f"{auroc} | {r['wall_time_s']:.0f} |")
     lines.append(f"\nTotal wall time: {total:.0f} s")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return payload
 

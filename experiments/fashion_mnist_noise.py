@@ -25,8 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sopcommon import atomic_path, atomic_write_bytes  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
 from sopdeep.trainer import train  # noqa: E402
+
+
+def _fmt(value) -> str:
+    """A metric to 3 decimals; "n/a" when undefined (None in the strict-JSON summary)."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main(argv=None) -> int:
@@ -74,14 +80,14 @@ def main(argv=None) -> int:
     for method, r in results.items():
         rows.append(f"| {method} | {r['best_test_acc']:.4f} ({r['best_epoch']}) | {r['final_test_acc']:.4f} | "
                     f"{r['final_train_acc_noisy']:.4f} | {r['final_det_auroc']:.4f} | "
-                    f"{r['final_det_precision']:.3f} / {r['final_det_recall']:.3f} | {r['wall_time_s']:.0f} |")
+                    f"{_fmt(r['final_det_precision'])} / {_fmt(r['final_det_recall'])} | {r['wall_time_s']:.0f} |")
     head = (f"Fashion-MNIST, first {args.subset} training images, {args.noise_rate:.0%} symmetric noise "
             f"(realised {next(iter(results.values()))['realised_noise_rate']:.4f}), MLP width {args.width}, "
             f"{args.epochs} epochs, lr {args.lr} constant, no weight decay, seed {args.seed}; SOP alpha_u="
             f"{args.alpha_u}, alpha_v={args.alpha_v}, update={args.update}. Detection score: CE 1 - p(given label), SOP u^2 at "
             "the given label; flagged when above 0.5.\n\n")
-    (out / "summary.md").write_text(head + "\n".join(rows) + "\n")
-    (out / "summary.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    atomic_write_bytes(out / "summary.md", (head + "\n".join(rows) + "\n").encode())
+    atomic_write_bytes(out / "summary.json", json.dumps({"args": vars(args), "results": results}, indent=2).encode())
     print(head + "\n".join(rows))
 
     import matplotlib
@@ -98,7 +104,8 @@ def main(argv=None) -> int:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "test_accuracy.png", dpi=120)
+    with atomic_path(out / "test_accuracy.png", suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
     return 0
 
 

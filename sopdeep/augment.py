@@ -112,7 +112,7 @@ def random_crop_flip(
         raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
     if padding_mode not in ("zeros", "reflect"):
         raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
-    b, _, h, w = images.shape
+    b, c, h, w = images.shape
     if padding_mode == "reflect" and pad >= min(h, w):
         raise ValueError(f"pad must be smaller than the image size for reflect padding, got {pad}")
     gdev = generator.device
@@ -121,11 +121,11 @@ def random_crop_flip(
         offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator, device=gdev).to(images.device)
         mode = "constant" if padding_mode == "zeros" else "reflect"
         padded = F.pad(images, (pad, pad, pad, pad), mode=mode)
-        rows = offsets[0][:, None] + torch.arange(h, device=images.device)  # (B, H)
-        cols = offsets[1][:, None] + torch.arange(w, device=images.device)  # (B, W)
-        bidx = torch.arange(b, device=images.device)[:, None, None]
-        # advanced indexing: (B, H, W, C) -> (B, C, H, W)
-        out = padded.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        rows = (offsets[0][:, None] + torch.arange(h, device=images.device))[:, None, :, None]  # (B, 1, H, 1)
+        cols = (offsets[1][:, None] + torch.arange(w, device=images.device))[:, None, None, :]  # (B, 1, 1, W)
+        bidx = torch.arange(b, device=images.device)[:, None, None, None]
+        cidx = torch.arange(c, device=images.device)[None, :, None, None]
+        out = padded[bidx, cidx, rows, cols]  # (B, C, H, W), contiguous like the input
     if flip:
         coins = torch.rand(b, generator=generator, device=gdev).to(images.device) < 0.5
         out = torch.where(coins[:, None, None, None], out.flip(-1), out)

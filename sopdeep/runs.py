@@ -6,8 +6,19 @@ A run folder holds ``config.json`` (the :class:`~sopdeep.config.TrainConfig`), `
 (:func:`sopcommon.atomic_path`): a kill leaves the previous version or the new one, never a
 truncated file. JSON files are strict: undefined metrics (NaN) are written as ``null``.
 
-Checkpoints are loaded with ``torch.load(weights_only=True)`` only: a checkpoint is a flat dict
-of tensors, state dicts, numbers and strings, so no code in a file can run.
+A folder belongs to one run: :func:`lock_folder` holds an exclusive ``fcntl.flock`` on its
+``.lock`` file for the whole run, :func:`open_run` refuses a folder that holds another run's
+results and writes nothing (the trainer writes ``config.json`` once the data are loaded and the
+network is built), and stale temporary files of killed runs are removed.
+
+A checkpoint file is a header (:data:`_MAGIC`, the SHA-256 of the payload) followed by the
+``torch.save`` payload, loaded with ``weights_only=True`` only (tensors, state dicts, numbers and
+strings: no code in a file can run). A damaged, truncated or empty file is refused. The payload
+records a fingerprint of the training images and noisy labels (:func:`data_fingerprint`); a
+resume on different data is refused.
+
+Errors: every problem with a run folder or a resume raises a :class:`RunError` subclass whose
+message names the file and says what to do.
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
@@ -19,8 +30,14 @@ of tensors, state dicts, numbers and strings, so no code in a file can run.
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
+import hashlib
+import io
 import json
 import math
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,15 +48,41 @@ import torch
 from sopcommon import atomic_path, atomic_savez, atomic_write_bytes
 from sopdeep.config import TrainConfig
 
-__all__ = ["RunRecord", "read_run", "start_run", "write_config", "write_metrics", "write_samples",
-           "write_summary", "write_checkpoint", "load_checkpoint", "restore_checkpoint",
-           "CONFIG", "METRICS_CSV", "METRICS_JSONL", "CHECKPOINT", "SAMPLES", "SUMMARY"]
+__all__ = ["RunRecord", "read_run", "saved_config", "lock_folder", "open_run", "data_fingerprint",
+           "check_fingerprint", "write_config", "write_metrics", "write_samples", "write_summary",
+           "strict_json", "write_checkpoint", "load_checkpoint", "restore_checkpoint",
+           "RunError", "RunFolderError", "CheckpointError", "ResumeMismatchError", "NonFiniteLossError",
+           "CONFIG", "METRICS_CSV", "METRICS_JSONL", "CHECKPOINT", "SAMPLES", "SUMMARY", "LOCK"]
 
 CONFIG, METRICS_CSV, METRICS_JSONL = "config.json", "metrics.csv", "metrics.jsonl"
-CHECKPOINT, SAMPLES, SUMMARY = "checkpoint.pt", "samples.npz", "summary.json"
+CHECKPOINT, SAMPLES, SUMMARY, LOCK = "checkpoint.pt", "samples.npz", "summary.json", ".lock"
+#: files that mean a folder holds a run's results (config.json alone does not)
+RESULTS = (CHECKPOINT, METRICS_CSV, METRICS_JSONL, SAMPLES, SUMMARY)
 
 # keys that may differ between the saved config and the one passed with resume=True
-_RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path")
+# (epochs: a resume may extend a run on purpose)
+_RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "epochs")
+_MAGIC = b"SOPDEEP-CHECKPOINT-1\n"  # then 64 hex digits of SHA-256, a newline, the payload
+
+
+class RunError(Exception):
+    """A run could not start or continue; the message names the file and what to do."""
+
+
+class RunFolderError(RunError):
+    """The run folder is in use by another run, holds another run's results, or has nothing to resume."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint file is empty, damaged, or not a sopdeep checkpoint."""
+
+
+class ResumeMismatchError(RunError, ValueError):
+    """The configuration or the training data differ from those the checkpoint was made with."""
+
+
+class NonFiniteLossError(RunError, FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -78,44 +121,128 @@ def read_run(folder) -> RunRecord:
                      summary=json.loads((folder / SUMMARY).read_text()))
 
 
-def start_run(folder, config: TrainConfig, *, resume: bool, is_main: bool = True) -> dict[str, Any] | None:
-    """Open ``folder`` for ``config``; return the checkpoint to resume from, or None.
+def saved_config(folder) -> TrainConfig:
+    """The TrainConfig of the run in ``folder`` (its ``config.json``), e.g. to resume it as it was:
+    ``train(saved_config("runs/x").replace(epochs=200), resume=True)`` extends a run."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise RunFolderError(f"{path} does not exist: {folder} holds no run (check the out folder).")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise RunFolderError(f"{path} is not a valid run configuration ({exc}); "
+                             "fix or delete that file.") from None
 
-    Without ``resume`` an existing checkpoint raises ``FileExistsError`` (never overwritten); with
-    it, a checkpoint whose config differs outside paths, device and progress raises ``ValueError``.
+
+@contextmanager
+def lock_folder(folder, *, enabled: bool = True):
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file; the folder is created) for the block.
+
+    Raises :class:`RunFolderError` at once when another process holds it.
+    """
+    if not enabled:
+        yield
+        return
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise RunFolderError(f"cannot use {folder} as a run folder: {exc.strerror}; "
+                             "choose another out folder.") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise RunFolderError(f"{folder} is in use by another run (it holds the lock {folder / LOCK}); "
+                                 "wait for it to finish or choose another out folder.") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (unlinking a lock file races)
+
+
+def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -> dict[str, Any] | None:
+    """Check that ``config`` may run in ``folder``; return the checkpoint to resume from, or None.
+
+    Writes nothing; with ``clean`` (call it holding :func:`lock_folder`) stale temporary files of
+    killed runs (``.<name>.*.tmp``) are removed. Without ``resume`` a folder holding results
+    raises :class:`RunFolderError`; with it, a missing checkpoint does too, and a checkpoint made
+    with another configuration (other than paths, device, progress, or fewer epochs) raises
+    :class:`ResumeMismatchError`.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if clean:
+        _remove_stale_temporaries(folder)
     path = folder / CHECKPOINT
-    if not resume and path.exists():
-        raise FileExistsError(f"{path} exists: pass resume=True (--resume) to continue that run, "
-                              "or choose another out folder (nothing was overwritten)")
-    ckpt = load_checkpoint(path) if resume and path.exists() else None
-    if ckpt is not None:
-        saved = TrainConfig.from_dict(json.loads(ckpt["config"]))
-        diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-                if k not in _RESUME_FREE_KEYS and getattr(config, k) != v}
-        if diff:
-            raise ValueError(f"config differs from the checkpoint's in {diff} (saved, given); "
-                             "start a new run in another out folder instead")
-    if is_main:
-        write_config(folder, config)
+    if not resume:
+        found = [name for name in RESULTS if (folder / name).exists()]
+        if found:
+            hint = ("pass resume=True (--resume) to continue that run, or " if path.exists() else "")
+            raise RunFolderError(f"{folder} holds another run's results ({', '.join(found)}); {hint}"
+                                 "choose another out folder (nothing was overwritten).")
+        return None
+    if not path.exists():
+        raise RunFolderError(f"cannot resume: {path} does not exist. Check the out folder, "
+                             "or start a new run without resume (--resume).")
+    ckpt = load_checkpoint(path)
+    saved = TrainConfig.from_dict(json.loads(ckpt["config"]))
+    diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
+            if k not in _RESUME_FREE_KEYS and getattr(config, k) != v}
+    if diff:
+        raise ResumeMismatchError(f"config differs from the checkpoint's in {diff} (saved, given) for {path}; "
+                                  "resume with the saved config (sopdeep.runs.saved_config) or start a new run "
+                                  "in another out folder.")
+    if config.epochs < int(ckpt["epoch"]):
+        raise ResumeMismatchError(f"epochs={config.epochs} is fewer than the {ckpt['epoch']} epochs already "
+                                  f"done in {path}; resume with epochs >= {ckpt['epoch']}.")
     return ckpt
 
 
-def _strict_json(obj: Any) -> Any:
-    """Non-finite floats to None (JSON ``null``), recursively: Python would write ``NaN``."""
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete ``.<name>.*.tmp`` left by atomic writes of killed runs (only the run files' names)."""
+    for name in (CONFIG, *RESULTS):
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 (hex) of the training images (uint8) and the given labels (int64), shapes included."""
+    images = np.ascontiguousarray(images)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    h = hashlib.sha256(f"{images.dtype}{images.shape}{labels.shape}".encode())
+    h.update(memoryview(images).cast("B"))
+    h.update(memoryview(labels).cast("B"))
+    return h.hexdigest()
+
+
+def check_fingerprint(ckpt: dict[str, Any], fingerprint: str, folder) -> None:
+    """:class:`ResumeMismatchError` unless the checkpoint was made on data with ``fingerprint``."""
+    if ckpt["data_fingerprint"] != fingerprint:
+        raise ResumeMismatchError(
+            f"the training images or labels differ from those {Path(folder) / CHECKPOINT} was made with "
+            "(data_root, noise, noise_seed, train_subset or the data files changed); resume with the same "
+            "data, or start a new run in another out folder.")
+
+
+def strict_json(obj: Any) -> Any:
+    """Non-finite floats to None (JSON ``null``), recursively: Python would write ``NaN``.
+
+    >>> strict_json({"precision": float("nan"), "acc": [0.5, float("inf")]})
+    {'precision': None, 'acc': [0.5, None]}
+    """
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _strict_json(v) for k, v in obj.items()}
+        return {k: strict_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_strict_json(v) for v in obj]
+        return [strict_json(v) for v in obj]
     return obj
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False).encode())
+    atomic_write_bytes(path, json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False).encode())
 
 
 def write_config(folder, config: TrainConfig) -> None:
@@ -135,7 +262,7 @@ def write_metrics(folder, history: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-    lines = [json.dumps(_strict_json(row), allow_nan=False) + "\n" for row in history]
+    lines = [json.dumps(strict_json(row), allow_nan=False) + "\n" for row in history]
     atomic_write_bytes(Path(folder) / METRICS_JSONL, "".join(lines).encode())
 
 
@@ -151,11 +278,12 @@ def write_summary(folder, summary: dict[str, Any]) -> None:
 
 def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model, optimizer, scaler,
                      state: dict[str, torch.Tensor], method_state: dict[str, torch.Tensor],
-                     device: torch.device) -> None:
+                     device: torch.device, data_fingerprint: str) -> None:
     """``checkpoint.pt``: model, optimiser, scaler, per-sample and method state, RNG states, config,
-    history and the number of epochs done."""
+    history, the data fingerprint and the number of epochs done, with its SHA-256."""
     payload = {
         "epoch": epoch,
+        "data_fingerprint": data_fingerprint,
         "config": config.to_json(),
         "history": json.dumps(history),
         "model": model.state_dict(),
@@ -167,13 +295,31 @@ def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model,
     }
     if device.type == "cuda":
         payload["rng_cuda"] = torch.cuda.get_rng_state(device)
-    with atomic_path(Path(folder) / CHECKPOINT) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    body = buffer.getvalue()
+    atomic_write_bytes(Path(folder) / CHECKPOINT,
+                       _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
 
 
 def load_checkpoint(path) -> dict[str, Any]:
-    """Load a checkpoint file with ``weights_only=True`` (tensors and plain containers only)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Load a checkpoint after checking its SHA-256; :class:`CheckpointError` when it is empty,
+    damaged or not a sopdeep checkpoint. ``torch.load(weights_only=True)`` only."""
+    path = Path(path)
+    blob = path.read_bytes()
+    what = "delete it to start the run again, or restore a good copy"
+    if not blob:
+        raise CheckpointError(f"{path} is empty (0 bytes): {what}.")
+    head = len(_MAGIC) + 65
+    if not blob.startswith(_MAGIC):
+        raise CheckpointError(f"{path} is not a sopdeep checkpoint of this version (no checksum header): {what}.")
+    digest, body = blob[len(_MAGIC):head - 1].decode("ascii", "replace"), blob[head:]
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise CheckpointError(f"{path} is damaged (its SHA-256 does not match; truncated or altered): {what}.")
+    try:
+        return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a payload that hashes right but does not load: written by another tool
+        raise CheckpointError(f"{path} could not be loaded ({exc}): {what}.") from None
 
 
 def restore_checkpoint(ckpt: dict[str, Any], *, model, optimizer, scaler, state, method,

@@ -38,9 +38,7 @@ from sopdeep.synthetic import make_synthetic
 __all__ = ["train", "train_one_epoch", "TrainResult", "NonFiniteLossError", "learning_rate", "load_data",
            "check_names"]
 
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+NonFiniteLossError = runs.NonFiniteLossError  # re-exported: the run's exceptions live in sopdeep.runs
 
 
 @dataclass
@@ -64,7 +62,8 @@ class TrainResult:
         un-augmented), ``pred_prob`` (N, K); ``clean_label``, ``is_noisy`` when known; SOP's
         ``correction`` s_i (N, K).
     summary : dict
-        Best / final test accuracy, final detection metrics, wall time (``summary.json``).
+        Best / final test accuracy, final detection metrics, wall time (``summary.json``);
+        undefined values are None, so it is strict JSON.
     method_state : dict of Tensor
         The method's non-per-sample state (SOP+: its strong-view generator).
     """
@@ -90,9 +89,9 @@ def train(config: TrainConfig, *, resume: bool = False,
     ----------
     config : TrainConfig
     resume : bool, default False
-        Continue from ``config.out/checkpoint.pt`` when it exists (its config must agree with
-        ``config`` except for paths, device and progress). Without it, an existing checkpoint
-        raises ``FileExistsError`` (never overwritten).
+        Continue from ``config.out/checkpoint.pt``; its config must agree with ``config`` except
+        for paths, device, progress and a larger ``epochs`` (:func:`sopdeep.runs.saved_config`
+        gives it back), and the training data must be the same.
     callbacks : dict, optional
         Hooks: ``"loss"(epoch, step, loss) -> loss`` may replace the batch loss (fault
         injection), ``"step"(epoch, step)`` after each step, ``"epoch"(epoch, row)`` after each
@@ -104,31 +103,41 @@ def train(config: TrainConfig, *, resume: bool = False,
 
     Raises
     ------
-    NonFiniteLossError
-        When an epoch's loss is not finite; that epoch is not checkpointed.
+    sopdeep.runs.RunError
+        :class:`~sopdeep.runs.RunFolderError` (folder in use, holding another run's results, or
+        nothing to resume), :class:`~sopdeep.runs.CheckpointError` (damaged checkpoint),
+        :class:`~sopdeep.runs.ResumeMismatchError` (other config or data),
+        :class:`~sopdeep.runs.NonFiniteLossError` (that epoch is not checkpointed).
+    ValueError
+        Unknown dataset, architecture or method; bad data.
     """
-    device = _resolve_device(config)
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        return _train(config, resume, callbacks or {}, device)
-
-
-def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], device) -> TrainResult:
     t_start = time.perf_counter()
     check_names(config)
+    device = _resolve_device(config)
     env = ddp.init_from_env(device.type)  # torchrun: one process per device
     if env.enabled and device.type == "cuda":
         device = torch.device("cuda", env.local_rank)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), runs.lock_folder(config.out, enabled=env.is_main):
+        return _train(config, resume, callbacks or {}, device, env, t_start)
+
+
+def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], device, env, t_start) -> TrainResult:
     folder = Path(config.out)
-    ckpt = runs.start_run(folder, config, resume=resume, is_main=env.is_main)
-    data = _to_device(*load_data(config), device)
+    ckpt = runs.open_run(folder, config, resume=resume, clean=env.is_main)  # writes nothing
+    ds, noisy = load_data(config)
+    fingerprint = runs.data_fingerprint(ds.x_train, noisy.noisy_labels)
+    data = _to_device(ds, noisy, device)
     run = _build_run(config, data, env, device)
     history, start_epoch = [], 0
     if ckpt is not None:
+        runs.check_fingerprint(ckpt, fingerprint, folder)
         history, start_epoch = runs.restore_checkpoint(
             ckpt, model=run.model, optimizer=run.optimizer, scaler=run.scaler, state=run.state,
             method=run.method, device=device)
+    if env.is_main:  # the run starts: only now is anything written into the folder
+        runs.write_config(folder, config)
     progress = _progress_bar(config, env, run.steps_per_epoch, start_epoch)
     # p(given label) at each sample's last training visit: the noise score of CE (1 - p)
     label_prob = torch.zeros(data.n, device=device)
@@ -142,7 +151,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
         if config.checkpoint and env.is_main:
             runs.write_checkpoint(folder, epoch=epoch + 1, config=config, history=history, model=run.model,
                                   optimizer=run.optimizer, scaler=run.scaler, state=run.state,
-                                  method_state=run.method.state_dict(), device=device)
+                                  method_state=run.method.state_dict(), device=device,
+                                  data_fingerprint=fingerprint)
         if env.is_main:
             runs.write_metrics(folder, history)
         if progress is not None:
@@ -209,11 +219,12 @@ def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[
     if not math.isfinite(train_loss):
         if progress is not None:
             progress.close()
-        kept = (f"the checkpoint of epoch {epoch} is kept in {Path(config.out) / runs.CHECKPOINT}"
-                if epoch and config.checkpoint else "no checkpoint had been written")
+        kept = (f"The checkpoint of epoch {epoch} is kept in {Path(config.out) / runs.CHECKPOINT}"
+                if epoch and config.checkpoint else "No checkpoint was kept")
         raise NonFiniteLossError(
-            f"non-finite training loss ({train_loss}) in epoch {epoch + 1}: stopped; {kept}. "
-            "Lower lr / alpha_u / alpha_v or check the data.")
+            f"non-finite training loss ({train_loss}) in epoch {epoch + 1} of the run in {config.out}: stopped. "
+            f"{kept}. Check the data, or start a new run in another out folder with a lower lr, "
+            "alpha_u or alpha_v.")
     test_correct = sum(int((logits.argmax(1) == y).sum())
                        for _, logits, y in _predict(config, run, data, data.x_test, data.y_test))
     scores = run.method.noise_scores(run.state, data.y_train, None)
@@ -264,6 +275,7 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
     }
     if data.is_noisy is not None:
         summary["corrected_label_acc"] = float(np.mean(samples["corrected_label"] == samples["clean_label"]))
+    summary = runs.strict_json(summary)  # undefined metrics (NaN) as None, printable as JSON
     if run.env.is_main:
         runs.write_samples(config.out, samples)
         runs.write_summary(config.out, summary)

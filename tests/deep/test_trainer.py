@@ -16,7 +16,7 @@ import torch
 
 from sopdeep.config import TrainConfig
 from sopdeep.methods import SOP, Batch
-from sopdeep.runs import load_checkpoint
+from sopdeep.runs import RunFolderError, load_checkpoint
 from sopdeep.sop_loss import closed_form_grads
 from sopdeep.trainer import NonFiniteLossError, learning_rate, train
 
@@ -133,6 +133,9 @@ def test_weak_view_keeps_the_trainer_draws_crop_offsets_then_coins():
         assert torch.equal(out[i], ref.flip(2) if flip[i] else ref)
     assert torch.equal(g1.get_state(), g2.get_state())
     assert torch.equal(_augment(x, "none", g1), x)
+    # the layout stays the input's (a permuted view changes the conv kernel's rounding)
+    for img in (x, x[:, :1].contiguous()):
+        assert _augment(img, "crop_flip", g1).stride() == img.stride()
 
 
 def _strict_loads(text):
@@ -244,7 +247,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, update):
         assert np.array_equal(ref.samples[key], resumed.samples[key]), key
     with pytest.raises(ValueError, match="differs from the checkpoint"):
         train(cfg.replace(lr=0.1), resume=True)
-    with pytest.raises(FileExistsError, match="resume"):  # a finished run is never overwritten
+    with pytest.raises(RunFolderError, match="resume"):  # a finished run is never overwritten
         train(cfg)
 
 
