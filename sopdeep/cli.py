@@ -40,9 +40,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sopdeep.config import PRESETS, TrainConfig
+from sopdeep.config import TrainConfig
+from sopdeep.presets import PRESETS
+from sopdeep.runs import RunError, RunFolderError, saved_config, strict_json
 
-__all__ = ["main", "build_parser", "config_from_args", "saved_config", "describe_failure",
+__all__ = ["main", "build_parser", "config_from_args", "describe_failure",
            "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 PROG = "sop-train"
@@ -100,36 +102,6 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     return TrainConfig.from_overrides(args.overrides, base=config)
 
 
-def saved_config(folder: str | os.PathLike) -> TrainConfig:
-    """The configuration saved in run folder ``folder``: its ``config.json``, else the copy inside
-    its checkpoint.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the folder holds neither.
-    ValueError
-        Naming the file, when it is damaged or holds an invalid configuration.
-    """
-    from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME, load_checkpoint
-
-    folder = Path(folder)
-    config_path, ckpt_path = folder / CONFIG_NAME, folder / CHECKPOINT_NAME
-    if config_path.is_file():
-        try:
-            return TrainConfig.from_dict(json.loads(config_path.read_text()))
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            if not ckpt_path.is_file():
-                raise ValueError(f"{config_path} is damaged ({_one_line(exc)})") from exc
-    if ckpt_path.is_file():
-        try:
-            return TrainConfig.from_dict(json.loads(load_checkpoint(ckpt_path)["config"]))
-        except Exception as exc:  # any unreadable checkpoint: name it
-            raise ValueError(f"{ckpt_path} is damaged or not a checkpoint of sop-train "
-                             f"({type(exc).__name__}: {_one_line(exc)})") from exc
-    raise FileNotFoundError(f"{folder} holds no saved run (no {CONFIG_NAME}, no {CHECKPOINT_NAME})")
-
-
 def _resume_config(args: argparse.Namespace) -> TrainConfig:
     """The saved configuration of the run ``--resume`` continues, with the given flags on top."""
     from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME
@@ -140,11 +112,8 @@ def _resume_config(args: argparse.Namespace) -> TrainConfig:
                          "(or drop --resume to start a new run there)")
     try:
         saved = saved_config(folder)
-    except FileNotFoundError as exc:
-        raise UsageError(f"--resume: {exc}; check --out (or drop --resume to start a new run)") from exc
-    except ValueError as exc:
-        raise UsageError(f"--resume: {_one_line(exc)}; restore the file, or start a new run in "
-                         "another --out") from exc
+    except RunFolderError as exc:
+        raise UsageError(f"--resume: {_one_line(exc)} (or drop --resume to start a new run)") from exc
     if not (folder / CHECKPOINT_NAME).is_file():
         raise UsageError(
             f"--resume: {folder} has a saved configuration but no {CHECKPOINT_NAME} to resume from "
@@ -304,7 +273,7 @@ def _resume_command(config: TrainConfig) -> str:
     cmd = [PROG, "--out", config.out, "--resume"]
     try:
         saved = saved_config(config.out).to_dict()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RunError):
         saved = {}
     for key, value in config.to_dict().items():
         if key != "out" and saved.get(key) != value:
@@ -331,12 +300,6 @@ def _say(kind: str, message: str) -> None:
 
 def _debug_env() -> bool:
     return os.environ.get("SOP_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _strict_json(obj: Any) -> Any:
-    from sopdeep.runs import _strict_json as strict
-
-    return strict(obj)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         from sopdeep.trainer import train
 
         result = train(config, resume=args.resume)
-        print(json.dumps(_strict_json(result.summary), indent=2, sort_keys=True, allow_nan=False))
+        print(json.dumps(strict_json(result.summary), indent=2, sort_keys=True, allow_nan=False))
         return 0
     except UsageError as exc:
         if debug:

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sopdeep.presets import PRESETS  # noqa: F401  (re-exported for sopdeep.cli; defined in sopdeep.presets)
 
 __all__ = ["TrainConfig"]
 

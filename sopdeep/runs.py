@@ -122,16 +122,23 @@ def read_run(folder) -> RunRecord:
 
 
 def saved_config(folder) -> TrainConfig:
-    """The TrainConfig of the run in ``folder`` (its ``config.json``), e.g. to resume it as it was:
-    ``train(saved_config("runs/x").replace(epochs=200), resume=True)`` extends a run."""
-    path = Path(folder) / CONFIG
-    if not path.is_file():
-        raise RunFolderError(f"{path} does not exist: {folder} holds no run (check the out folder).")
-    try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise RunFolderError(f"{path} is not a valid run configuration ({exc}); "
-                             "fix or delete that file.") from None
+    """The TrainConfig of the run in ``folder``: its ``config.json``, else the copy in its checkpoint.
+
+    ``train(saved_config("runs/x").replace(epochs=200), resume=True)`` extends a run.
+    :class:`RunFolderError` naming the file when the folder holds neither, or only a damaged one.
+    """
+    folder = Path(folder)
+    config_path, ckpt_path = folder / CONFIG, folder / CHECKPOINT
+    problem = f"{folder} holds no saved run (no {CONFIG}, no {CHECKPOINT}): check the out folder."
+    if config_path.is_file():
+        try:
+            return TrainConfig.from_dict(json.loads(config_path.read_text()))
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            problem = (f"{config_path} is damaged or not a run configuration ({exc}); "
+                       "fix or delete that file.")
+    if ckpt_path.is_file():
+        return TrainConfig.from_dict(json.loads(load_checkpoint(ckpt_path)["config"]))
+    raise RunFolderError(problem)
 
 
 @contextmanager

@@ -319,8 +319,6 @@ def test_resume_flags_override_the_saved_configuration(tmp_path, capsys):
     assert (config["epochs"], config["method"]) == (3, "ce")
 
 
-@pytest.mark.xfail(strict=True, reason="sopdeep.trainer refuses a changed epochs on resume; extending "
-                   "a run on purpose is the trainer's part of issue 11 (not in this branch)")
 def test_resume_can_extend_epochs(tmp_path, capsys):
     out = finished_run(tmp_path, capsys)
     assert main(["--out", str(out), "--resume", "--set", "epochs=2", "--no-progress"]) == 0
@@ -358,7 +356,7 @@ def test_resume_from_a_damaged_checkpoint_names_it(damage, tmp_path, capsys):
     ckpt.write_bytes(damage(ckpt.read_bytes()))
     rc = main(["--out", str(out), "--resume", "--no-progress"])
     line = one_error_line(capsys)
-    assert rc == EXIT_FAILURE and f"cannot read checkpoint {ckpt}: it is damaged" in line
+    assert rc == EXIT_FAILURE and str(ckpt) in line and ("damaged" in line or "empty" in line)
 
 
 # -- through a real process: no traceback ----------------------------------------------------------

@@ -82,7 +82,7 @@ def test_building_a_config_imports_no_data_model_or_method_code():
     code = ("import sys; from sopdeep.config import TrainConfig; TrainConfig(); "
             "print(sorted(m for m in sys.modules if m.startswith('sopdeep') or m == 'torch'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['sopdeep', 'sopdeep.config', 'sopdeep.presets']"
+    assert out.strip() == "['sopdeep', 'sopdeep.config']"
 
 
 @pytest.mark.parametrize("overrides, match", [
