@@ -49,12 +49,6 @@ def test_readme_short_names_are_the_table_a1_settings():
     assert PRESETS["cifar10-sym"]["train_subset"] == 45000 and PRESETS["cifar10-sym"]["init_std"] == 1e-8
 
 
-def test_config_presets_are_the_presets_module_ones():
-    import sopdeep.config
-
-    assert sopdeep.config.PRESETS is PRESETS
-
-
 def test_listing_names_every_preset_and_reference_settings():
     text = list_presets()
     for name in list(PRESETS) + list(REFERENCE_ONLY):
