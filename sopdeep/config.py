@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "FIXED_NORMALIZATION", "fixed_normalization"]
 
 # keys renamed since runs were first saved: old name -> new name (read by from_dict)
 _RENAMED = {"gamma": "lr_decay"}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "noise": ("none", "sym", "sym-all", "asym", "cifar10n", "cifar100n"),
+    "noise": ("none", "sym", "sym-all", "asym", "sym-authors", "asym-authors", "cifar10n", "cifar100n"),
     "cifar_n_label": ("aggregate", "random1", "random2", "random3", "worst"),
-    "schedule": ("multistep", "cosine", "constant"),
+    "schedule": ("multistep", "cosine", "cosine_epoch", "constant"),
     "u_shape": ("scalar", "vector"),
     "v_shape": ("scalar", "vector"),
     "update": ("batch", "epoch"),
@@ -36,8 +36,35 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "amp": ("auto", "bf16", "fp16", "off"),
     "augment": ("auto", "none", "flip", "crop_flip"),
     "strong_policy": ("autoaugment", "randaugment"),  # SOP+ (sopdeep.sop_plus)
-    "strong_backend": ("kornia", "torchvision"),
+    "strong_backend": ("torchvision", "kornia"),
+    "recipe": ("paper", "authors"),  # sopdeep.sop_loss.RECIPES
+    "normalization": ("dataset", "fixed"),
 }
+
+# fixed normalisation constants of the authors' code (mean, std in [0, 1] units) per dataset
+FIXED_NORMALIZATION = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar10-jpeg": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+}
+
+
+
+def fixed_normalization(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) in [0, 1] units of ``normalization="fixed"`` for ``dataset``.
+
+    >>> fixed_normalization("cifar100")[0]
+    (0.5071, 0.4867, 0.4408)
+    """
+    if dataset not in FIXED_NORMALIZATION:
+        raise ValueError(f"normalization='fixed' has constants for datasets {sorted(FIXED_NORMALIZATION)} only, "
+                         f"got dataset={dataset!r}; use normalization='dataset'")
+    return FIXED_NORMALIZATION[dataset]
+
+
+# each recipe's u, v step-size schedule, for validation without importing torch; a test checks it
+# against sopdeep.sop_loss.RECIPES, the one source of every switch
+_RECIPE_UV_SCHEDULE = {"paper": "network", "authors": "constant"}
 
 
 @dataclass
@@ -54,15 +81,24 @@ class TrainConfig:
         arch, width, depth (``sopdeep.models.build_model``; 0 = the architecture's default);
         epochs, batch_size, lr, momentum, nesterov, weight_decay;
         schedule : ``"multistep"`` (lr · lr_decay^(number of milestones passed)), ``"cosine"``
-        (to 0 at the last step) or ``"constant"``; milestones : epochs; lr_decay : factor per milestone.
+        (to 0 at the last step), ``"cosine_epoch"`` (stepped per epoch, to ``lr_min`` after the last
+        epoch: the authors' ``CosineAnnealingLR(T_max=epochs, eta_min=lr_min)``) or ``"constant"``;
+        milestones : epochs; lr_decay : factor per milestone; lr_min : floor of ``"cosine_epoch"``.
     Method
         method : ``"ce"``, ``"sop"`` or ``"sop+"`` (``sopdeep.methods``); alpha_u, alpha_v : u and v
         step sizes are α·τ_t, τ_t the θ learning rate (Algorithm 1); init_std : std of u, v at
         start; u_shape, v_shape : ``"scalar"`` (N, 1) or ``"vector"`` (N, K); update : ``"batch"``
         (u, v step after every mini-batch) or ``"epoch"`` (one u, v pass after each θ epoch);
         eps : floor of φ; issue_threshold : a label issue when the noise score exceeds it;
+        recipe : ``"paper"`` (Algorithm 1) or ``"authors"`` (the authors' released code), selecting
+        all of u_learns_mse, clamp_corrections, clamp_phi, project_uv, uv_lr_schedule
+        (``sopdeep.sop_loss.RECIPES``); each of them, when not None, overrides the recipe alone;
+        uv_lr_schedule ``"network"`` (α·τ_t per sample) or ``"constant"`` (lr_u / B, lr_v / B per
+        sample, never scheduled; lr_u, lr_v > 0 required); :meth:`TrainConfig.switches` resolves them;
         lambda_c, lambda_b, strong_policy, strong_backend, cutout : SOP+ (``sopdeep.sop_plus``).
     Run
+        normalization : ``"dataset"`` (the training set's channel statistics) or ``"fixed"`` (the
+        authors' constants, :data:`FIXED_NORMALIZATION`);
         seed (model init, data order, augmentation, u, v); device; amp (``"auto"``: bf16 on CUDA
         when supported, else fp16 with GradScaler; fp32 on CPU); compile; out (run folder);
         eval_batch_size; progress (tqdm bar); checkpoint (one every epoch).
@@ -92,6 +128,7 @@ class TrainConfig:
     schedule: str = "multistep"
     milestones: list[int] = field(default_factory=lambda: [40, 80])
     lr_decay: float = 0.1
+    lr_min: float = 0.0
     # method
     method: str = "sop"
     alpha_u: float = 10.0
@@ -102,6 +139,14 @@ class TrainConfig:
     update: str = "batch"
     eps: float = 1e-4
     issue_threshold: float = 0.5
+    recipe: str = "paper"
+    u_learns_mse: bool | None = None
+    clamp_corrections: bool | None = None
+    clamp_phi: bool | None = None
+    project_uv: bool | None = None
+    uv_lr_schedule: str | None = None
+    lr_u: float = 0.0
+    lr_v: float = 0.0
     # run
     seed: int = 0
     device: str = "auto"
@@ -109,13 +154,14 @@ class TrainConfig:
     compile: bool = False
     out: str = "runs/default"
     eval_batch_size: int = 1024
+    normalization: str = "dataset"
     progress: bool = True
     checkpoint: bool = True
     # SOP+ (sopdeep.sop_plus, appendix A.3; Table A.1: lambda_c 0.9, lambda_b 0.1)
     lambda_c: float = 0.9
     lambda_b: float = 0.1
     strong_policy: str = "autoaugment"
-    strong_backend: str = "kornia"
+    strong_backend: str = "torchvision"
     cutout: int = 16
 
     def __post_init__(self) -> None:
@@ -136,7 +182,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum", "lambda_c", "lambda_b"):
+        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum", "lambda_c", "lambda_b", "lr_min", "lr_u",
+                     "lr_v"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
@@ -151,8 +198,31 @@ class TrainConfig:
         for name in ("train_subset", "width", "depth"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.normalization == "fixed":
+            fixed_normalization(self.dataset)
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min must be <= lr, got lr_min={self.lr_min}, lr={self.lr}")
+        if self.uv_lr_schedule not in (None, "network", "constant"):
+            raise ValueError(f"uv_lr_schedule must be None, 'network' or 'constant', got {self.uv_lr_schedule!r}")
+        if (self.uv_lr_schedule or _RECIPE_UV_SCHEDULE[self.recipe]) == "constant":
+            if self.method != "ce" and not (self.lr_u > 0 and self.lr_v > 0):
+                raise ValueError(f"lr_u and lr_v must be > 0 when uv_lr_schedule is 'constant' "
+                                 f"(recipe={self.recipe!r}), got lr_u={self.lr_u}, lr_v={self.lr_v}")
+            if self.update == "epoch":
+                raise ValueError("uv_lr_schedule='constant' is a per-batch step (lr / B); use update='batch'")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing epochs >= 1, got {self.milestones}")
+
+    def switches(self) -> dict[str, Any]:
+        """The SOP switches in force: ``recipe``'s values with each non-None single switch applied.
+
+        >>> TrainConfig(recipe="authors", lr_u=1.0, lr_v=10.0, project_uv=True).switches()["project"]
+        True
+        """
+        from sopdeep.sop_loss import recipe_switches  # torch-free config import otherwise
+
+        return recipe_switches(self.recipe, u_learns_mse=self.u_learns_mse, clamp_corrections=self.clamp_corrections,
+                               clamp_phi=self.clamp_phi, project=self.project_uv, uv_lr_schedule=self.uv_lr_schedule)
 
     def replace(self, **overrides: Any) -> "TrainConfig":
         """A copy with ``overrides`` applied; unknown keys raise ``ValueError``."""
@@ -198,6 +268,8 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
     """Check ``value`` against the field's annotation (a string under ``from __future__``)."""
     t = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
     bad = ValueError(f"{name} must be of type {t}, got {value!r} ({type(value).__name__})")
+    if t.endswith(" | None"):
+        return None if value is None else _coerce(name, t[: -len(" | None")], value)
     if t == "bool":
         if not isinstance(value, bool):
             raise bad

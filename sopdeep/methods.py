@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from sopdeep.sop_loss import init_sample_variables, projected_sgd_step, sop_loss_terms
+from sopdeep.sop_loss import init_sample_variables, sgd_step, sop_loss_terms, uv_step_size
 
 __all__ = ["Batch", "StepOutput", "Method", "CE", "SOP", "register_method", "get_method",
            "available_methods"]
@@ -40,6 +40,9 @@ class Batch:
         The same images before augmentation and normalisation.
     normalize : callable
         uint8 (B, C, H, W) -> normalised float images, as used for ``images``.
+    mean : Tensor of shape (C,) or None
+        The normalisation mean in pixel units (0-255), e.g. the Cutout fill of SOP+'s strong view
+        (a pixel that normalises to 0); None: 0.
     """
 
     indices: torch.Tensor
@@ -47,6 +50,7 @@ class Batch:
     labels: torch.Tensor
     raw: torch.Tensor
     normalize: Callable[[torch.Tensor], torch.Tensor]
+    mean: torch.Tensor | None = None
 
 
 @dataclass
@@ -129,11 +133,17 @@ class SOP(Method):
 
     State: ``u`` (N, 1) or (N, K) and ``v`` (N, K) or (N, 1) (``config.u_shape``, ``v_shape``),
     drawn from N(0, init_std²). ``update="batch"``: the batch's rows are gathered, differentiated,
-    stepped by :func:`~sopdeep.sop_loss.projected_sgd_step` at α_u·τ_t and α_v·τ_t and written
-    back; no other row changes. ``update="epoch"``: u, v are fixed during the θ pass, then one pass
-    over all samples (eval mode, un-augmented; Algorithm 1, lines 9-14).
+    stepped by :func:`~sopdeep.sop_loss.sgd_step` and written back; no other row changes.
+    ``update="epoch"``: u, v are fixed during the θ pass, then one pass over all samples (eval mode,
+    un-augmented; Algorithm 1, lines 9-14).
 
-    Noise score: u²_{i, y_i} in [0, 1], the mass the correction adds at the given label.
+    The recipe (``config.switches()``, :data:`sopdeep.sop_loss.RECIPES`) sets the loss variants
+    (``u_learns_mse``, ``clamp_corrections``, ``clamp_phi``), the projection of u, v to [-1, 1]
+    and the per-sample step size (:func:`~sopdeep.sop_loss.uv_step_size`): α_u·τ_t, α_v·τ_t
+    ("network", Algorithm 1) or lr_u / B, lr_v / B ("constant", the authors' code).
+
+    Noise score: u²_{i, y_i}, the mass the correction adds at the given label, in [0, 1]
+    (clamped to 1 with ``clamp_corrections``, as in the loss, since u is then not projected).
 
     Notes
     -----
@@ -143,6 +153,15 @@ class SOP(Method):
     """
 
     name = "sop"
+
+    def __init__(self, config, *, rank: int = 0) -> None:
+        super().__init__(config, rank=rank)
+        self.switches = config.switches()
+
+    def _loss_terms(self, logits, labels, u_rows, v_rows):
+        sw = self.switches
+        return sop_loss_terms(logits, labels, u_rows, v_rows, self.config.eps, u_learns_mse=sw["u_learns_mse"],
+                              clamp_corrections=sw["clamp_corrections"], clamp_phi=sw["clamp_phi"])
 
     def init_state(self, num_samples, num_classes, generator, device):
         c = self.config
@@ -154,13 +173,13 @@ class SOP(Method):
         learn = self.config.update == "batch"  # "epoch": u, v fixed during the θ pass
         u_rows = state["u"].index_select(0, batch.indices).requires_grad_(learn)
         v_rows = state["v"].index_select(0, batch.indices).requires_grad_(learn)
-        return sop_loss_terms(logits, batch.labels, u_rows, v_rows, self.config.eps), u_rows, v_rows
+        return self._loss_terms(logits, batch.labels, u_rows, v_rows), u_rows, v_rows
 
     def batch_loss(self, model, batch, state):
         logits = model(batch.images)
         terms, u_rows, v_rows = self._terms(logits, batch, state)
-        # the MSE term depends on v only (detached prediction and u), so adding it leaves the
-        # θ gradient equal to that of the CE term
+        # the MSE term depends on v (and u with u_learns_mse) only, the prediction enters it as a
+        # detached one-hot, so adding it leaves the θ gradient equal to that of the CE term
         loss = terms.ce.mean() + terms.mse.mean()
         return StepOutput(loss=loss, logits=logits,
                           terms={"ce": terms.ce.detach().mean(), "mse": terms.mse.detach().mean()},
@@ -178,9 +197,11 @@ class SOP(Method):
         self._step(state, batch.indices, u_rows.detach(), v_rows.detach(), gu, gv, lr)
 
     def _step(self, state, idx, u_rows, v_rows, gu, gv, lr):
-        c = self.config
-        state["u"].index_copy_(0, idx, projected_sgd_step(u_rows, gu, c.alpha_u * lr))
-        state["v"].index_copy_(0, idx, projected_sgd_step(v_rows, gv, c.alpha_v * lr))
+        """Step rows ``idx`` of u, v by the per-sample gradients ``gu``, ``gv`` (θ learning rate ``lr``)."""
+        c, sw, b = self.config, self.switches, idx.numel()
+        for name, rows, grad, alpha, constant in (("u", u_rows, gu, c.alpha_u, c.lr_u), ("v", v_rows, gv, c.alpha_v, c.lr_v)):
+            step = uv_step_size(sw["uv_lr_schedule"], batch_size=b, alpha=alpha, network_lr=lr, constant_lr=constant)
+            state[name].index_copy_(0, idx, sgd_step(rows, grad, step, project=sw["project"]))
 
     def end_of_epoch(self, predictions, state, lr):
         if self.config.update != "epoch":
@@ -189,19 +210,23 @@ class SOP(Method):
             u_rows = state["u"].index_select(0, idx).requires_grad_(True)
             v_rows = state["v"].index_select(0, idx).requires_grad_(True)
             with torch.enable_grad():
-                t = sop_loss_terms(logits.detach(), labels, u_rows, v_rows, self.config.eps)
+                t = self._loss_terms(logits.detach(), labels, u_rows, v_rows)
                 gu, gv = torch.autograd.grad(t.ce.sum() + t.mse.sum(), (u_rows, v_rows))
             self._step(state, idx, u_rows.detach(), v_rows.detach(), gu, gv, lr)
 
     def noise_scores(self, state, labels, probs=None):
         u = state["u"]
         u_c = u[:, 0] if u.shape[1] == 1 else u.gather(1, labels[:, None].to(u.device))[:, 0]
-        return u_c.square()
+        score = u_c.square()
+        return score.clamp_max(1.0) if self.switches["clamp_corrections"] else score
 
     def correction(self, state, labels, num_classes):
         u, v = state["u"], state["v"]
         y = F.one_hot(labels.to(u.device), num_classes).to(u.dtype)
-        return u.square() * y - v.square() * (1.0 - y)
+        u_part, v_part = u.square() * y, v.square() * (1.0 - y)
+        if self.switches["clamp_corrections"]:  # as the loss reads them
+            u_part, v_part = u_part.clamp(0.0, 1.0), v_part.clamp(0.0, 1.0)
+        return u_part - v_part
 
 
 _REGISTRY: dict[str, type[Method]] = {"ce": CE, "sop": SOP}

@@ -14,10 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS", "REFERENCE_ONLY", "list_presets", "describe"]
+__all__ = ["PRESETS", "PRESET_REASONS", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets", "describe"]
 
 _SOP = dict(lambda_c=0.0, lambda_b=0.0)
 _SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1)
+
+#: Why a preset uses its recipe (``recipe`` key of every preset; ``sopdeep.sop_loss.RECIPES``).
+RECIPE_REASONS = {
+    "paper": "recipe=paper: Algorithm 1 as the paper writes it (Table A.1's u, v rates as alpha * tau_t, "
+             "projection to [-1, 1]); the method as published, not necessarily its published numbers",
+    "authors": "recipe=authors: the authors' released code (shengliu66/SOP 4d991ce), which produced the "
+               "paper's numbers: constant lr_u/lr_v, u learns from MSE, clamped corrections, their "
+               "PreActResNet18, noise generators, fixed normalisation, cosine per epoch to 2e-4",
+}
 
 #: Table A.1 columns (the runnable four), without the noise model.
 _COLUMNS: dict[str, dict[str, Any]] = {
@@ -53,9 +62,21 @@ _ALPHA = {
 def _with_noise(column: str, noise: str, rate: float | None) -> dict[str, Any]:
     base = dict(_COLUMNS[column])
     au, av = _ALPHA[(base["dataset"], "asym" if noise == "asym" else "sym")]
-    base.update(alpha_u=au, alpha_v=av, noise=noise)
+    base.update(alpha_u=au, alpha_v=av, noise=noise, recipe="paper")
     if rate is not None:
         base["noise_rate"] = rate
+    return base
+
+
+def _authors(column: str, noise: str, rate: float | None) -> dict[str, Any]:
+    """A SOP+ cell as the authors' code runs it (their ``config_cifar10/100.json``): Table A.1's
+    u, v rates as constant ``lr_u``, ``lr_v``; weight decay 1e-3 for the CIFAR-100 SOP+ column."""
+    base = _with_noise(column, noise, rate)
+    au, av = base.pop("alpha_u"), base.pop("alpha_v")
+    kind = {"sym": "sym-authors", "asym": "asym-authors"}.get(noise, noise)
+    base.update(recipe="authors", lr_u=au, lr_v=av, noise=kind, arch="preact18_authors", schedule="cosine_epoch",
+                lr_min=2e-4, normalization="fixed", strong_backend="torchvision",
+                weight_decay=1e-3 if base["dataset"] == "cifar100" else 5e-4)
     return base
 
 
@@ -82,6 +103,15 @@ def _build() -> dict[str, dict[str, Any]]:
         presets[f"table4-cifar10n-{cell}"] = {**_with_noise("cifar10-sopplus", "cifar10n", None), "cifar_n_label": cell}
     presets["table4-cifar100n-clean"] = _with_noise("cifar100-sopplus", "none", None)
     presets["table4-cifar100n-noisy"] = _with_noise("cifar100-sopplus", "cifar100n", None)
+    # the same SOP+ cells (Tables 2 and 4) under the authors' recipe: the code that made the numbers
+    for ds in ("cifar10", "cifar100"):
+        for pct in (20, 50, 80):
+            presets[f"authors-table2-{ds}-sym{pct}"] = _authors(f"{ds}-sopplus", "sym", pct / 100)
+        presets[f"authors-table2-{ds}-asym40"] = _authors(f"{ds}-sopplus", "asym", 0.4)
+    for cell in ("aggregate", "random1", "random2", "random3", "worst"):
+        presets[f"authors-table4-cifar10n-{cell}"] = {**_authors("cifar10-sopplus", "cifar10n", None),
+                                                      "cifar_n_label": cell}
+    presets["authors-table4-cifar100n-noisy"] = _authors("cifar100-sopplus", "cifar100n", None)
     # short names used in the README: the Table A.1 CIFAR-10 / ResNet34 settings
     presets["cifar10-sym"] = dict(presets["a1-cifar10-sop-sym"])
     presets["cifar10-asym"] = dict(presets["a1-cifar10-sop-asym"])
@@ -90,6 +120,9 @@ def _build() -> dict[str, dict[str, Any]]:
 
 #: All runnable presets, name -> TrainConfig overrides.
 PRESETS: dict[str, dict[str, Any]] = _build()
+
+#: Why each preset uses its recipe, name -> one line (shown by :func:`list_presets`).
+PRESET_REASONS: dict[str, str] = {name: RECIPE_REASONS[p["recipe"]] for name, p in PRESETS.items()}
 
 #: Table A.1 columns this package cannot run (architectures / datasets not provided).
 REFERENCE_ONLY: dict[str, dict[str, Any]] = {
@@ -110,6 +143,9 @@ def describe(overrides: dict[str, Any]) -> str:
 def list_presets() -> str:
     """The text ``sop-train --list-presets`` prints: every preset, then the reference-only ones."""
     lines = [f"{name}: {describe(ov)}" for name, ov in sorted(PRESETS.items())]
+    lines.append("")
+    lines.append("Recipes:")
+    lines += [f"  {reason}" for reason in RECIPE_REASONS.values()]
     lines.append("")
     lines.append("Table A.1 settings recorded for reference (not runnable here):")
     lines += [f"  {name}: {describe(ov)}" for name, ov in sorted(REFERENCE_ONLY.items())]

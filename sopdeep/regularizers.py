@@ -104,7 +104,8 @@ def consistency_loss(
     return (log_pw.exp() * (log_pw - log_ps)).sum(dim=1).mean()
 
 
-def class_balance_loss(logits: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+def class_balance_loss(logits: torch.Tensor | None, prior: torch.Tensor | None = None, *,
+                       probs: torch.Tensor | None = None) -> torch.Tensor:
     """Class-balance regulariser :math:`L_B` of SOP+ (appendix A.3, after Tanaka et al., 2018).
 
     .. math::
@@ -118,18 +119,24 @@ def class_balance_loss(logits: torch.Tensor, prior: torch.Tensor | None = None) 
 
     Parameters
     ----------
-    logits : Tensor of shape (batch, n_classes)
+    logits : Tensor of shape (batch, n_classes) or None
         Network outputs (SOP+ uses the weak view, the one the SOP loss sees).
     prior : Tensor of shape (n_classes,), optional
         Class prior :math:`p` (non-negative, sums to 1). Default: uniform.
+    probs : Tensor of shape (batch, n_classes), optional
+        Instead of ``logits``: the predictions themselves (positive), e.g. SOP's corrected
+        prediction :math:`\\varphi(\\mathrm{softmax}(z) + s)` as in the authors' code;
+        :math:`\bar f_k` is then their batch mean, not renormalised.
 
     Returns
     -------
     Tensor of shape ()
         Non-negative; zero iff the batch-mean prediction equals the prior.
     """
-    _check_logits("logits", logits)
-    z = _as_float(logits)
+    if (logits is None) == (probs is None):
+        raise ValueError("class_balance_loss needs exactly one of logits and probs")
+    _check_logits("probs" if logits is None else "logits", probs if logits is None else logits)
+    z = _as_float(probs if logits is None else logits)
     n, k = z.shape
     if prior is None:
         p = uniform_prior(k, device=z.device, dtype=z.dtype)
@@ -139,7 +146,12 @@ def class_balance_loss(logits: torch.Tensor, prior: torch.Tensor | None = None) 
         p = prior.to(device=z.device, dtype=z.dtype)
         if bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > 1e-5:
             raise ValueError("prior must be non-negative and sum to 1")
-    log_mean = torch.logsumexp(F.log_softmax(z, dim=1), dim=0) - math.log(n)
+    if logits is None:
+        if bool((z <= 0).any()):
+            raise ValueError("probs must be positive")
+        log_mean = z.mean(dim=0).log()
+    else:
+        log_mean = torch.logsumexp(F.log_softmax(z, dim=1), dim=0) - math.log(n)
     log_p = torch.where(p > 0, p.log(), torch.zeros_like(p))
     return (p * (log_p - log_mean)).sum()
 
@@ -151,6 +163,7 @@ def sop_plus_penalty(
     lambda_c: float,
     lambda_b: float,
     prior: torch.Tensor | None = None,
+    balance_probs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The SOP+ addition :math:`\\lambda_C L_C + \\lambda_B L_B` to the SOP loss, and its terms.
 
@@ -162,6 +175,9 @@ def sop_plus_penalty(
         Non-negative weights (Table A.1: 0.9 and 0.1 for SOP+); a zero weight skips its term.
     prior : Tensor of shape (n_classes,), optional
         Class prior for :math:`L_B` (uniform by default).
+    balance_probs : Tensor of shape (batch, n_classes), optional
+        Compute :math:`L_B` on these predictions instead of ``softmax(logits_weak)`` (the
+        authors' recipe: SOP's corrected prediction).
 
     Returns
     -------
@@ -188,6 +204,7 @@ def sop_plus_penalty(
         lc = consistency_loss(logits_weak, logits_strong)
         total, terms["consistency"] = total + lambda_c * lc, lc.detach()
     if lambda_b > 0:
-        lb = class_balance_loss(logits_weak, prior)
+        lb = (class_balance_loss(logits_weak, prior) if balance_probs is None
+              else class_balance_loss(None, prior, probs=balance_probs))
         total, terms["balance"] = total + lambda_b * lb, lb.detach()
     return total, terms

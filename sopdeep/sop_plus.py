@@ -22,16 +22,17 @@ so a resumed run continues the same stream (bit-identical on the CPU). Under DDP
 stream is checkpointed: after a DDP resume every rank continues rank 0's stream (valid
 augmentation, not bit-identical to the uninterrupted run).
 
-The authors' class-balance term uses the SOP-corrected prediction in the form
-:math:`-\\sum_k p_k \\log \\bar f_k`; A.3 writes the network prediction :math:`f(x;\\theta)`, which
-we use (the two forms have the same gradient).
+The authors' class-balance term uses the SOP-corrected prediction
+:math:`\\varphi(\\mathrm{softmax}(z) + s)` (its batch mean :math:`\\bar f`); A.3 writes the network
+prediction :math:`f(x;\\theta)`. ``recipe="paper"`` follows A.3, ``recipe="authors"`` their code
+(:attr:`sopdeep.sop_loss.SOPTerms.corrected`; its gradient reaches θ and u).
 """
 
 from __future__ import annotations
 
 import torch
 
-from sopdeep.augment import random_crop_flip, strong_augment
+from sopdeep.augment import random_crop_flip, strong_augment, strong_view_per_sample
 from sopdeep.methods import SOP, StepOutput, register_method
 from sopdeep.regularizers import sop_plus_penalty
 
@@ -57,15 +58,29 @@ class SOPPlus(SOP):
         self.generator.set_state(state["generator"].cpu())
 
     def strong_view(self, batch) -> torch.Tensor:
-        """Normalised strong view of ``batch.raw`` (same shape, dtype and layout as ``batch.images``)."""
+        """Normalised strong view of ``batch.raw`` (same shape, dtype and layout as ``batch.images``).
+
+        torchvision (``recipe="authors"`` or ``strong_backend="torchvision"``, the default): the
+        authors' view, :func:`~sopdeep.augment.strong_view_per_sample` (policy per sample, then crop
+        + flip, then Cutout filled with the normalisation mean ``batch.mean``). kornia: crop + flip,
+        then :func:`~sopdeep.augment.strong_augment` (one sub-policy per group of the batch, Cutout
+        filled with 0).
+        """
         c = self.config
         side = min(batch.raw.shape[-2:])
+        pad, cutout = max(1, round(4 * side / 32)), round(c.cutout * side / 32)
         with torch.autocast(batch.raw.device.type, enabled=False):  # augment in float32, outside AMP
-            base = random_crop_flip(batch.raw, generator=self.generator, pad=max(1, round(4 * side / 32)))
-            x = strong_augment(base.float().div_(255.0), generator=self.generator, policy=c.strong_policy,
-                               cutout=round(c.cutout * side / 32), backend=c.strong_backend)
-            # back to uint8 so the trainer's own normalisation (and dtype / channels_last) applies
-            strong = batch.normalize(x.mul_(255.0).round_().to(torch.uint8))
+            if c.recipe == "authors" or c.strong_backend == "torchvision":
+                fill = 0 if batch.mean is None else batch.mean.detach().flatten().cpu().clamp(0, 255).tolist()
+                x = strong_view_per_sample(batch.raw, generator=self.generator, policy=c.strong_policy, pad=pad,
+                                           cutout=cutout, fill=fill)
+            else:
+                base = random_crop_flip(batch.raw, generator=self.generator, pad=pad)
+                x = strong_augment(base.float().div_(255.0), generator=self.generator, policy=c.strong_policy,
+                                   cutout=cutout, backend="kornia")
+                x = x.mul_(255.0).round_().to(torch.uint8)
+            # uint8, so the trainer's own normalisation (and dtype / channels_last) applies
+            strong = batch.normalize(x)
         return strong.to(dtype=batch.images.dtype)
 
     def batch_loss(self, model, batch, state):
@@ -80,7 +95,10 @@ class SOPPlus(SOP):
         else:
             logits, logits_s = model(batch.images), None
         terms, u_rows, v_rows = self._terms(logits, batch, state)
-        penalty, logged = sop_plus_penalty(logits, logits_s, lambda_c=c.lambda_c, lambda_b=c.lambda_b)
+        # the authors' recipe balances the corrected prediction φ(softmax(z) + s), A.3 the network's
+        balance_probs = terms.corrected if c.recipe == "authors" else None
+        penalty, logged = sop_plus_penalty(logits, logits_s, lambda_c=c.lambda_c, lambda_b=c.lambda_b,
+                                           balance_probs=balance_probs)
         loss = terms.ce.mean() + terms.mse.mean() + penalty
         logged = {"ce": terms.ce.detach().mean(), "mse": terms.mse.detach().mean(), **logged}
         return StepOutput(loss=loss, logits=logits, terms=logged, ctx={"u_rows": u_rows, "v_rows": v_rows})

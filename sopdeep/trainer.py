@@ -27,7 +27,7 @@ from sopdeep import distributed as ddp
 from sopdeep import runs
 from sopdeep import sop_plus  # noqa: F401  (registers the method "sop+")
 from sopdeep.augment import random_crop_flip
-from sopdeep.config import TrainConfig
+from sopdeep.config import TrainConfig, fixed_normalization
 from sopdeep.data import DATASET_NAMES, load_dataset
 from sopdeep.detection import detection_metrics
 from sopdeep.methods import Batch, get_method
@@ -128,7 +128,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
     ckpt = runs.open_run(folder, config, resume=resume, clean=env.is_main)  # writes nothing
     ds, noisy = load_data(config)
     fingerprint = runs.data_fingerprint(ds.x_train, noisy.noisy_labels)
-    data = _to_device(ds, noisy, device)
+    data = _to_device(ds, noisy, device, config.normalization, config.dataset)
     run = _build_run(config, data, env, device)
     history, start_epoch = [], 0
     if ckpt is not None:
@@ -183,7 +183,8 @@ def train_one_epoch(config: TrainConfig, run: "_Run", data: "_Data", epoch: int,
         idx = ddp.shard(order[run.bounds[step]:run.bounds[step + 1]], run.env)
         raw = data.x_train.index_select(0, idx)
         batch = Batch(indices=idx, images=data.normalize(_augment(raw, run.augment, gen)),
-                      labels=data.y_train.index_select(0, idx), raw=raw, normalize=data.normalize)
+                      labels=data.y_train.index_select(0, idx), raw=raw, normalize=data.normalize,
+                      mean=data.mean.flatten())
         with run.autocast():
             out = run.method.batch_loss(run.net, batch, run.state)
         loss = callbacks["loss"](epoch, step, out.loss) if "loss" in callbacks else out.loss
@@ -303,7 +304,8 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
 
     multistep: ``lr * lr_decay ** (number of milestones <= epoch)``, ``epoch = step //
     steps_per_epoch`` (``MultiStepLR`` stepped per epoch); cosine: ``lr/2 * (1 + cos(π t / T))``,
-    ``T`` the total number of steps; constant: ``lr``.
+    ``T`` the total number of steps; cosine_epoch: ``lr_min + (lr - lr_min)/2 * (1 + cos(π e / E))``,
+    ``e`` the epoch, ``E`` = epochs; constant: ``lr``.
 
     >>> learning_rate(TrainConfig(lr=0.1, milestones=[1]), step=5, steps_per_epoch=4)
     0.010000000000000002
@@ -313,6 +315,9 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     if config.schedule == "multistep":
         epoch = step // steps_per_epoch
         return config.lr * config.lr_decay ** sum(m <= epoch for m in config.milestones)
+    if config.schedule == "cosine_epoch":
+        epoch = step // steps_per_epoch
+        return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1.0 + math.cos(math.pi * epoch / config.epochs))
     total = config.epochs * steps_per_epoch
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
 
@@ -328,7 +333,7 @@ def load_data(config: TrainConfig):
         ds = load_dataset(config.dataset, config.data_root, cache_path=config.cache_path or None)
     noisy = make_noisy_labels(
         ds.y_train, config.noise, config.noise_rate, num_classes=ds.num_classes,
-        dataset="cifar100" if "100" in config.dataset else "cifar10",
+        dataset=config.dataset,
         cifar_n_path=config.cifar_n_path or None, cifar_n_label=config.cifar_n_label,
         random_state=config.noise_seed)
     if config.train_subset and config.train_subset < ds.n_train:
@@ -362,7 +367,7 @@ class _Data:
         return ((x_uint8.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
 
 
-def _to_device(ds, noisy, device: torch.device) -> _Data:
+def _to_device(ds, noisy, device: torch.device, normalization: str = "dataset", dataset: str = "") -> _Data:
     def images(x):
         return torch.from_numpy(np.array(np.asarray(x).transpose(0, 3, 1, 2), order="C")).to(device)
 
@@ -370,6 +375,8 @@ def _to_device(ds, noisy, device: torch.device) -> _Data:
         return torch.from_numpy(np.array(y, dtype=np.int64)).to(device)
 
     mean01, std01 = ds.channel_stats()  # a constant channel is only centred
+    if normalization == "fixed":
+        mean01, std01 = (np.asarray(v) for v in fixed_normalization(dataset))
     return _Data(
         x_train=images(ds.x_train), y_train=labels(noisy.noisy_labels), clean_train=labels(noisy.clean_labels),
         is_noisy=np.asarray(noisy.is_noisy) if noisy.kind != "none" else None,

@@ -28,7 +28,10 @@ def test_table_cells_present():
 
 def test_sop_plus_presets_carry_table_a1_lambdas_and_sop_presets_none():
     for name, p in PRESETS.items():
-        if p["method"] == "sop+":
+        if p["method"] == "sop+" and p["recipe"] == "authors":  # their PreActResNet18 and per-epoch cosine
+            assert (p["lambda_c"], p["lambda_b"], p["arch"], p["schedule"]) == (0.9, 0.1, "preact18_authors",
+                                                                                 "cosine_epoch")
+        elif p["method"] == "sop+":
             assert (p["lambda_c"], p["lambda_b"], p["arch"], p["schedule"]) == (0.9, 0.1, "preact18", "cosine")
         else:
             assert (p["lambda_c"], p["lambda_b"], p["arch"]) == (0.0, 0.0, "resnet34")
