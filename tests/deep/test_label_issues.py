@@ -126,3 +126,33 @@ def test_from_run_on_a_ce_run_uses_self_confidence(tmp_path):
 def test_from_run_without_samples_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="samples.npz"):
         from_run(tmp_path)
+
+
+def test_one_sop_run_ranks_the_wrong_labels_first(tmp_path):
+    """End to end on the synthetic problem (256 images, 4 classes, 40 % symmetric noise, MLP
+    width 64, 30 epochs): train SOP once, read the run folder, rank.
+
+    Measured over seeds 0-5 (this exact setting): AUROC of 1 - label_quality_scores 0.902-0.943,
+    of u² alone 0.964-0.989, of the network's 1 - p(label) alone 0.766-0.852 (the network
+    memorises part of the wrong labels here). The bounds sit about 0.05 below the lowest
+    measured value; a score that lost the noisy-first ranking would give about 0.5.
+    """
+    import torch
+
+    from sopdeep.config import TrainConfig
+    from sopdeep.trainer import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny network: one thread avoids oversubscribing a shared machine
+    cfg = TrainConfig(dataset="synthetic", arch="mlp", width=64, depth=2, epochs=30, batch_size=32, lr=0.05,
+                      schedule="constant", weight_decay=0.0, noise="sym", noise_rate=0.4, noise_seed=0, seed=0,
+                      device="cpu", progress=False, out=str(tmp_path / "run"), alpha_u=10.0, alpha_v=10.0,
+                      checkpoint=False)
+    try:
+        train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    run = from_run(tmp_path / "run")
+    assert auroc(1.0 - run["label_quality"], run["is_noisy"]) > 0.85
+    assert auroc(run["noise_score"], run["is_noisy"]) > 0.91
+    assert np.all((run["label_quality"] >= 0) & (run["label_quality"] <= 1))
