@@ -231,12 +231,30 @@ def from_run(folder: str | os.PathLike, *, method="sop", num_issues="predicted_n
     for key in ("given_label", "pred_prob", "noise_score"):
         if key not in d:
             raise ValueError(f"{path} lacks {key!r}")
-    has_u = "correction" in d
-    args = (d["given_label"], d["pred_prob"], np.clip(d["noise_score"], 0.0, 1.0) if has_u else None)
-    chosen = method if has_u else "self_confidence"
-    d["label_quality"] = label_quality_scores(*args, method=chosen)
-    d["issues_ranked"] = find_label_issues(*args, method=chosen, num_issues=num_issues,
-                                           return_indices_ranked_by="severity")
+    quality, ranked = run_label_issues(d["given_label"], d["pred_prob"],
+                                       d["noise_score"] if "correction" in d else None,
+                                       method=method, num_issues=num_issues)
+    d["label_quality"], d["issues_ranked"] = quality, ranked
     d["is_label_issue"] = np.zeros(d["given_label"].shape, dtype=bool)
-    d["is_label_issue"][d["issues_ranked"]] = True
+    d["is_label_issue"][ranked] = True
     return d
+
+
+def run_label_issues(labels, pred_probs, noise_score=None, *, method="sop",
+                     num_issues="predicted_neq_given"):
+    """Label quality and the issues ranked by severity, as every training run writes them.
+
+    ``noise_score`` is SOP's u² at the label (clipped to [0, 1]), or None for a method without a
+    correction (CE), which then uses ``method="self_confidence"`` whatever is asked.
+
+    Returns
+    -------
+    label_quality : ndarray of shape (n_samples,)
+    issues_ranked : ndarray of int of shape (m,), lowest quality first
+    """
+    args = (labels, pred_probs, None if noise_score is None else np.clip(noise_score, 0.0, 1.0))
+    chosen = method if noise_score is not None else "self_confidence"
+    quality = label_quality_scores(*args, method=chosen)
+    ranked = find_label_issues(*args, method=chosen, num_issues=num_issues,
+                               return_indices_ranked_by="severity")
+    return quality, ranked

@@ -30,6 +30,7 @@ from sopdeep.augment import random_crop_flip
 from sopdeep.config import TrainConfig, fixed_normalization
 from sopdeep.data import DATASET_NAMES, load_dataset
 from sopdeep.detection import detection_metrics
+from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch, get_method
 from sopdeep.models import ARCHITECTURES, build_model
 from sopdeep.noise import make_noisy_labels
@@ -55,15 +56,19 @@ class TrainResult:
         One row per epoch (also ``metrics.csv`` / ``metrics.jsonl``): ``lr``, ``train_loss`` and
         its terms, ``train_acc_noisy`` / ``train_acc_clean`` (running, on augmented batches),
         ``test_acc``, ``det_auroc`` / ``det_precision`` / ``det_recall`` /
-        ``det_flagged_fraction`` of the noise score against the true noise mask, ``epoch_time``.
+        ``det_flagged_fraction`` of the noise score (flagged: above ``config.issue_threshold``, a
+        monitor) against the true noise mask, ``epoch_time``.
     samples : dict of ndarray
         Per-sample outputs (also ``samples.npz``): ``given_label``, ``noise_score`` (higher = more
-        likely mislabelled), ``is_label_issue``, ``corrected_label`` (argmax of f(x), eval mode,
-        un-augmented), ``pred_prob`` (N, K); ``clean_label``, ``is_noisy`` when known; SOP's
-        ``correction`` s_i (N, K).
+        likely mislabelled), ``label_quality`` in [0, 1] (higher = cleaner) and
+        ``is_label_issue`` (their count estimated without clean labels), both from
+        :func:`sopdeep.label_issues.run_label_issues`; ``corrected_label`` (argmax of f(x), eval
+        mode, un-augmented), ``pred_prob`` (N, K); ``clean_label``, ``is_noisy`` when known;
+        SOP's ``correction`` s_i (N, K).
     summary : dict
-        Best / final test accuracy, final detection metrics, wall time (``summary.json``);
-        undefined values are None, so it is strict JSON.
+        Best / final test accuracy, final detection metrics (``final_det_*``: the noise score and
+        its threshold, as per epoch; ``final_issues_*``: 1 - label_quality and is_label_issue),
+        wall time (``summary.json``); undefined values are None, so it is strict JSON.
     method_state : dict of Tensor
         The method's non-per-sample state (SOP+: its strong-view generator).
     """
@@ -249,13 +254,18 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
     samples: dict[str, np.ndarray] = {
         "given_label": data.y_train.cpu().numpy(),
         "noise_score": scores.float().cpu().numpy(),
-        "is_label_issue": (scores > config.issue_threshold).cpu().numpy(),
         "corrected_label": probs.argmax(1).cpu().numpy(),
         "pred_prob": probs.float().cpu().numpy(),
     }
     correction = run.method.correction(run.state, data.y_train, data.num_classes)
     if correction is not None:
         samples["correction"] = correction.float().cpu().numpy()
+    # cleanlab's conventions, the number of issues estimated without the clean labels
+    quality, ranked = run_label_issues(samples["given_label"], samples["pred_prob"],
+                                       samples["noise_score"] if correction is not None else None)
+    samples["label_quality"] = quality
+    samples["is_label_issue"] = np.zeros(quality.shape, dtype=bool)
+    samples["is_label_issue"][ranked] = True
     if data.is_noisy is not None:
         samples["clean_label"] = data.clean_train.cpu().numpy()
         samples["is_noisy"] = data.is_noisy
@@ -274,6 +284,9 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
         "train_time_s": sum(row["epoch_time"] for row in history),
         **_detection(config, data, scores, prefix="final_det_"),
     }
+    if data.is_noisy is not None:
+        summary.update({"final_issues_" + key: val for key, val in detection_metrics(
+            1.0 - quality, samples["is_label_issue"], data.is_noisy).items()})
     if data.is_noisy is not None:
         summary["corrected_label_acc"] = float(np.mean(samples["corrected_label"] == samples["clean_label"]))
     summary = runs.strict_json(summary)  # undefined metrics (NaN) as None, printable as JSON
