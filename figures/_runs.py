@@ -1,0 +1,130 @@
+"""Cached deep runs behind the bridge figures: read a run folder, train one only when needed.
+
+A run folder is an ordinary ``sopdeep`` output folder (``config.json``, ``metrics.jsonl``,
+``samples.npz``, ``summary.json``, ``checkpoint.pt``). A folder that already holds its
+``summary.json`` is reused as is (a rerun only redraws); one with a checkpoint but no summary is
+resumed from the checkpoint. Point ``runs_dir`` at your own (e.g. GPU) runs to reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["_read_run", "ensure_runs", "load_run_model", "run_data"]
+
+
+def _read_run(folder):
+    """Read a finished run folder.
+
+    Returns
+    -------
+    dict
+        ``config`` (dict of config.json), ``history`` (list of per-epoch dicts of metrics.jsonl),
+        ``samples`` (dict of arrays of samples.npz), ``summary`` (dict of summary.json).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder has no summary.json (the run has not finished).
+    """
+    folder = Path(folder)
+    if not (folder / "summary.json").exists():
+        raise FileNotFoundError(f"{folder} has no summary.json: the run has not finished")
+    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    with np.load(folder / "samples.npz") as z:
+        samples = {key: z[key] for key in z.files}
+    return {"config": json.loads((folder / "config.json").read_text()), "history": history,
+            "samples": samples, "summary": json.loads((folder / "summary.json").read_text())}
+
+
+def _train_one(config_json: str, threads: int) -> str:
+    import torch
+
+    from sopdeep.config import TrainConfig
+    from sopdeep.trainer import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = TrainConfig.from_dict(json.loads(config_json))
+    out = Path(config.out)
+    if not (out / "summary.json").exists():
+        train(config, resume=(out / "checkpoint.pt").exists())
+    return config.out
+
+
+def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
+    """Train every config whose ``out`` folder lacks ``summary.json`` (resuming from a checkpoint).
+
+    Parameters
+    ----------
+    configs : list of sopdeep.config.TrainConfig
+    jobs : int, default 1
+        Runs trained in parallel (separate processes).
+    threads : int, default 1
+        torch CPU threads per run (0 = torch's default).
+    progress : bool, default True
+        A tqdm bar over the runs.
+
+    Returns
+    -------
+    list of dict
+        :func:`_read_run` of each config's folder, in order.
+    """
+    todo = [c for c in configs if not (Path(c.out) / "summary.json").exists()]
+    if todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="deep runs", disable=not progress)
+        if jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for _ in pool.map(_train_one, [c.to_json() for c in todo], [threads] * len(todo)):
+                    bar.update(1)
+        else:
+            for c in todo:
+                _train_one(c.to_json(), threads)
+                bar.update(1)
+        bar.close()
+    return [_read_run(c.out) for c in configs]
+
+
+def run_data(config):
+    """The training images (normalised as the trainer does, float32 NCHW), the noisy labels, the
+    clean labels and the noise mask of a run's config (same subset and noise as the trainer).
+    """
+    import torch
+
+    from sopdeep.trainer import _to_device_data, load_data
+
+    ds, noisy = load_data(config)
+    data = _to_device_data(ds, noisy, torch.device("cpu"))
+    x = (data.x_train.float() - data.mean) / data.std
+    return x, data.y_train.numpy(), data.clean_train.numpy(), np.asarray(noisy.is_noisy, dtype=bool), data.num_classes
+
+
+def load_run_model(config, *, trained=True):
+    """The network of a run: at initialisation (rebuilt with the run's seed exactly as the trainer
+    builds it) or trained (the state dict of the folder's ``checkpoint.pt``), in eval mode."""
+    import torch
+
+    from sopdeep.checkpoint import load_checkpoint
+    from sopdeep.models import build_model
+
+    ds_shape = {"fashion-mnist": (1, 28), "synthetic": (1, 8)}.get(config.dataset, (3, 32))
+    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
+    num_classes = 4 if config.dataset == "synthetic" else 10
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config.arch, num_classes, in_channels=ds_shape[0], image_size=ds_shape[1], **options)
+    if trained:
+        model.load_state_dict(load_checkpoint(Path(config.out) / "checkpoint.pt")["model"])
+    return model.eval()
+
+
+def env_threads():
+    """Threads per run from ``OMP_NUM_THREADS`` (default 1)."""
+    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
