@@ -50,11 +50,23 @@ def _train_one(config_json: str, threads: int) -> str:
 
     if threads:
         torch.set_num_threads(threads)
+    from sopdeep.trainer import NonFiniteLossError
+
     config = TrainConfig.from_dict(json.loads(config_json))
     out = Path(config.out)
-    if not (out / "summary.json").exists():
-        train(config, resume=(out / "checkpoint.pt").exists())
+    if not _done(out):
+        try:
+            train(config, resume=(out / "checkpoint.pt").exists())
+        except NonFiniteLossError as err:  # a measured outcome (e.g. too large an alpha): cached
+            (out / FAILED).write_text(json.dumps({"error": str(err)}))
     return config.out
+
+
+FAILED = "failed.json"
+
+
+def _done(folder):
+    return (folder / "summary.json").exists() or (folder / FAILED).exists()
 
 
 def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
@@ -72,10 +84,11 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
 
     Returns
     -------
-    list of dict
-        :func:`_read_run` of each config's folder, in order.
+    list of dict or None
+        :func:`_read_run` of each config's folder, in order; None for a run stopped by a
+        non-finite loss (its folder holds ``failed.json`` with the error, so it is not retried).
     """
-    todo = [c for c in configs if not (Path(c.out) / "summary.json").exists()]
+    todo = [c for c in configs if not _done(Path(c.out))]
     if todo:
         from tqdm.auto import tqdm
 
@@ -89,7 +102,7 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
                 _train_one(c.to_json(), threads)
                 bar.update(1)
         bar.close()
-    return [_read_run(c.out) for c in configs]
+    return [None if (Path(c.out) / FAILED).exists() else _read_run(c.out) for c in configs]
 
 
 def run_data(config):

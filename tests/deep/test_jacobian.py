@@ -12,20 +12,22 @@ from sopdeep.jacobian import gram_factor_from_gram, jacobian_gram, jacobian_sing
 RTOL_EXACT = 1e-10
 
 
-def test_linear_model_gram_is_weighted_input_gram():
+@pytest.mark.parametrize("method", ["vmap", "linear"])
+def test_linear_model_gram_is_weighted_input_gram(method):
     # f_i = w_i^T (A x_i + b): d f_i / dA = w_i x_i^T, d f_i / db = w_i, so
     # K_ij = (w_i . w_j) (x_i . x_j + 1)
     torch.manual_seed(0)
     lin = torch.nn.Linear(5, 3)
     x = torch.randn(7, 5, dtype=torch.float64)
     w = torch.randn(7, 3, dtype=torch.float64)
-    K = jacobian_gram(lin, x, w)
+    K = jacobian_gram(lin, x, w, method=method)
     X, W = x.numpy(), w.numpy()
     expected = (W @ W.T) * (X @ X.T + 1.0)
     np.testing.assert_allclose(K, expected, rtol=RTOL_EXACT, atol=RTOL_EXACT * np.abs(expected).max())
 
 
-def test_one_hidden_layer_network_closed_form():
+@pytest.mark.parametrize("method", ["vmap", "linear"])
+def test_one_hidden_layer_network_closed_form(method):
     # f_i = w_i^T (B relu(A x_i + a) + b); with h_i = relu(A x_i + a), D_i = diag(1[A x_i + a > 0]),
     # grad_B = w_i h_i^T, grad_b = w_i, grad_A = D_i B^T w_i x_i^T, grad_a = D_i B^T w_i, so
     # K_ij = (w_i.w_j)(h_i.h_j + 1) + (g_i.g_j)(x_i.x_j + 1) with g_i = D_i B^T w_i.
@@ -33,7 +35,8 @@ def test_one_hidden_layer_network_closed_form():
     net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
     x = torch.randn(9, 4, dtype=torch.float64)
     w = torch.randn(9, 2, dtype=torch.float64)
-    K = jacobian_gram(net, x, w, max_block_bytes=200)  # tiny blocks: exercises the block pairs
+    # tiny blocks: exercises the block pairs of "vmap"
+    K = jacobian_gram(net, x, w, method=method, max_block_bytes=200)
     A, a = net[0].weight.detach().double().numpy(), net[0].bias.detach().double().numpy()
     B = net[2].weight.detach().double().numpy()
     X, W = x.numpy(), w.numpy()
@@ -103,3 +106,22 @@ def test_bad_gram_refused(bad):
 def test_bad_weights_refused():
     with pytest.raises(ValueError, match="weights"):
         jacobian_gram(torch.nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(2, 2))
+
+
+def test_linear_method_refuses_conv_nets():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="method='linear'"):
+        jacobian_gram(net, torch.zeros(2, 1, 3, 3), torch.zeros(2, 2), method="linear")
+
+
+def test_mlp_of_the_package_both_methods_agree():
+    # the MLP of sopdeep.models (Flatten + Linear/ReLU): the fast path equals the generic one
+    from sopdeep.models import build_model
+
+    torch.manual_seed(4)
+    net = build_model("mlp", 3, in_channels=1, image_size=4, width=5, depth=2)
+    x = torch.randn(6, 1, 4, 4)
+    w = torch.randn(6, 3)
+    K1 = jacobian_gram(net, x, w, method="vmap")
+    K2 = jacobian_gram(net, x, w, method="linear")
+    np.testing.assert_allclose(K1, K2, rtol=RTOL_EXACT, atol=RTOL_EXACT * np.abs(K1).max())
