@@ -37,8 +37,11 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
     from sopdeep.jacobian import jacobian_gram
     from figures._runs import load_run_model
 
+    from sopdeep.checkpoint import load_checkpoint
+
     a, b = classes
-    path = Path(config.out) / f"gram_{'trained' if trained else 'init'}_n{n}_c{a}-{b}.npz"
+    state = f"trained_e{int(load_checkpoint(Path(config.out) / 'checkpoint.pt')['epoch'])}" if trained else "init"
+    path = Path(config.out) / f"gram_{state}_n{n}_c{a}-{b}.npz"
     if path.exists():
         with np.load(path) as z:
             return {key: z[key] for key in z.files}

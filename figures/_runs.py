@@ -69,7 +69,17 @@ def _done(folder):
     return (folder / "summary.json").exists() or (folder / FAILED).exists()
 
 
-def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
+def _read_partial(folder):
+    """An unfinished run: its config and the epochs of metrics.jsonl so far (no samples/summary)."""
+    folder = Path(folder)
+    if not (folder / "metrics.jsonl").exists():
+        return None
+    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {"config": json.loads((folder / "config.json").read_text()), "history": history,
+            "samples": None, "summary": None, "partial": True}
+
+
+def ensure_runs(configs, *, jobs=1, threads=1, progress=True, train=True):
     """Train every config whose ``out`` folder lacks ``summary.json`` (resuming from a checkpoint).
 
     Parameters
@@ -81,6 +91,9 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
         torch CPU threads per run (0 = torch's default).
     progress : bool, default True
         A tqdm bar over the runs.
+    train : bool, default True
+        False: train nothing; an unfinished run is read as far as it got (``partial=True``, no
+        samples or summary), a run never started gives None.
 
     Returns
     -------
@@ -89,6 +102,9 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True):
         non-finite loss (its folder holds ``failed.json`` with the error, so it is not retried).
     """
     todo = [c for c in configs if not _done(Path(c.out))]
+    if not train:
+        return [_read_run(c.out) if (Path(c.out) / "summary.json").exists() else _read_partial(c.out)
+                for c in configs]
     if todo:
         from tqdm.auto import tqdm
 

@@ -1,7 +1,7 @@
 """Does the α–λ relation of Proposition 3.3 hold in practice? (theory vs practice)
 
-Caption: (a) Deep SOP on Fashion-MNIST (first 5,000 training images, 40 % symmetric noise, MLP
-784-512-512-10, constant lr 0.05, 30 epochs, one seed): final test accuracy and detection AUROC
+Caption: (a) Deep SOP on Fashion-MNIST (first 2,000 training images, 40 % symmetric noise, MLP
+784-512-512-10, constant lr 0.05, 20 epochs, one seed; CPU-sized: the machine was shared): final test accuracy and detection AUROC
 (score u²_{i,y_i} against the true noise mask) against α, for α_u = α_v = α, for u alone
 (α_v = 0: v stays at its initial 1e-8) and for v alone (α_u = 0); the dotted line is CE.
 (b) The linear model's recovery against λ: for a synthetic problem (``soptheory.make_problem``,
@@ -23,14 +23,14 @@ from figures._runs import ensure_runs
 
 NAME = "fig_bridge_alpha"
 DATA_FILE = NAME + "_data.npz"
-ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
-ALONE = (0.1, 1.0, 10.0, 100.0)
+ALPHAS = (0.1, 1.0, 10.0, 100.0)
+ALONE = (10.0,)
 LAMBDAS = np.logspace(-2.5, 2, 19)
 
 
 def sweep_configs(runs_dir, data_dir, *, quick=False):
     """(mode, alpha, config) of the deep α sweep; mode in {"both", "u only", "v only", "ce"}."""
-    kw = dict(train_subset=5000, epochs=30) if not quick else {}
+    kw = dict(train_subset=2000, epochs=20) if not quick else {}
     alphas, alone = (ALPHAS, ALONE) if not quick else ((1.0, 10.0), (10.0,))
     out = [("ce", np.nan, fm.fmnist_config(runs_dir, data_dir, method="ce", quick=quick, **kw))]
     for a in alphas:

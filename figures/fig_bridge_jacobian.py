@@ -48,8 +48,12 @@ def networks(runs_dir, data_dir, *, quick=False, cache_dir=fm.DEFAULT_CACHE_DIR,
 
 def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=fm.DEFAULT_CACHE_DIR,
             n_samples=1000, fig4_data=DEFAULT_FIG4, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
-            **_ignored):
-    """Gram matrices, spectra, ranks, coherences and the Figure 4 grid, into one npz."""
+            train_settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
+    """Gram matrices, spectra, ranks, coherences and the Figure 4 grid, into one npz.
+
+    Runs of settings not in ``train_settings`` are not trained: an unfinished run is analysed at
+    its last checkpoint (labelled with its epoch), a run never started only at initialisation.
+    """
     import pandas as pd
 
     from sopcommon import atomic_savez
@@ -59,9 +63,18 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="r
     if quick:
         n_samples = 40
     nets = networks(runs_dir, data_dir, quick=quick, cache_dir=cache_dir, settings=settings)
-    ensure_runs(list({c.out: c for _, _, c, _ in nets}.values()), jobs=jobs, progress=progress)
+    configs = list({c.out: (s, c) for s, _, c, _ in nets}.values())
+    ensure_runs([c for s, c in configs if s in train_settings], jobs=jobs, progress=progress)
     rows, spectra = [], {}
     for setting, label, config, trained in nets:
+        if trained and setting not in train_settings:
+            ckpt = Path(config.out) / "checkpoint.pt"
+            if not ckpt.exists():
+                continue
+            if not (Path(config.out) / "summary.json").exists():
+                from sopdeep.checkpoint import load_checkpoint
+
+                label += f" (epoch {int(load_checkpoint(ckpt)['epoch'])}/{config.epochs}, unfinished)"
         classes = CLASSES[setting] if not quick else (0, 1)
         g = subset_gram(config, n_samples, classes, trained=trained, progress=progress)
         K, N, k = g["K"], g["K"].shape[0], int(g["is_noisy"].sum())
@@ -103,6 +116,10 @@ def read(data_path):
     return table, spectra, grid
 
 
+def _color(colors, label):
+    return next((c for key, c in colors.items() if label.startswith(key)), "k")
+
+
 def plot(data_path, out_dir):
     """(a) normalised spectra, (b) the networks on the Figure 4 phase diagram."""
     import matplotlib
@@ -117,7 +134,7 @@ def plot(data_path, out_dir):
     for key, sv in spectra.items():
         setting, label = key.split("|")
         ax1.semilogy(np.arange(1, sv.size + 1) / sv.size, np.maximum(sv / sv[0], 1e-12), styles.get(setting, ":"),
-                     color=colors.get(label, "k"), label=f"{setting}, {label}")
+                     color=_color(colors, label), label=f"{setting}, {label}")
     for t in grid["rtols"]:
         ax1.axhline(t, color="k", lw=0.6, ls=":")
     ax1.set_xlabel("i / N")
@@ -142,7 +159,7 @@ def plot(data_path, out_dir):
     for _, row in table.iterrows():
         big = np.isclose(row.rtol, 1e-2)
         ax2.scatter(row.r_over_N, row.k_over_N, s=60 if big else 15, marker=markers.get(row.setting, "^"),
-                    color=colors.get(row.network, "k"), edgecolor="yellow" if big else "none", zorder=3,
+                    color=_color(colors, row.network), edgecolor="yellow" if big else "none", zorder=3,
                     label=f"{row.setting}, {row.network}" if big else None)
     ax2.set_xlim(0, 1.02)
     ax2.set_ylim(0, 1.02)
@@ -169,13 +186,15 @@ def main(argv=None):
     p.add_argument("--cache-dir", default=fm.DEFAULT_CACHE_DIR)
     p.add_argument("--n-samples", type=int, default=1000)
     p.add_argument("--settings", default="fashion-mnist,cifar10n-worst")
+    p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst")
     p.add_argument("--plot-only", action="store_true")
     args = p.parse_args(argv)
     data = Path(args.out) / DATA_FILE
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if not args.plot_only:
         compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                n_samples=args.n_samples, settings=tuple(args.settings.split(",")))
+                n_samples=args.n_samples, settings=tuple(args.settings.split(",")),
+                train_settings=tuple(args.train_settings.split(",")))
     print(*plot(data, args.out), sep="\n")
     table, _, _ = read(data)
     print(table.drop(columns=["config"]).to_string())

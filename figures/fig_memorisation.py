@@ -28,8 +28,8 @@ DATA_FILE = NAME + "_data.csv"
 DEFAULT_DATA_DIR = "/work/shared/data"
 DEFAULT_CACHE_DIR = "/work/cache"
 METHODS = ("ce", "sop")
-COLUMNS = ("setting", "method", "seed", "epoch", "test_acc", "train_acc_noisy", "train_acc_clean",
-           "det_auroc", "epoch_time", "config")
+COLUMNS = ("setting", "method", "seed", "epoch", "epochs_planned", "finished", "test_acc", "train_acc_noisy",
+           "train_acc_clean", "det_auroc", "epoch_time", "config")
 
 
 def cifar10n_npz(data_dir, cache_dir, n_test=2000):
@@ -99,8 +99,13 @@ def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0
 
 
 def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=DEFAULT_CACHE_DIR,
-            jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0,), **_ignored):
-    """Train (or read) the runs of both panels and write the per-epoch table ``data_path``."""
+            jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0,), train_settings=("fashion-mnist", "cifar10n-worst"),
+            **_ignored):
+    """Train (or read) the runs of both panels and write the per-epoch table ``data_path``.
+
+    ``train_settings``: the settings whose runs are trained to the end; the runs of the others are
+    only read, as far as they got (``finished`` = False in the table).
+    """
     import pandas as pd
 
     from sopcommon import atomic_path
@@ -108,12 +113,19 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir="runs
     if quick:
         seeds, cifar_seeds = (0,), (0,)
     pairs = all_configs(runs_dir, data_dir, quick=quick, seeds=seeds, cifar_seeds=cifar_seeds, cache_dir=cache_dir)
-    runs = ensure_runs([c for _, c in pairs], jobs=jobs, progress=progress)
+    runs = [None] * len(pairs)
+    for train in (True, False):
+        pick = [i for i, (s, _) in enumerate(pairs) if (s in train_settings) == train]
+        for i, run in zip(pick, ensure_runs([pairs[i][1] for i in pick], jobs=jobs, progress=progress, train=train)):
+            runs[i] = run
     rows = []
     for (setting, config), run in zip(pairs, runs):
+        if run is None:
+            continue
         cfg = changed_fields(config)
         for h in run["history"]:
             rows.append({"setting": setting, "method": config.method, "seed": config.seed, "epoch": h["epoch"],
+                         "epochs_planned": config.epochs, "finished": not run.get("partial", False),
                          "test_acc": h["test_acc"], "train_acc_noisy": h["train_acc_noisy"],
                          "train_acc_clean": h["train_acc_clean"], "det_auroc": h.get("det_auroc", np.nan),
                          "epoch_time": h["epoch_time"], "config": cfg})
@@ -148,7 +160,9 @@ def plot(data_path, out_dir):
                 ax.plot(mean.index, mean.values, style, color=colors[method], label=f"{method.upper()} {what}")
                 if nseed > 1:
                     ax.fill_between(mean.index, mean - std, mean + std, color=colors[method], alpha=0.15, lw=0)
-        ax.set_title(f"{titles.get(setting, setting)}\n(mean ± std over {d.seed.nunique()} seed(s))", fontsize=9)
+        note = "" if d.finished.all() else (f"; UNFINISHED: {int(d.epoch.max())} of {int(d.epochs_planned.max())} "
+                                             "epochs run (CPU time ran out)")
+        ax.set_title(f"{titles.get(setting, setting)}\n(mean ± std over {d.seed.nunique()} seed(s){note})", fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
@@ -171,13 +185,15 @@ def main(argv=None):
     p.add_argument("--runs-dir", default="runs/figures")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst",
+                   help="settings whose runs are trained to the end (others: read as far as they got)")
     p.add_argument("--plot-only", action="store_true")
     args = p.parse_args(argv)
     data = Path(args.out) / DATA_FILE
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if not args.plot_only:
         compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                jobs=args.jobs)
+                jobs=args.jobs, train_settings=tuple(args.train_settings.split(",")))
     print(*plot(data, args.out), sep="\n")
 
 
