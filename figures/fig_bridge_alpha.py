@@ -25,7 +25,7 @@ NAME = "fig_bridge_alpha"
 DATA_FILE = NAME + "_data.npz"
 ALPHAS = (0.1, 1.0, 10.0, 100.0)
 ALONE = (10.0,)
-LAMBDAS = np.logspace(-2.5, 2, 19)
+from figures.fig_bridge_linearized import LAMBDAS  # noqa: E402  (one λ grid for both figures)
 
 
 def sweep_configs(runs_dir, data_dir, *, quick=False):
@@ -39,3 +39,157 @@ def sweep_configs(runs_dir, data_dir, *, quick=False):
         out.append(("u only", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=0.0, **kw)))
         out.append(("v only", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=0.0, alpha_v=a, **kw)))
     return out
+
+
+GAMMA = 1e-8  # init_std of the deep runs (TrainConfig default)
+FLOW_ALPHAS = np.logspace(-1, 2.5, 15)
+
+
+def lam_of_alpha(alpha, gamma=GAMMA):
+    """λ = −log γ / (2α) (eq. 22); also its own inverse: α = −log γ / (2λ)."""
+    with np.errstate(divide="ignore"):  # α = 0 ↔ λ = ∞ (matplotlib's secondary axis probes 0)
+        return -np.log(gamma) / (2.0 * np.asarray(alpha, float))
+
+
+def synthetic_curves(trials=3, N=100, p=150, r=5, k=10, seed=0):
+    """Relative error of s (program (25) over LAMBDAS; flow limit over FLOW_ALPHAS at γ = 1e-8),
+    mean over ``trials`` instances of ``soptheory.make_problem``."""
+    from soptheory import flow_limit, make_problem, recovery_error, solve_convex_batched
+
+    err_lam, err_flow = [], []
+    for t in range(trials):
+        prob = make_problem(N, p, r, k, random_state=seed + t)
+        res = solve_convex_batched(prob.J, prob.y, LAMBDAS)
+        err_lam.append(recovery_error(res.s, prob.s_star))
+        fl = flow_limit(prob.J, prob.y, FLOW_ALPHAS, GAMMA)
+        err_flow.append(recovery_error(fl.s, prob.s_star))
+    return np.mean(err_lam, axis=0), np.mean(err_flow, axis=0)
+
+
+def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", progress=True, jobs=1,
+            n_samples=1000, **_ignored):
+    """Deep α sweep (cached runs), synthetic and linearised recovery curves, into one npz."""
+    from sopcommon import atomic_savez
+    from sopdeep.detection import auroc
+    from figures._bridge import subset_gram
+    from figures.fig_bridge_linearized import CLASSES, linearised_recovery
+
+    sweep = sweep_configs(runs_dir, data_dir, quick=quick)
+    runs = ensure_runs([c for _, _, c in sweep], jobs=jobs, progress=progress)
+    deep = []
+    for (mode, alpha, config), run in zip(sweep, runs):
+        s = run["summary"] if run is not None else {}
+        deep.append({"mode": mode, "alpha": alpha, "alpha_u": config.alpha_u, "alpha_v": config.alpha_v,
+                     "diverged": run is None, "final_test_acc": s.get("final_test_acc", np.nan),
+                     "best_test_acc": s.get("best_test_acc", np.nan), "det_auroc": s.get("final_det_auroc", np.nan),
+                     "train_acc_noisy": s.get("final_train_acc_noisy", np.nan), "config": fm.changed_fields(config)})
+    err_lam, err_flow = synthetic_curves(trials=1 if quick else 3)
+    # the linearised problem of fig_bridge_linearized (Fig. 1's network at θ₀, two classes)
+    lin_cfg = fm.fmnist_config(runs_dir, data_dir, method="ce", seed=0, quick=quick)
+    ensure_runs([lin_cfg], progress=progress)
+    g = subset_gram(lin_cfg, 40 if quick else n_samples, CLASSES, trained=False, progress=progress)
+    lin = linearised_recovery(g["K"], g["y"] - g["f"], LAMBDAS)
+    mask = g["is_noisy"].astype(bool)
+    lin_auroc = np.array([auroc(np.abs(s), mask) for s in lin["s"]])
+    best_syn = LAMBDAS[int(np.argmin(err_lam))]
+    best_lin = LAMBDAS[int(np.argmax(lin_auroc))]
+    summary = {"gamma": GAMMA, "lambda_best_synthetic": float(best_syn), "alpha_pred_synthetic": float(lam_of_alpha(best_syn)),
+               "lambda_best_linearised": float(best_lin), "alpha_pred_linearised": float(lam_of_alpha(best_lin)),
+               "synthetic": {"N": 100, "p": 150, "r": 5, "k": 10, "trials": 1 if quick else 3},
+               "linearised": {"N": int(mask.size), "k": int(mask.sum()), "config": fm.changed_fields(lin_cfg)}}
+    atomic_savez(Path(data_path), {"lambdas": LAMBDAS, "flow_alphas": FLOW_ALPHAS, "err_synthetic": err_lam,
+                                   "err_synthetic_flow": err_flow, "auroc_linearised": lin_auroc,
+                                   "deep_json": np.array(json.dumps(deep)), "summary_json": np.array(json.dumps(summary))})
+
+
+def read(data_path):
+    with np.load(data_path) as z:
+        arrays = {k: z[k] for k in z.files if not k.endswith("_json")}
+        return arrays, json.loads(str(z["deep_json"])), json.loads(str(z["summary_json"]))
+
+
+def plot(data_path, out_dir):
+    """(a) deep test accuracy and AUROC against α; (b) linear recovery against λ (top axis: α)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arrays, deep, summary = read(data_path)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"both": ("tab:blue", "o-"), "u only": ("tab:purple", "^"), "v only": ("tab:orange", "v")}
+    for mode, (color, marker) in styles.items():
+        d = sorted((r for r in deep if r["mode"] == mode), key=lambda r: r["alpha"])
+        if not d:
+            continue
+        a = [r["alpha"] for r in d]
+        ax1.semilogx(a, [r["final_test_acc"] for r in d], marker, color=color, label=f"test acc, α_u=α_v" if mode == "both"
+                     else f"test acc, {mode}")
+        ax1.semilogx(a, [r["det_auroc"] for r in d], marker.replace("-", "") + "--", color=color, mfc="none",
+                     label=f"detection AUROC, {'α_u=α_v' if mode == 'both' else mode}")
+        for r in d:
+            if r["diverged"]:
+                ax1.axvline(r["alpha"], color=color, lw=0.5, ls=":")
+    ce = [r for r in deep if r["mode"] == "ce"]
+    if ce:
+        ax1.axhline(ce[0]["final_test_acc"], color="tab:red", ls=":", label="CE test acc")
+    ax1.axvline(summary["alpha_pred_synthetic"], color="k", ls="-.", lw=0.8, label="α predicted (synthetic best λ)")
+    ax1.axvline(summary["alpha_pred_linearised"], color="tab:green", ls="-.", lw=0.8, label="α predicted (linearised best λ)")
+    ax1.set_xlabel("α")
+    ax1.set_ylabel("final test accuracy / AUROC")
+    ax1.set_title("(a) deep SOP, Fashion-MNIST MLP (one seed)", fontsize=9)
+    ax1.legend(fontsize=6)
+    ax1.grid(alpha=0.3)
+    sec = ax1.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
+    sec.set_xlabel("λ = −log γ/(2α), γ = 1e-8", fontsize=8)
+
+    lam = arrays["lambdas"]
+    ax2.loglog(lam, np.maximum(arrays["err_synthetic"], 1e-16), "o-", color="k", ms=3,
+               label="synthetic: rel. error of s, program (25)")
+    ax2.loglog(lam_of_alpha(arrays["flow_alphas"]), np.maximum(arrays["err_synthetic_flow"], 1e-16), "s--",
+               color="gray", ms=3, label="synthetic: flow limit at α, γ=1e-8")
+    ax2.set_xlabel("λ")
+    ax2.set_ylabel("relative error of s (synthetic)")
+    ax3 = ax2.twinx()
+    ax3.semilogx(lam, arrays["auroc_linearised"], "o-", color="tab:green", ms=3, label="linearised network: AUROC of |s|")
+    ax3.set_ylabel("AUROC (linearised network)", color="tab:green")
+    ax3.set_ylim(0.3, 1.0)
+    h1, l1 = ax2.get_legend_handles_labels()
+    h2, l2 = ax3.get_legend_handles_labels()
+    ax2.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower left")
+    ax2.set_title("(b) linear model against λ", fontsize=9)
+    ax2.grid(alpha=0.3)
+    sec2 = ax2.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
+    sec2.set_xlabel("α = −log γ/(2λ)", fontsize=8)
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="results/figures")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--data-dir", default=fm.DEFAULT_DATA_DIR)
+    p.add_argument("--runs-dir", default="runs/figures")
+    p.add_argument("--n-samples", type=int, default=1000)
+    p.add_argument("--plot-only", action="store_true")
+    args = p.parse_args(argv)
+    data = Path(args.out) / DATA_FILE
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    if not args.plot_only:
+        compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, n_samples=args.n_samples)
+    print(*plot(data, args.out), sep="\n")
+    arrays, deep, summary = read(data)
+    print(json.dumps(summary, indent=1))
+    for r in deep:
+        print({k: v for k, v in r.items() if k != "config"})
+
+
+if __name__ == "__main__":
+    main()

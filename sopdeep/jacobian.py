@@ -209,18 +209,23 @@ def jacobian_singular_values(K):
     return np.sqrt(np.clip(lam, 0.0, None))
 
 
-def gram_factor_from_gram(K):
-    """A square factor F with :math:`FF^\\top = K` and the column space of J: ``F = V diag(σ)``.
+def gram_factor_from_gram(K, rtol=0.0):
+    """A factor F with :math:`FF^\\top = K` and the column space of J: ``F = V diag(σ)``.
 
     Parameters
     ----------
     K : array_like of shape (n, n)
         Symmetric positive semi-definite (small negative eigenvalues from rounding are set to 0).
+    rtol : float, default 0.0
+        Drop the columns with σ <= ``rtol * σ_max``. The eigenvalues of a float64 K carry an
+        absolute error of about ``n * eps * λ_max``, so σ below ~``sqrt(n * eps) * σ_max`` (about
+        5e-7 for n = 1000) is rounding, not J: pass e.g. 1e-6 before solving with F.
 
     Returns
     -------
-    ndarray of shape (n, n)
-        Columns ordered by decreasing σ; its singular values are those of J.
+    ndarray of shape (n, r)
+        Columns ordered by decreasing σ; its singular values are those of J (r = n when
+        ``rtol = 0``).
 
     Examples
     --------
@@ -230,8 +235,9 @@ def gram_factor_from_gram(K):
     True
     """
     lam, V = np.linalg.eigh(_check_gram(K))
-    lam, V = lam[::-1], V[:, ::-1]
-    return V * np.sqrt(np.clip(lam, 0.0, None))
+    sig = np.sqrt(np.clip(lam[::-1], 0.0, None))
+    keep = sig > float(rtol) * sig[0] if rtol > 0 else np.ones(sig.size, bool)
+    return V[:, ::-1][:, keep] * sig[keep]
 
 
 def rank_and_coherence(K, rtols=(1e-1, 1e-2, 1e-3)):
