@@ -157,3 +157,38 @@ def load_run_model(config, *, trained=True):
 def env_threads():
     """Threads per run from ``OMP_NUM_THREADS`` (default 1)."""
     return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+
+
+def save_figure(fig, out_dir, name):
+    """Write ``fig`` as ``out_dir/name.png`` and ``.pdf`` (150 dpi), close it, return the paths."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def figure_parser(doc, *, data_dir, extra_settings=False):
+    """The command line shared by the bridge figures (--out, --quick, --data-dir, --runs-dir,
+    --cache-dir, --n-samples, --plot-only; with ``extra_settings`` also --settings and
+    --train-settings)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", default="results/figures")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--data-dir", default=data_dir)
+    p.add_argument("--runs-dir", default="runs/figures")
+    p.add_argument("--cache-dir", default="/work/cache", help="where the decoded CIFAR-10 npz is kept")
+    p.add_argument("--n-samples", type=int, default=1000, help="samples of the two-class subset")
+    p.add_argument("--plot-only", action="store_true")
+    if extra_settings:
+        p.add_argument("--settings", default="fashion-mnist,cifar10n-worst")
+        p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst",
+                       help="settings whose runs are trained to the end (others: read as far as they got)")
+    return p

@@ -12,19 +12,18 @@ panel maps α and λ by λ = −log γ/(2α) with γ = init_std = 1e-8 of the de
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from figures import fig_memorisation as fm
-from figures._runs import ensure_runs
+from figures._runs import ensure_runs, figure_parser, save_figure
 
 NAME = "fig_bridge_alpha"
 DATA_FILE = NAME + "_data.npz"
-ALPHAS = (0.1, 1.0, 10.0, 100.0)
-ALONE = (10.0,)
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+ALONE = (1.0, 10.0, 100.0)
 from figures.fig_bridge_linearized import LAMBDAS  # noqa: E402  (one λ grid for both figures)
 
 
@@ -161,24 +160,11 @@ def plot(data_path, out_dir):
     ax2.grid(alpha=0.3)
     sec2 = ax2.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
     sec2.set_xlabel("α = −log γ/(2λ)", fontsize=8)
-    fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, NAME)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/figures")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--data-dir", default=fm.DEFAULT_DATA_DIR)
-    p.add_argument("--runs-dir", default="runs/figures")
-    p.add_argument("--n-samples", type=int, default=1000)
-    p.add_argument("--plot-only", action="store_true")
+    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR)
     args = p.parse_args(argv)
     data = Path(args.out) / DATA_FILE
     Path(args.out).mkdir(parents=True, exist_ok=True)

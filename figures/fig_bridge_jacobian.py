@@ -17,7 +17,6 @@ FFᵀ = JJᵀ (same column space and singular values as J).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from figures import fig_memorisation as fm
 from figures._bridge import subset_gram
-from figures._runs import ensure_runs
+from figures._runs import ensure_runs, figure_parser, save_figure
 
 NAME = "fig_bridge_jacobian"
 DATA_FILE = NAME + "_data.npz"
@@ -167,27 +166,11 @@ def plot(data_path, out_dir):
     ax2.set_ylabel("k / N")
     ax2.set_title("(b) networks on the phase diagram (r at rtol 1e-2; small: 1e-1, 1e-3)", fontsize=9)
     ax2.legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, NAME)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/figures")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--data-dir", default=fm.DEFAULT_DATA_DIR)
-    p.add_argument("--runs-dir", default="runs/figures")
-    p.add_argument("--cache-dir", default=fm.DEFAULT_CACHE_DIR)
-    p.add_argument("--n-samples", type=int, default=1000)
-    p.add_argument("--settings", default="fashion-mnist,cifar10n-worst")
-    p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst")
-    p.add_argument("--plot-only", action="store_true")
+    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR, extra_settings=True)
     args = p.parse_args(argv)
     data = Path(args.out) / DATA_FILE
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,12 @@ program (25) over a λ grid (solved in kernel form on a factor F with FFᵀ = JJ
 same s), of the gradient-flow limit at the deep run's α = 10 and γ = init_std = 1e-8
 (``soptheory.flow_limit``), and of the deep runs' own noise scores on the same samples (SOP:
 u²_{i,y_i}; CE: 1 − p(given label)). The dotted vertical line is λ = −log γ/(2α) for the deep
-run. (b) Linearised |s| (flow limit) against the deep SOP score per sample; colour = corrupted.
+run. (b) Linearised |s| (program (25) at the λ of best AUROC) against the deep SOP score per
+sample; colour = corrupted; ρ = Spearman rank correlation.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from figures import fig_memorisation as fm
 from figures._bridge import subset_gram
-from figures._runs import ensure_runs
+from figures._runs import ensure_runs, figure_parser, save_figure
 
 NAME = "fig_bridge_linearized"
 DATA_FILE = NAME + "_data.npz"
@@ -60,8 +60,13 @@ def _spearman(a, b):
 
 
 def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=fm.DEFAULT_CACHE_DIR,
-            n_samples=1000, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
-    """Linearised recovery over λ and the deep scores on the same samples, per setting."""
+            n_samples=1000, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
+            train_settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
+    """Linearised recovery over λ and the deep scores on the same samples, per setting.
+
+    A setting not in ``train_settings`` whose runs have not finished is left out (the deep
+    scores come from a finished run's samples.npz).
+    """
     from sopcommon import atomic_savez
     from sopdeep.detection import auroc
 
@@ -73,7 +78,9 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="r
         kw = {} if setting == "fashion-mnist" else {"cache_dir": cache_dir}
         ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick, **kw)
         sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick, **kw)
-        run_ce, run_sop = ensure_runs([ce, sop], jobs=jobs, progress=progress)
+        run_ce, run_sop = ensure_runs([ce, sop], jobs=jobs, progress=progress, train=setting in train_settings)
+        if run_ce is None or run_sop is None or run_ce.get("partial") or run_sop.get("partial"):
+            continue
         g = subset_gram(ce, n_samples, CLASSES, trained=False, progress=progress)  # θ₀: same for CE and SOP
         mask, idx = g["is_noisy"].astype(bool), g["idx"]
         alpha = sop.alpha_u
@@ -135,40 +142,27 @@ def plot(data_path, out_dir):
         ax1.legend(fontsize=6)
         ax1.grid(alpha=0.3)
         mask = arrays[f"{st}|mask"].astype(bool)
-        xs, ys = np.abs(arrays[f"{st}|s_flow"]), arrays[f"{st}|deep_sop"]
+        xs, ys = np.abs(arrays[f"{st}|s_best"]), arrays[f"{st}|deep_sop"]
         ax2.scatter(xs[~mask], ys[~mask], s=6, color="tab:gray", label="clean", alpha=0.6)
         ax2.scatter(xs[mask], ys[mask], s=6, color="tab:orange", label="corrupted", alpha=0.6)
-        ax2.set_xlabel("linearised |s| (flow limit)")
+        ax2.set_xlabel(f"linearised |s|, program (25) at the best λ = {row['lambda_best']:.2g}")
         ax2.set_ylabel("deep SOP score u²")
-        ax2.set_title(f"(b) Spearman ρ = {row['spearman_flow_vs_deep_sop']:.2f}", fontsize=9)
+        ax2.set_title(f"(b) Spearman ρ = {row['spearman_best_lambda_vs_deep_sop']:.2f} "
+                      f"(flow limit at α={row['alpha']:g}: {row['spearman_flow_vs_deep_sop']:.2f})", fontsize=9)
         ax2.legend(fontsize=7)
         ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, NAME)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/figures")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--data-dir", default=fm.DEFAULT_DATA_DIR)
-    p.add_argument("--runs-dir", default="runs/figures")
-    p.add_argument("--cache-dir", default=fm.DEFAULT_CACHE_DIR)
-    p.add_argument("--n-samples", type=int, default=1000)
-    p.add_argument("--settings", default="fashion-mnist,cifar10n-worst")
-    p.add_argument("--plot-only", action="store_true")
+    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR, extra_settings=True)
     args = p.parse_args(argv)
     data = Path(args.out) / DATA_FILE
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if not args.plot_only:
         compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                n_samples=args.n_samples, settings=tuple(args.settings.split(",")))
+                n_samples=args.n_samples, settings=tuple(args.settings.split(",")),
+                train_settings=tuple(args.train_settings.split(",")))
     print(*plot(data, args.out), sep="\n")
     for row in read(data)[1]:
         print(json.dumps({k: v for k, v in row.items() if not k.startswith("config")}, indent=1))

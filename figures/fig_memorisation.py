@@ -15,13 +15,12 @@ Each curve is one ordinary ``sopdeep`` run folder under ``runs_dir`` (cached: a 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from figures._runs import ensure_runs
+from figures._runs import ensure_runs, figure_parser, save_figure
 
 NAME = "fig_memorisation"
 DATA_FILE = NAME + "_data.csv"
@@ -167,27 +166,12 @@ def plot(data_path, out_dir):
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{NAME}.png", out_dir / f"{NAME}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, NAME)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/figures")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    p.add_argument("--runs-dir", default="runs/figures")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    p = figure_parser(__doc__, data_dir=DEFAULT_DATA_DIR, extra_settings=True)
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst",
-                   help="settings whose runs are trained to the end (others: read as far as they got)")
-    p.add_argument("--plot-only", action="store_true")
     args = p.parse_args(argv)
     data = Path(args.out) / DATA_FILE
     Path(args.out).mkdir(parents=True, exist_ok=True)
