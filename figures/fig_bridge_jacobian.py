@@ -138,7 +138,8 @@ def plot(data_path, out_dir):
         ax1.axhline(t, color="k", lw=0.6, ls=":")
     ax1.set_xlabel("i / N")
     ax1.set_ylabel("σ_i(J) / σ_1(J)")
-    ax1.set_ylim(1e-8, 1.5)
+    low = min(float(np.min(sv[sv > 0] / sv[0])) for sv in spectra.values())
+    ax1.set_ylim(max(1e-12, low / 3), 1.5)
     ax1.set_title("(a) Jacobian spectrum (logit difference, N samples)", fontsize=9)
     ax1.legend(fontsize=6)
     ax1.grid(alpha=0.3)
@@ -165,7 +166,7 @@ def plot(data_path, out_dir):
     ax2.set_xlabel("r / N")
     ax2.set_ylabel("k / N")
     ax2.set_title("(b) networks on the phase diagram (r at rtol 1e-2; small: 1e-1, 1e-3)", fontsize=9)
-    ax2.legend(fontsize=6, loc="upper right")
+    ax2.legend(fontsize=6, loc="upper right", framealpha=0.85)
     return save_figure(fig, out_dir, NAME)
 
 
