@@ -25,7 +25,7 @@ from figures._runs import ensure_runs, figure_parser, save_figure
 
 NAME = "fig_bridge_linearized"
 DATA_FILE = NAME + "_data.npz"
-LAMBDAS = np.logspace(-4, 2, 25)
+LAMBDAS = np.logspace(-4, 4, 33)
 CLASSES = (0, 1)
 # σ(J) below this fraction of σ_max is rounding of the float64 Gram, not J (gram_factor_from_gram)
 FACTOR_RTOL = 1e-6

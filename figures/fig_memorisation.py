@@ -142,8 +142,8 @@ def plot(data_path, out_dir):
 
     df = pd.read_csv(data_path)
     settings = [s for s in ("fashion-mnist", "cifar10n-worst") if s in set(df.setting)]
-    titles = {"fashion-mnist": "(a) Fashion-MNIST, 40% symmetric noise, MLP",
-              "cifar10n-worst": "(b) CIFAR-10N worst (~40% human noise), CNN-32"}
+    titles = {"fashion-mnist": "(a) Fashion-MNIST (10k images), 40% symmetric noise, MLP 784-512-512-10",
+              "cifar10n-worst": "(b) CIFAR-10N worst labels (1k images), CNN width 32"}
     fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 3.8), squeeze=False)
     colors = {"ce": "tab:red", "sop": "tab:blue"}
     for ax, setting in zip(axes[0], settings):
