@@ -192,3 +192,19 @@ def figure_parser(doc, *, data_dir, extra_settings=False):
         p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst",
                        help="settings whose runs are trained to the end (others: read as far as they got)")
     return p
+
+
+def run_figure(compute, plot, data_file, args):
+    """compute (unless ``--plot-only``) then plot, from the parsed ``figure_parser`` arguments;
+    returns the data path. Options a compute does not take are ignored by it."""
+    data = Path(args.out) / data_file
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    if not args.plot_only:
+        extra = {}
+        if getattr(args, "settings", None):
+            extra = {"settings": tuple(args.settings.split(",")),
+                     "train_settings": tuple(args.train_settings.split(","))}
+        compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
+                n_samples=args.n_samples, jobs=getattr(args, "jobs", 1), **extra)
+    print(*plot(data, args.out), sep="\n")
+    return data

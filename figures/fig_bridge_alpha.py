@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from figures import fig_memorisation as fm
-from figures._runs import ensure_runs, figure_parser, save_figure
+from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
 
 NAME = "fig_bridge_alpha"
 DATA_FILE = NAME + "_data.npz"
@@ -186,11 +186,7 @@ def plot(data_path, out_dir):
 def main(argv=None):
     p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR)
     args = p.parse_args(argv)
-    data = Path(args.out) / DATA_FILE
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    if not args.plot_only:
-        compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, n_samples=args.n_samples)
-    print(*plot(data, args.out), sep="\n")
+    data = run_figure(compute, plot, DATA_FILE, args)
     arrays, deep, summary = read(data)
     print(json.dumps(summary, indent=1))
     for r in deep:

@@ -24,7 +24,7 @@ import numpy as np
 
 from figures import fig_memorisation as fm
 from figures._bridge import subset_gram
-from figures._runs import ensure_runs, figure_parser, save_figure
+from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
 
 NAME = "fig_bridge_jacobian"
 DATA_FILE = NAME + "_data.npz"
@@ -173,13 +173,7 @@ def plot(data_path, out_dir):
 def main(argv=None):
     p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR, extra_settings=True)
     args = p.parse_args(argv)
-    data = Path(args.out) / DATA_FILE
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    if not args.plot_only:
-        compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                n_samples=args.n_samples, settings=tuple(args.settings.split(",")),
-                train_settings=tuple(args.train_settings.split(",")))
-    print(*plot(data, args.out), sep="\n")
+    data = run_figure(compute, plot, DATA_FILE, args)
     table, _, _ = read(data)
     print(table.drop(columns=["config"]).to_string())
 

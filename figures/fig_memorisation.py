@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures._runs import ensure_runs, figure_parser, save_figure
+from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
 
 NAME = "fig_memorisation"
 DATA_FILE = NAME + "_data.csv"
@@ -172,13 +172,7 @@ def plot(data_path, out_dir):
 def main(argv=None):
     p = figure_parser(__doc__, data_dir=DEFAULT_DATA_DIR, extra_settings=True)
     p.add_argument("--jobs", type=int, default=1)
-    args = p.parse_args(argv)
-    data = Path(args.out) / DATA_FILE
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    if not args.plot_only:
-        compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                jobs=args.jobs, train_settings=tuple(args.train_settings.split(",")))
-    print(*plot(data, args.out), sep="\n")
+    run_figure(compute, plot, DATA_FILE, p.parse_args(argv))
 
 
 if __name__ == "__main__":
