@@ -88,7 +88,7 @@ def changed_fields(config):
     return json.dumps({k: v for k, v in config.to_dict().items() if default.get(k) != v}, sort_keys=True)
 
 
-def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0,), cache_dir=DEFAULT_CACHE_DIR):
+def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0, 1), cache_dir=DEFAULT_CACHE_DIR):
     """(setting, config) pairs of both panels."""
     out = [("fashion-mnist", fmnist_config(runs_dir, data_dir, method=m, seed=s, quick=quick))
            for s in seeds for m in METHODS]
@@ -98,7 +98,7 @@ def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0
 
 
 def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=DEFAULT_CACHE_DIR,
-            jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0,), train_settings=("fashion-mnist", "cifar10n-worst"),
+            jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0, 1), train_settings=("fashion-mnist", "cifar10n-worst"),
             **_ignored):
     """Train (or read) the runs of both panels and write the per-epoch table ``data_path``.
 
