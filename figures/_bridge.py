@@ -1,0 +1,57 @@
+"""Shared by the bridge figures: the two-class subset of a run, its Jacobian Gram matrix (cached in
+the run folder) and the linearised problem.
+
+Subset: the first ``n`` training samples of the run whose *given* (noisy) label is one of two
+classes ``(a, b)``; target ``y_i = +1`` if the given label is ``a`` else ``-1``; one scalar output,
+the logit difference ``f_i = logit_a(x_i) - logit_b(x_i)``. One output keeps J J^T of size n x n
+(the full multi-class kernel would be nK x nK) and matches the scalar model y = Jθ + s of
+Section 3; the logit difference is the output whose sign is the two-class decision. A sample is
+corrupted when its clean label differs from its given label (the clean class may be any of the
+ten).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def two_class_subset(config, n, classes):
+    """Indices (into the run's training set), ±1 targets, noise mask and inputs of the subset."""
+    from figures._runs import run_data
+
+    x, given, clean, is_noisy, num_classes = run_data(config)
+    a, b = classes
+    idx = np.flatnonzero((given == a) | (given == b))[:n]
+    y = np.where(given[idx] == a, 1.0, -1.0)
+    return {"idx": idx, "y": y, "is_noisy": is_noisy[idx], "x": x[idx], "num_classes": num_classes}
+
+
+def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=512 * 2**20):
+    """K = J J^T (float64) and f(θ) of the logit difference on the subset, for the network at
+    initialisation (``trained=False``) or after training; cached as an npz in the run folder."""
+    import torch
+
+    from sopcommon import atomic_savez
+    from sopdeep.jacobian import jacobian_gram
+    from figures._runs import load_run_model
+
+    from sopdeep.checkpoint import load_checkpoint
+
+    a, b = classes
+    state = f"trained_e{int(load_checkpoint(Path(config.out) / 'checkpoint.pt')['epoch'])}" if trained else "init"
+    path = Path(config.out) / f"gram_{state}_n{n}_c{a}-{b}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {key: z[key] for key in z.files}
+    sub = two_class_subset(config, n, classes)
+    model = load_run_model(config, trained=trained)
+    w = torch.zeros(len(sub["idx"]), sub["num_classes"])
+    w[:, a], w[:, b] = 1.0, -1.0
+    K = jacobian_gram(model, sub["x"], w, progress=progress, max_block_bytes=max_block_bytes)
+    with torch.no_grad():
+        f = (model.double()(sub["x"].double()) * w.double()).sum(1).numpy()
+    out = {"K": K, "f": f, "idx": sub["idx"], "y": sub["y"], "is_noisy": sub["is_noisy"]}
+    atomic_savez(path, out)
+    return out

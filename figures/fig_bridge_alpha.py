@@ -1,0 +1,197 @@
+"""Does the α–λ relation of Proposition 3.3 hold in practice? (theory vs practice)
+
+Caption: (a) Deep SOP on Fashion-MNIST (first 2,000 training images, 40 % symmetric noise, MLP
+784-512-512-10, constant lr 0.05, 20 epochs, one seed; CPU-sized: the machine was shared): final test accuracy and detection AUROC
+(score u²_{i,y_i} against the true noise mask) against α, for α_u = α_v = α, for u alone
+(α_v = 0: v stays at its initial 1e-8) and for v alone (α_u = 0); the dotted line is CE.
+(b) The linear model's recovery against λ: for a synthetic problem (``soptheory.make_problem``,
+N = 100, p = 150, r = 5, k = 10: relative error of s from program (25)) and for the linearised
+network of ``fig_bridge_linearized`` (AUROC of |s| against the noise mask). The top axis of each
+panel maps α and λ by λ = −log γ/(2α) with γ = init_std = 1e-8 of the deep runs; shaded in (a):
+the α range where the linearised AUROC is within 0.01 of its best, hatched: the α range of exact
+synthetic recovery. Notes: with α_u = 0 the score u² stays at its initial value for every sample,
+so the "v only" AUROC is 0.5 by ties; with α_v = 1 the v of Algorithm 1 never grows out of its
+1e-8 start, so "u only, α = 1" is bit-for-bit the α_u = α_v = 1 run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from figures import fig_memorisation as fm
+from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
+
+NAME = "fig_bridge_alpha"
+DATA_FILE = NAME + "_data.npz"
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+ALONE = (1.0, 10.0, 100.0)
+from figures.fig_bridge_linearized import LAMBDAS  # noqa: E402  (one λ grid for both figures)
+
+
+def sweep_configs(runs_dir, data_dir, *, quick=False):
+    """(mode, alpha, config) of the deep α sweep; mode in {"both", "u only", "v only", "ce"}."""
+    kw = dict(train_subset=2000, epochs=20) if not quick else {}
+    alphas, alone = (ALPHAS, ALONE) if not quick else ((1.0, 10.0), (10.0,))
+    out = [("ce", np.nan, fm.fmnist_config(runs_dir, data_dir, method="ce", quick=quick, **kw))]
+    for a in alphas:
+        out.append(("both", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=a, **kw)))
+    for a in alone:
+        out.append(("u only", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=0.0, **kw)))
+        out.append(("v only", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=0.0, alpha_v=a, **kw)))
+    return out
+
+
+GAMMA = 1e-8  # init_std of the deep runs (TrainConfig default)
+EXACT_ERR = 1e-6  # "exact" recovery of s (Figure 3/4 use thresholds of this order)
+NEAR_AUROC = 0.01  # λ whose linearised AUROC is within this of the best
+FLOW_ALPHAS = np.logspace(-1, 2.5, 15)
+
+
+def lam_of_alpha(alpha, gamma=GAMMA):
+    """λ = −log γ / (2α) (eq. 22); also its own inverse: α = −log γ / (2λ)."""
+    with np.errstate(divide="ignore"):  # α = 0 ↔ λ = ∞ (matplotlib's secondary axis probes 0)
+        return -np.log(gamma) / (2.0 * np.asarray(alpha, float))
+
+
+def synthetic_curves(trials=3, N=100, p=150, r=5, k=10, seed=0):
+    """Relative error of s (program (25) over LAMBDAS; flow limit over FLOW_ALPHAS at γ = 1e-8),
+    mean over ``trials`` instances of ``soptheory.make_problem``."""
+    from soptheory import flow_limit, make_problem, recovery_error, solve_convex_batched
+
+    err_lam, err_flow = [], []
+    for t in range(trials):
+        prob = make_problem(N, p, r, k, random_state=seed + t)
+        res = solve_convex_batched(prob.J, prob.y, LAMBDAS)
+        err_lam.append(recovery_error(res.s, prob.s_star))
+        fl = flow_limit(prob.J, prob.y, FLOW_ALPHAS, GAMMA)
+        err_flow.append(recovery_error(fl.s, prob.s_star))
+    return np.mean(err_lam, axis=0), np.mean(err_flow, axis=0)
+
+
+def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", progress=True, jobs=1,
+            n_samples=1000, **_ignored):
+    """Deep α sweep (cached runs), synthetic and linearised recovery curves, into one npz."""
+    from sopcommon import atomic_savez
+    from sopdeep.detection import auroc
+    from figures._bridge import subset_gram
+    from figures.fig_bridge_linearized import CLASSES, linearised_recovery
+
+    sweep = sweep_configs(runs_dir, data_dir, quick=quick)
+    runs = ensure_runs([c for _, _, c in sweep], jobs=jobs, progress=progress)
+    deep = []
+    for (mode, alpha, config), run in zip(sweep, runs):
+        s = run["summary"] if run is not None else {}
+        deep.append({"mode": mode, "alpha": alpha, "alpha_u": config.alpha_u, "alpha_v": config.alpha_v,
+                     "diverged": run is None, "final_test_acc": s.get("final_test_acc", np.nan),
+                     "best_test_acc": s.get("best_test_acc", np.nan), "det_auroc": s.get("final_det_auroc", np.nan),
+                     "train_acc_noisy": s.get("final_train_acc_noisy", np.nan), "config": fm.changed_fields(config)})
+    err_lam, err_flow = synthetic_curves(trials=1 if quick else 3)
+    # the linearised problem of fig_bridge_linearized (Fig. 1's network at θ₀, two classes)
+    lin_cfg = fm.fmnist_config(runs_dir, data_dir, method="ce", seed=0, quick=quick)
+    ensure_runs([lin_cfg], progress=progress)
+    g = subset_gram(lin_cfg, 40 if quick else n_samples, CLASSES, trained=False, progress=progress)
+    lin = linearised_recovery(g["K"], g["y"] - g["f"], LAMBDAS)
+    mask = g["is_noisy"].astype(bool)
+    lin_auroc = np.array([auroc(np.abs(s), mask) for s in lin["s"]])
+    best_syn = LAMBDAS[int(np.argmin(err_lam))]
+    best_lin = LAMBDAS[int(np.argmax(lin_auroc))]
+    exact = LAMBDAS[err_lam < EXACT_ERR]
+    near = LAMBDAS[lin_auroc >= lin_auroc.max() - NEAR_AUROC]
+    summary = {"gamma": GAMMA, "lambda_best_synthetic": float(best_syn), "alpha_pred_synthetic": float(lam_of_alpha(best_syn)),
+               "lambda_best_linearised": float(best_lin), "alpha_pred_linearised": float(lam_of_alpha(best_lin)),
+               "lambda_exact_range_synthetic": [float(exact.min()), float(exact.max())] if exact.size else None,
+               "alpha_exact_range_synthetic": sorted(float(lam_of_alpha(v)) for v in (exact.min(), exact.max()))
+               if exact.size else None,
+               "lambda_near_best_range_linearised": [float(near.min()), float(near.max())],
+               "alpha_near_best_range_linearised": sorted(float(lam_of_alpha(v)) for v in (near.min(), near.max())),
+               "exact_err": EXACT_ERR, "near_auroc": NEAR_AUROC,
+               "synthetic": {"N": 100, "p": 150, "r": 5, "k": 10, "trials": 1 if quick else 3},
+               "linearised": {"N": int(mask.size), "k": int(mask.sum()), "config": fm.changed_fields(lin_cfg)}}
+    atomic_savez(Path(data_path), {"lambdas": LAMBDAS, "flow_alphas": FLOW_ALPHAS, "err_synthetic": err_lam,
+                                   "err_synthetic_flow": err_flow, "auroc_linearised": lin_auroc,
+                                   "deep_json": np.array(json.dumps(deep)), "summary_json": np.array(json.dumps(summary))})
+
+
+def read(data_path):
+    with np.load(data_path) as z:
+        arrays = {k: z[k] for k in z.files if not k.endswith("_json")}
+        return arrays, json.loads(str(z["deep_json"])), json.loads(str(z["summary_json"]))
+
+
+def plot(data_path, out_dir):
+    """(a) deep test accuracy and AUROC against α; (b) linear recovery against λ (top axis: α)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arrays, deep, summary = read(data_path)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"both": ("tab:blue", "o-"), "u only": ("tab:purple", "^"), "v only": ("tab:orange", "v")}
+    for mode, (color, marker) in styles.items():
+        d = sorted((r for r in deep if r["mode"] == mode), key=lambda r: r["alpha"])
+        if not d:
+            continue
+        a = [r["alpha"] for r in d]
+        ax1.semilogx(a, [r["final_test_acc"] for r in d], marker, color=color, label=f"test acc, α_u=α_v" if mode == "both"
+                     else f"test acc, {mode}")
+        ax1.semilogx(a, [r["det_auroc"] for r in d], marker.replace("-", "") + "--", color=color, mfc="none",
+                     label=f"detection AUROC, {'α_u=α_v' if mode == 'both' else mode}")
+        for r in d:
+            if r["diverged"]:
+                ax1.axvline(r["alpha"], color=color, lw=0.5, ls=":")
+    ce = [r for r in deep if r["mode"] == "ce"]
+    if ce:
+        ax1.axhline(ce[0]["final_test_acc"], color="tab:red", ls=":", label="CE test acc")
+    lo, hi = summary["alpha_near_best_range_linearised"]
+    ax1.axvspan(lo, hi, color="tab:green", alpha=0.12,
+                label=f"α where linearised AUROC ≥ best − {summary['near_auroc']:g}")
+    if summary.get("alpha_exact_range_synthetic"):
+        lo, hi = summary["alpha_exact_range_synthetic"]
+        ax1.axvspan(lo, hi, facecolor="none", edgecolor="k", hatch="//", lw=0, alpha=0.25,
+                    label="α of exact recovery, synthetic")
+    ax1.set_xlabel("α")
+    ax1.set_ylabel("final test accuracy / AUROC")
+    ax1.set_title("(a) deep SOP, Fashion-MNIST MLP (one seed)", fontsize=9)
+    ax1.set_ylim(0.2, 1.0)
+    ax1.legend(fontsize=5.5, loc="lower left", ncol=2)
+    ax1.grid(alpha=0.3)
+    sec = ax1.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
+    sec.set_xlabel("λ = −log γ/(2α), γ = 1e-8", fontsize=8)
+
+    lam = arrays["lambdas"]
+    ax2.loglog(lam, np.maximum(arrays["err_synthetic"], 1e-16), "o-", color="k", ms=3,
+               label="synthetic: rel. error of s, program (25)")
+    ax2.loglog(lam_of_alpha(arrays["flow_alphas"]), np.maximum(arrays["err_synthetic_flow"], 1e-16), "s--",
+               color="gray", ms=3, label="synthetic: flow limit at α, γ=1e-8")
+    ax2.set_xlabel("λ")
+    ax2.set_ylabel("relative error of s (synthetic)")
+    ax3 = ax2.twinx()
+    ax3.semilogx(lam, arrays["auroc_linearised"], "o-", color="tab:green", ms=3, label="linearised network: AUROC of |s|")
+    ax3.set_ylabel("AUROC (linearised network)", color="tab:green")
+    ax3.set_ylim(0.3, 1.0)
+    h1, l1 = ax2.get_legend_handles_labels()
+    h2, l2 = ax3.get_legend_handles_labels()
+    ax2.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower left")
+    ax2.set_title("(b) linear model against λ", fontsize=9)
+    ax2.grid(alpha=0.3)
+    sec2 = ax2.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
+    sec2.set_xlabel("α = −log γ/(2λ)", fontsize=8)
+    return save_figure(fig, out_dir, NAME)
+
+
+def main(argv=None):
+    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR)
+    args = p.parse_args(argv)
+    data = run_figure(compute, plot, DATA_FILE, args)
+    arrays, deep, summary = read(data)
+    print(json.dumps(summary, indent=1))
+    for r in deep:
+        print({k: v for k, v in r.items() if k != "config"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Does the linear theory predict which labels deep SOP flags? (theory vs practice, Section 3)
+
+Caption: The network of Figure 1 (seed 0) linearised at its initialisation θ₀ on N training
+samples whose given label is one of two classes: y − f(θ₀) = J(θ − θ₀) + s, with y = ±1 the given
+(noisy) label and f the logit difference of the two classes (one output keeps JJᵀ N x N and
+matches the scalar model of Section 3). (a) AUROC against the true noise mask of |s| recovered by
+program (25) over a λ grid (solved in kernel form on a factor F with FFᵀ = JJᵀ, which gives the
+same s), of the gradient-flow limit at the deep run's α = 10 and γ = init_std = 1e-8
+(``soptheory.flow_limit``), and of the deep runs' own noise scores on the same samples (SOP:
+u²_{i,y_i}; CE: 1 − p(given label)). The dotted vertical line is λ = −log γ/(2α) for the deep
+run. (b) Linearised |s| (program (25) at the λ of best AUROC) against the deep SOP score per
+sample; colour = corrupted; ρ = Spearman rank correlation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from figures import fig_memorisation as fm
+from figures._bridge import subset_gram
+from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
+
+NAME = "fig_bridge_linearized"
+DATA_FILE = NAME + "_data.npz"
+LAMBDAS = np.logspace(-4, 4, 33)
+CLASSES = (0, 1)
+# σ(J) below this fraction of σ_max is rounding of the float64 Gram, not J (gram_factor_from_gram)
+FACTOR_RTOL = 1e-6
+
+
+def theory_lambda(alpha, gamma):
+    """λ = −log γ / (2α) (eq. 22 of the long version)."""
+    return -np.log(gamma) / (2.0 * alpha)
+
+
+def linearised_recovery(K, y_target, lambdas, *, alpha=None, gamma=None):
+    """s of program (25) for each λ (kernel form: factor F of K), and the flow limit's s at (α, γ).
+
+    Returns dict with ``s`` (L, N), ``certified`` (L,), and ``s_flow`` (N,) when α is given.
+    """
+    from soptheory import flow_limit, solve_convex_batched
+    from sopdeep.jacobian import gram_factor_from_gram
+
+    F = gram_factor_from_gram(K, rtol=FACTOR_RTOL)
+    res = solve_convex_batched(F, y_target, np.asarray(lambdas, float))
+    out = {"s": res.s, "certified": res.certified}
+    if alpha is not None:
+        fl = flow_limit(F, y_target, alpha, gamma)
+        out["s_flow"], out["flow_converged"] = fl.s, np.asarray(fl.converged)
+    return out
+
+
+def _spearman(a, b):
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=fm.DEFAULT_CACHE_DIR,
+            n_samples=1000, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
+            train_settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
+    """Linearised recovery over λ and the deep scores on the same samples, per setting.
+
+    A setting not in ``train_settings`` whose runs have not finished is left out (the deep
+    scores come from a finished run's samples.npz).
+    """
+    from sopcommon import atomic_savez
+    from sopdeep.detection import auroc
+
+    if quick:
+        n_samples, settings = 40, ("fashion-mnist",)
+    store, rows = {}, []
+    for setting in settings:
+        make = fm.fmnist_config if setting == "fashion-mnist" else fm.cifar_config
+        kw = {} if setting == "fashion-mnist" else {"cache_dir": cache_dir}
+        ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick, **kw)
+        sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick, **kw)
+        run_ce, run_sop = ensure_runs([ce, sop], jobs=jobs, progress=progress, train=setting in train_settings)
+        if run_ce is None or run_sop is None or run_ce.get("partial") or run_sop.get("partial"):
+            continue
+        g = subset_gram(ce, n_samples, CLASSES, trained=False, progress=progress)  # θ₀: same for CE and SOP
+        mask, idx = g["is_noisy"].astype(bool), g["idx"]
+        alpha = sop.alpha_u
+        lin = linearised_recovery(g["K"], g["y"] - g["f"], LAMBDAS, alpha=alpha, gamma=sop.init_std)
+        deep_sop = run_sop["samples"]["noise_score"][idx]
+        deep_ce = run_ce["samples"]["noise_score"][idx]
+        abs_s = np.abs(lin["s"])
+        auc_lam = np.array([auroc(a, mask) for a in abs_s])
+        best = int(np.argmax(auc_lam))
+        lam_th = theory_lambda(alpha, sop.init_std)
+        th = int(np.argmin(np.abs(np.log(LAMBDAS) - np.log(lam_th))))
+        rows.append({
+            "setting": setting, "N": int(mask.size), "k": int(mask.sum()), "alpha": alpha, "gamma": sop.init_std,
+            "lambda_theory": lam_th, "lambda_grid_nearest_theory": float(LAMBDAS[th]),
+            "auroc_lin_at_theory_lambda": float(auc_lam[th]), "auroc_lin_best": float(auc_lam[best]),
+            "lambda_best": float(LAMBDAS[best]), "auroc_flow_limit": auroc(np.abs(lin["s_flow"]), mask),
+            "flow_converged": bool(np.all(lin["flow_converged"])), "certified_all": bool(np.all(lin["certified"])),
+            "support_at_theory_lambda": int(np.sum(abs_s[th] > 0)),
+            "auroc_deep_sop": auroc(deep_sop, mask), "auroc_deep_ce": auroc(deep_ce, mask),
+            "spearman_flow_vs_deep_sop": _spearman(np.abs(lin["s_flow"]), deep_sop),
+            "spearman_best_lambda_vs_deep_sop": _spearman(abs_s[best], deep_sop),
+            "spearman_deep_ce_vs_deep_sop": _spearman(deep_ce, deep_sop),
+            "config_sop": fm.changed_fields(sop), "config_ce": fm.changed_fields(ce)})
+        store.update({f"{setting}|auroc_lambda": auc_lam, f"{setting}|s_flow": lin["s_flow"],
+                      f"{setting}|deep_sop": deep_sop, f"{setting}|deep_ce": deep_ce, f"{setting}|mask": mask,
+                      f"{setting}|s_best": lin["s"][best]})
+    atomic_savez(Path(data_path), {"lambdas": LAMBDAS, "rows_json": np.array(json.dumps(rows)),
+                                   "keys": np.array(list(store)), **{f"a{i}": v for i, v in enumerate(store.values())}})
+
+
+def read(data_path):
+    """(lambdas, rows list, {key: array})."""
+    with np.load(data_path) as z:
+        arrays = {str(k): z[f"a{i}"] for i, k in enumerate(z["keys"])}
+        return z["lambdas"], json.loads(str(z["rows_json"])), arrays
+
+
+def plot(data_path, out_dir):
+    """(a) AUROC against λ with the deep runs' AUROCs, (b) linearised vs deep scores, per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lambdas, rows, arrays = read(data_path)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.8 * len(rows)), squeeze=False)
+    for (ax1, ax2), row in zip(axes, rows):
+        st = row["setting"]
+        ax1.semilogx(lambdas, arrays[f"{st}|auroc_lambda"], "o-", color="k", ms=3, label="linearised, program (25)")
+        ax1.axhline(row["auroc_flow_limit"], color="tab:green", ls="-.", label=f"linearised, flow limit α={row['alpha']:g}")
+        ax1.axhline(row["auroc_deep_sop"], color="tab:blue", label="deep SOP (u²)")
+        ax1.axhline(row["auroc_deep_ce"], color="tab:red", label="deep CE (1 − p)")
+        ax1.axhline(0.5, color="gray", lw=0.6)
+        ax1.axvline(row["lambda_theory"], color="k", ls=":", lw=0.8, label="λ = −log γ/(2α)")
+        ax1.set_xlabel("λ")
+        ax1.set_ylabel("AUROC vs true noise mask")
+        ax1.set_ylim(0.3, 1.0)
+        ax1.set_title(f"(a) {st}: N={row['N']}, k={row['k']} (classes {CLASSES[0]} vs {CLASSES[1]})", fontsize=9)
+        ax1.legend(fontsize=6)
+        ax1.grid(alpha=0.3)
+        mask = arrays[f"{st}|mask"].astype(bool)
+        xs, ys = np.abs(arrays[f"{st}|s_best"]), arrays[f"{st}|deep_sop"]
+        ax2.scatter(xs[~mask], ys[~mask], s=6, color="tab:gray", label="clean", alpha=0.6)
+        ax2.scatter(xs[mask], ys[mask], s=6, color="tab:orange", label="corrupted", alpha=0.6)
+        ax2.set_xlabel(f"linearised |s|, program (25) at the best λ = {row['lambda_best']:.2g}")
+        ax2.set_ylabel("deep SOP score u²")
+        ax2.set_title(f"(b) Spearman ρ = {row['spearman_best_lambda_vs_deep_sop']:.2f} "
+                      f"(flow limit at α={row['alpha']:g}: {row['spearman_flow_vs_deep_sop']:.2f})", fontsize=9)
+        ax2.legend(fontsize=7)
+        ax2.grid(alpha=0.3)
+    return save_figure(fig, out_dir, NAME)
+
+
+def main(argv=None):
+    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR, extra_settings=True)
+    args = p.parse_args(argv)
+    data = run_figure(compute, plot, DATA_FILE, args)
+    for row in read(data)[1]:
+        print(json.dumps({k: v for k, v in row.items() if not k.startswith("config")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Every bridge figure computes and draws at its quick size (synthetic data, no real files)."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+MODULES = ["figures.fig_memorisation", "figures.fig_bridge_jacobian", "figures.fig_bridge_linearized",
+           "figures.fig_bridge_alpha"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_quick_compute_and_plot_write_their_files(name, tmp_path):
+    mod = importlib.import_module(name)
+    assert mod.__doc__ and mod.NAME and mod.DATA_FILE.startswith(mod.NAME)
+    data = tmp_path / mod.DATA_FILE
+    mod.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False, unknown_option=1)
+    assert data.stat().st_size > 0
+    paths = mod.plot(data, tmp_path / "out")
+    assert sorted(p.name for p in paths) == sorted([f"{mod.NAME}.png", f"{mod.NAME}.pdf"])
+    assert all(p.stat().st_size > 1000 for p in paths)
+    # cached: a second compute reads the run folders instead of training again
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("summary.json")}
+    mod.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("summary.json")} == before
+
+
+def test_jacobian_table_is_consistent(tmp_path):
+    from figures import fig_bridge_jacobian as fj
+
+    data = tmp_path / fj.DATA_FILE
+    fj.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False, settings=("fashion-mnist",))
+    table, spectra, _ = fj.read(data)
+    for _, row in table.iterrows():
+        sv = spectra[f"{row.setting}|{row.network}"]
+        assert row["rank"] == int(np.sum(sv > row.rtol * sv[0]))
+        assert 1.0 - 1e-9 <= row.mu <= row.N / row["rank"] + 1e-9  # 1 <= mu <= N / r (Definition 3.4)
+        assert row.condition27 == (row.k ** 2 * row["rank"] < row.N / (4 * row.mu))
