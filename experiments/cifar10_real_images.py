@@ -44,25 +44,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cifar10n_worst import prepare_data  # noqa: E402  (the decoded-image cache, shared with that script)
 from sopdeep.config import TrainConfig  # noqa: E402
 
 SETTINGS = ("worst", "sym50")
 # keys that may differ between a saved run and the wanted one (paths, display)
 _FREE = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "checkpoint")
-
-
-def prepare_data(data_dir: Path, cache_dir: Path, n_test: int) -> Path:
-    """All 50,000 training images (CIFAR-N labels index them) and the first ``n_test`` test images
-    in one npz in ``cache_dir`` (decoded once from the JPEG export with its ``decode.py``)."""
-    from sopdeep.data import load_cifar10_jpeg, save_npz
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"cifar10_jpeg_test{n_test}.npz"
-    if not path.exists():
-        ds = load_cifar10_jpeg(data_dir / "cifar10-jpeg", cache_dir / "cifar10_jpeg_decoded.npz")
-        save_npz(ds.subset(test_indices=list(range(min(n_test, len(ds.y_test))))), path)
-    return path
 
 
 def method_overrides(method: str, args) -> dict:
