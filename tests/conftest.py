@@ -33,3 +33,10 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder not found at {SHARED_DATA} (set SOP_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cifar_decode_cache(shared_data, tmp_path_factory):
+    """One folder for the decoded CIFAR-10 JPEG export, shared by the tests that need it (the
+    decode of all 60,000 images is paid once per session)."""
+    return tmp_path_factory.mktemp("cifar_decode_cache")

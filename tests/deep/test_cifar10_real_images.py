@@ -20,10 +20,10 @@ def _load():
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_real_images_script_small_and_rerun_reuses_the_runs(shared_data, tmp_path):
+def test_real_images_script_small_and_rerun_reuses_the_runs(shared_data, tmp_path, cifar_decode_cache):
     exp = _load()
     out = tmp_path / "out"
-    argv = ["--data-dir", str(shared_data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+    argv = ["--data-dir", str(shared_data), "--out", str(out), "--cache-dir", str(cifar_decode_cache),
             "--seeds", "0,1", "--n-train", "48", "--n-test", "32", "--epochs", "1", "--width", "4",
             "--methods", "ce,sop-authors,sop+"]
     rows = exp.main(argv)

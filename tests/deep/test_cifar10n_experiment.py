@@ -11,13 +11,13 @@ import pytest
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_cifar10n_worst_script_small(shared_data, tmp_path):
+def test_cifar10n_worst_script_small(shared_data, tmp_path, cifar_decode_cache):
     path = Path(__file__).resolve().parents[2] / "experiments" / "cifar10n_worst.py"
     spec = importlib.util.spec_from_file_location("cifar10n_worst", path)
     exp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(exp)
     out = tmp_path / "out"
-    payload = exp.main(["--data-dir", str(shared_data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+    payload = exp.main(["--data-dir", str(shared_data), "--out", str(out), "--cache-dir", str(cifar_decode_cache),
                         "--n-train", "256", "--n-test", "128", "--epochs", "1", "--width", "4",
                         "--methods", "ce,sop+", "--no-progress"])
     res = payload["results"]
