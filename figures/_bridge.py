@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 
-def two_class_subset(config, n, classes):
-    """Indices (into the run's training set), ±1 targets, noise mask and inputs of the subset."""
+def two_class_subset(config, n, classes, *, data=None):
+    """Indices (into the run's training set), ±1 targets, noise mask and inputs of the subset
+    (``data``: the run's ``sopdeep.trainer.training_data``, loaded when None)."""
     from figures._runs import run_data
 
-    x, given, clean, is_noisy, num_classes = run_data(config)
+    x, given, clean, is_noisy, num_classes = run_data(config, data)
     a, b = classes
     idx = np.flatnonzero((given == a) | (given == b))[:n]
     y = np.where(given[idx] == a, 1.0, -1.0)
@@ -35,9 +36,9 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
 
     from sopcommon import atomic_savez
     from sopdeep.jacobian import jacobian_gram
+    from sopdeep.runs import load_checkpoint
+    from sopdeep.trainer import training_data
     from figures._runs import load_run_model
-
-    from sopdeep.checkpoint import load_checkpoint
 
     a, b = classes
     state = f"trained_e{int(load_checkpoint(Path(config.out) / 'checkpoint.pt')['epoch'])}" if trained else "init"
@@ -45,8 +46,9 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
     if path.exists():
         with np.load(path) as z:
             return {key: z[key] for key in z.files}
-    sub = two_class_subset(config, n, classes)
-    model = load_run_model(config, trained=trained)
+    data = training_data(config)
+    sub = two_class_subset(config, n, classes, data=data)
+    model = load_run_model(config, trained=trained, data=data)
     w = torch.zeros(len(sub["idx"]), sub["num_classes"])
     w[:, a], w[:, b] = 1.0, -1.0
     K = jacobian_gram(model, sub["x"], w, progress=progress, max_block_bytes=max_block_bytes)

@@ -9,7 +9,6 @@ resumed from the checkpoint. Point ``runs_dir`` at your own (e.g. GPU) runs to r
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,7 +18,7 @@ __all__ = ["_read_run", "ensure_runs", "load_run_model", "run_data"]
 
 
 def _read_run(folder):
-    """Read a finished run folder.
+    """Read a finished run folder through :func:`sopdeep.runs.read_run`.
 
     Returns
     -------
@@ -30,16 +29,13 @@ def _read_run(folder):
     Raises
     ------
     FileNotFoundError
-        If the folder has no summary.json (the run has not finished).
+        If the folder is not a finished run (e.g. no summary.json yet).
     """
-    folder = Path(folder)
-    if not (folder / "summary.json").exists():
-        raise FileNotFoundError(f"{folder} has no summary.json: the run has not finished")
-    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    with np.load(folder / "samples.npz") as z:
-        samples = {key: z[key] for key in z.files}
-    return {"config": json.loads((folder / "config.json").read_text()), "history": history,
-            "samples": samples, "summary": json.loads((folder / "summary.json").read_text())}
+    from sopdeep.runs import read_run
+
+    record = read_run(folder)
+    return {"config": record.config.to_dict(), "history": record.history, "samples": record.samples,
+            "summary": record.summary}
 
 
 def _train_one(config_json: str, threads: int) -> str:
@@ -121,90 +117,29 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True, train=True):
     return [None if (Path(c.out) / FAILED).exists() else _read_run(c.out) for c in configs]
 
 
-def run_data(config):
+def run_data(config, data=None):
     """The training images (normalised as the trainer does, float32 NCHW), the noisy labels, the
-    clean labels and the noise mask of a run's config (same subset and noise as the trainer).
+    clean labels, the noise mask and the number of classes of a run's config (same subset and
+    noise as the trainer: :func:`sopdeep.trainer.training_data`, or ``data`` when given).
     """
-    import torch
+    from sopdeep.trainer import training_data
 
-    from sopdeep.trainer import _to_device_data, load_data
-
-    ds, noisy = load_data(config)
-    data = _to_device_data(ds, noisy, torch.device("cpu"))
-    x = (data.x_train.float() - data.mean) / data.std
-    return x, data.y_train.numpy(), data.clean_train.numpy(), np.asarray(noisy.is_noisy, dtype=bool), data.num_classes
+    data = training_data(config) if data is None else data
+    is_noisy = np.zeros(data.n, bool) if data.is_noisy is None else np.asarray(data.is_noisy, dtype=bool)
+    return (data.normalize(data.x_train), data.y_train.numpy(), data.clean_train.numpy(), is_noisy,
+            data.num_classes)
 
 
-def load_run_model(config, *, trained=True):
-    """The network of a run: at initialisation (rebuilt with the run's seed exactly as the trainer
-    builds it) or trained (the state dict of the folder's ``checkpoint.pt``), in eval mode."""
-    import torch
+def load_run_model(config, *, trained=True, data=None):
+    """The network of a run: at initialisation (:func:`sopdeep.trainer.make_model`, the run's
+    seed, exactly as the trainer builds it) or trained (the state dict of the folder's
+    ``checkpoint.pt``), in eval mode. ``data``: the run's :func:`sopdeep.trainer.training_data`
+    (loaded when None; only its shapes are used)."""
+    from sopdeep.runs import load_checkpoint
+    from sopdeep.trainer import make_model, training_data
 
-    from sopdeep.checkpoint import load_checkpoint
-    from sopdeep.models import build_model
-
-    ds_shape = {"fashion-mnist": (1, 28), "synthetic": (1, 8)}.get(config.dataset, (3, 32))
-    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
-    num_classes = 4 if config.dataset == "synthetic" else 10
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_model(config.arch, num_classes, in_channels=ds_shape[0], image_size=ds_shape[1], **options)
+    data = training_data(config) if data is None else data
+    model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
     if trained:
         model.load_state_dict(load_checkpoint(Path(config.out) / "checkpoint.pt")["model"])
     return model.eval()
-
-
-def env_threads():
-    """Threads per run from ``OMP_NUM_THREADS`` (default 1)."""
-    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-
-
-def save_figure(fig, out_dir, name):
-    """Write ``fig`` as ``out_dir/name.png`` and ``.pdf`` (150 dpi), close it, return the paths."""
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.tight_layout()
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
-
-
-def figure_parser(doc, *, data_dir, extra_settings=False):
-    """The command line shared by the bridge figures (--out, --quick, --data-dir, --runs-dir,
-    --cache-dir, --n-samples, --plot-only; with ``extra_settings`` also --settings and
-    --train-settings)."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    p.add_argument("--out", default="results/figures")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--data-dir", default=data_dir)
-    p.add_argument("--runs-dir", default="runs/figures")
-    p.add_argument("--cache-dir", default="/work/cache", help="where the decoded CIFAR-10 npz is kept")
-    p.add_argument("--n-samples", type=int, default=1000, help="samples of the two-class subset")
-    p.add_argument("--plot-only", action="store_true")
-    if extra_settings:
-        p.add_argument("--settings", default="fashion-mnist,cifar10n-worst")
-        p.add_argument("--train-settings", default="fashion-mnist,cifar10n-worst",
-                       help="settings whose runs are trained to the end (others: read as far as they got)")
-    return p
-
-
-def run_figure(compute, plot, data_file, args):
-    """compute (unless ``--plot-only``) then plot, from the parsed ``figure_parser`` arguments;
-    returns the data path. Options a compute does not take are ignored by it."""
-    data = Path(args.out) / data_file
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    if not args.plot_only:
-        extra = {}
-        if getattr(args, "settings", None):
-            extra = {"settings": tuple(args.settings.split(",")),
-                     "train_settings": tuple(args.train_settings.split(","))}
-        compute(data, quick=args.quick, data_dir=args.data_dir, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                n_samples=args.n_samples, jobs=getattr(args, "jobs", 1), **extra)
-    print(*plot(data, args.out), sep="\n")
-    return data

@@ -1,9 +1,14 @@
-"""Command line: ``python -m figures {fig2,fig3,fig4,all} [--out DIR] [--quick] [--redraw] ...``.
+"""Command line: ``python -m figures {NAME,paper,bridge,all} [--out DIR] [--quick] [--redraw] ...``.
 
-Run from the repository root.  For each figure of :data:`figures.registry.FIGURES`: compute its
-data file, then draw png and pdf from that file, and publish the three as one set into ``--out``
-(default ``results/figures``; see :mod:`figures.output`).  ``--redraw`` draws from the data files
-already in ``--out`` without computing.  Phase grids are cached per cell under ``--cache``
+Run from the repository root.  For each figure of :data:`figures.registry.FIGURES` asked for (one
+name, or a group of :data:`figures.registry.GROUPS`: ``paper`` = Figures 2-4, ``bridge`` = the
+deep-network figures, ``all``): compute its data file, then draw png and pdf from that file, and
+publish the three as one set into ``--out`` (default ``results/figures``; see
+:mod:`figures.output`).  ``--redraw`` draws from the data files already in ``--out`` without
+computing.  A deep figure (``DEEP = True``: it trains networks) is redrawn from its data file in
+``--out`` unless ``--deep compute``, which trains the runs missing from ``--runs-dir`` (default
+``runs/figures``; finished runs are reused) on the data in ``--data-dir`` (default
+``../shared/data``).  Phase grids are cached per cell under ``--cache``
 (default ``<out>/.cache``), so an interrupted run resumes.  After the arguments are parsed, every
 failure is one line ``figures: error: ...`` on stderr and a non-zero exit status; ``--debug`` (or
 the environment variable ``SOP_DEBUG=1``) prints the traceback too.
@@ -21,7 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from .output import FigureError, locked_folder, publish, recover, staging_folder
-from .registry import FIGURES
+from .registry import FIGURES, GROUPS, is_deep
 
 __all__ = ["main", "build_parser"]
 
@@ -34,7 +39,8 @@ def build_parser():
         prog=PROG,
         description="Regenerate the figures of Liu et al. (ICML 2022), long version, with their "
                     "data files. Run from the repository root: python -m figures all")
-    ap.add_argument("figure", choices=[*FIGURES, "all"])
+    ap.add_argument("figure", choices=[*FIGURES, *GROUPS],
+                    help="a figure, or a group: paper (Figures 2-4), bridge (deep networks), all")
     ap.add_argument("--out", default="results/figures",
                     help="output folder (default: results/figures)")
     ap.add_argument("--quick", action="store_true", help="small grids (seconds), for tests")
@@ -57,6 +63,13 @@ def build_parser():
     ap.add_argument("--dask", default=None, metavar="ADDRESS",
                     help="run the phase grids on a dask.distributed scheduler at ADDRESS "
                          "(e.g. tcp://host:8786; needs the 'dask' extra)")
+    ap.add_argument("--deep", choices=["redraw", "compute"], default="redraw",
+                    help="deep figures (bridge): redraw from their data files in --out (default), "
+                         "or compute them, training the runs missing from --runs-dir")
+    ap.add_argument("--data-dir", default="../shared/data",
+                    help="real data sets for --deep compute (default: ../shared/data)")
+    ap.add_argument("--runs-dir", default="runs/figures",
+                    help="cached deep runs (default: runs/figures); finished runs are reused")
     ap.add_argument("--debug", action="store_true",
                     help="on failure, print the traceback too (or set SOP_DEBUG=1)")
     return ap
@@ -94,11 +107,14 @@ def run(args, where=None):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FigureError(f"--out {out} is a file, not a folder: choose another --out")
-    names = list(FIGURES) if args.figure == "all" else [args.figure]
-    cache = None if args.redraw else _cache_dir(args)
+    names = GROUPS.get(args.figure, [args.figure])
+    redraw = {name: args.redraw or (is_deep(FIGURES[name]) and args.deep == "redraw")
+              for name in names}
+    cache = None if all(redraw.values()) else _cache_dir(args)
     options = dict(quick=args.quick, solver=args.solver, method=args.method,
                    n_jobs=args.n_jobs if args.n_jobs is not None else (os.cpu_count() or 1),
-                   cache_dir=cache, progress=not args.no_progress, backend=None)
+                   cache_dir=cache, progress=not args.no_progress, backend=None,
+                   data_dir=args.data_dir, runs_dir=args.runs_dir, out_folder=str(out))
     t_all = time.perf_counter()
     with ExitStack() as stack:
         stack.enter_context(locked_folder(out))
@@ -109,13 +125,16 @@ def run(args, where=None):
                 _recover(cache)
             except FigureError:
                 pass
-        if args.redraw:
-            missing = [str(out / FIGURES[n].DATA_FILE) for n in names
-                       if not (out / FIGURES[n].DATA_FILE).is_file()]
-            if missing:
-                raise FigureError(f"no data file {', '.join(missing)} to redraw from: run "
-                                  "without --redraw to compute it")
-        if args.dask and not args.redraw:
+        missing = [n for n in names if redraw[n] and not (out / FIGURES[n].DATA_FILE).is_file()]
+        if missing:
+            files = ", ".join(str(out / FIGURES[n].DATA_FILE) for n in missing)
+            if args.redraw:
+                raise FigureError(f"no data file {files} to redraw from: run without --redraw "
+                                  "to compute it")
+            raise FigureError(f"no data file {', '.join(FIGURES[n].DATA_FILE for n in missing)} in {out} to redraw from (deep figures are "
+                              "redrawn by default): run with --deep compute --data-dir DIR to "
+                              "train their networks and compute them (hours on a CPU)")
+        if args.dask and not all(redraw.values()):
             from distributed import Client
 
             stack.enter_context(Client(args.dask))
@@ -123,7 +142,7 @@ def run(args, where=None):
         for name in names:
             where[:] = [name]
             t0 = time.perf_counter()
-            paths = make_figure(FIGURES[name], out, redraw=args.redraw, where=where, **options)
+            paths = make_figure(FIGURES[name], out, redraw=redraw[name], where=where, **options)
             _log(f"{name}: {time.perf_counter() - t0:.1f} s -> " + ", ".join(map(str, paths)))
     where.clear()
     _log(f"{PROG} {args.figure}: {time.perf_counter() - t_all:.1f} s total")

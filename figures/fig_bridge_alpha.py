@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from figures import fig_memorisation as fm
-from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
+from figures._runs import ensure_runs
+from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_alpha"
+DEEP = True  # trains networks: `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.npz"
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ALONE = (1.0, 10.0, 100.0)
@@ -35,7 +37,7 @@ def sweep_configs(runs_dir, data_dir, *, quick=False):
     """(mode, alpha, config) of the deep α sweep; mode in {"both", "u only", "v only", "ce"}."""
     kw = dict(train_subset=2000, epochs=20) if not quick else {}
     alphas, alone = (ALPHAS, ALONE) if not quick else ((1.0, 10.0), (10.0,))
-    out = [("ce", np.nan, fm.fmnist_config(runs_dir, data_dir, method="ce", quick=quick, **kw))]
+    out = [("ce", np.nan, fm.fmnist_config(runs_dir, data_dir, method="ce", quick=quick))]
     for a in alphas:
         out.append(("both", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=a, **kw)))
     for a in alone:
@@ -71,7 +73,7 @@ def synthetic_curves(trials=3, N=100, p=150, r=5, k=10, seed=0):
     return np.mean(err_lam, axis=0), np.mean(err_flow, axis=0)
 
 
-def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", progress=True, jobs=1,
+def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm.DEFAULT_RUNS_DIR, progress=True, jobs=1,
             n_samples=1000, **_ignored):
     """Deep α sweep (cached runs), synthetic and linearised recovery curves, into one npz."""
     from sopcommon import atomic_savez
@@ -123,12 +125,10 @@ def read(data_path):
 
 def plot(data_path, out_dir):
     """(a) deep test accuracy and AUROC against α; (b) linear recovery against λ (top axis: α)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     arrays, deep, summary = read(data_path)
+    apply_style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"both": ("tab:blue", "o-"), "u only": ("tab:purple", "^"), "v only": ("tab:orange", "v")}
     for mode, (color, marker) in styles.items():
@@ -180,18 +180,5 @@ def plot(data_path, out_dir):
     ax2.grid(alpha=0.3)
     sec2 = ax2.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
     sec2.set_xlabel("α = −log γ/(2λ)", fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
-
-
-def main(argv=None):
-    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR)
-    args = p.parse_args(argv)
-    data = run_figure(compute, plot, DATA_FILE, args)
-    arrays, deep, summary = read(data)
-    print(json.dumps(summary, indent=1))
-    for r in deep:
-        print({k: v for k, v in r.items() if k != "config"})
-
-
-if __name__ == "__main__":
-    main()

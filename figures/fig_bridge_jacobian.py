@@ -24,34 +24,39 @@ import numpy as np
 
 from figures import fig_memorisation as fm
 from figures._bridge import subset_gram
-from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
+from figures._runs import ensure_runs
+from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_jacobian"
+DEEP = True  # trains networks: `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.npz"
 RTOLS = (1e-1, 1e-2, 1e-3)
 CLASSES = {"fashion-mnist": (0, 1), "cifar10n-worst": (0, 1)}
-DEFAULT_FIG4 = Path(__file__).resolve().parent / "fig4_data.csv"
+# the committed Figure 4 data (used when the --out folder holds no fig4_data.csv)
+DEFAULT_FIG4 = Path(__file__).resolve().parents[1] / "results/figures/fig4_data.csv"
 
 
-def networks(runs_dir, data_dir, *, quick=False, cache_dir=fm.DEFAULT_CACHE_DIR, settings=("fashion-mnist", "cifar10n-worst")):
+def networks(runs_dir, data_dir, *, quick=False, settings=("fashion-mnist", "cifar10n-worst")):
     """(setting, label, config, trained) of every network analysed."""
     out = []
     for setting in settings:
         make = fm.fmnist_config if setting == "fashion-mnist" else fm.cifar_config
-        kw = {} if setting == "fashion-mnist" else {"cache_dir": cache_dir}
-        ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick, **kw)
-        sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick, **kw)
+        ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick)
+        sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick)
         out += [(setting, "init", ce, False), (setting, "CE trained", ce, True), (setting, "SOP trained", sop, True)]
     return out
 
 
-def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=fm.DEFAULT_CACHE_DIR,
-            n_samples=1000, fig4_data=DEFAULT_FIG4, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
-            train_settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
+def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm.DEFAULT_RUNS_DIR,
+            n_samples=1000, fig4_data=None, out_folder=None, progress=True, jobs=1,
+            settings=("fashion-mnist", "cifar10n-worst"), train_settings=("fashion-mnist", "cifar10n-worst"),
+            **_ignored):
     """Gram matrices, spectra, ranks, coherences and the Figure 4 grid, into one npz.
 
-    Runs of settings not in ``train_settings`` are not trained: an unfinished run is analysed at
-    its last checkpoint (labelled with its epoch), a run never started only at initialisation.
+    ``fig4_data``: the Figure 4 table; default ``<out_folder>/fig4_data.csv`` when that file
+    exists (``out_folder`` is the figures CLI's --out), else :data:`DEFAULT_FIG4`. Runs of settings not in
+    ``train_settings`` are not trained: an unfinished run is analysed at its last checkpoint
+    (labelled with its epoch), a run never started only at initialisation.
     """
     import pandas as pd
 
@@ -59,9 +64,12 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="r
     from soptheory import recovery_condition_holds
     from sopdeep.jacobian import gram_factor_from_gram, jacobian_singular_values, rank_and_coherence
 
+    if fig4_data is None:
+        here = Path(out_folder) / "fig4_data.csv" if out_folder is not None else None
+        fig4_data = here if here is not None and here.is_file() else DEFAULT_FIG4
     if quick:
         n_samples = 40
-    nets = networks(runs_dir, data_dir, quick=quick, cache_dir=cache_dir, settings=settings)
+    nets = networks(runs_dir, data_dir, quick=quick, settings=settings)
     configs = list({c.out: (s, c) for s, _, c, _ in nets}.values())
     ensure_runs([c for s, c in configs if s in train_settings], jobs=jobs, progress=progress)
     rows, spectra = [], {}
@@ -71,7 +79,7 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="r
             if not ckpt.exists():
                 continue
             if not (Path(config.out) / "summary.json").exists():
-                from sopdeep.checkpoint import load_checkpoint
+                from sopdeep.runs import load_checkpoint
 
                 label += f" (epoch {int(load_checkpoint(ckpt)['epoch'])}/{config.epochs}, unfinished)"
         classes = CLASSES[setting] if not quick else (0, 1)
@@ -121,12 +129,10 @@ def _color(colors, label):
 
 def plot(data_path, out_dir):
     """(a) normalised spectra, (b) the networks on the Figure 4 phase diagram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     table, spectra, grid = read(data_path)
+    apply_style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
     colors = {"init": "tab:gray", "CE trained": "tab:red", "SOP trained": "tab:blue"}
     styles = {"fashion-mnist": "-", "cifar10n-worst": "--"}
@@ -167,16 +173,5 @@ def plot(data_path, out_dir):
     ax2.set_ylabel("k / N")
     ax2.set_title("(b) networks on the phase diagram (r at rtol 1e-2; small: 1e-1, 1e-3)", fontsize=9)
     ax2.legend(fontsize=6, loc="upper right", framealpha=0.85)
+    fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
-
-
-def main(argv=None):
-    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR, extra_settings=True)
-    args = p.parse_args(argv)
-    data = run_figure(compute, plot, DATA_FILE, args)
-    table, _, _ = read(data)
-    print(table.drop(columns=["config"]).to_string())
-
-
-if __name__ == "__main__":
-    main()

@@ -21,9 +21,11 @@ import numpy as np
 
 from figures import fig_memorisation as fm
 from figures._bridge import subset_gram
-from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
+from figures._runs import ensure_runs
+from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_linearized"
+DEEP = True  # trains networks: `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.npz"
 LAMBDAS = np.logspace(-4, 4, 33)
 CLASSES = (0, 1)
@@ -59,7 +61,7 @@ def _spearman(a, b):
     return float(spearmanr(a, b).statistic)
 
 
-def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=fm.DEFAULT_CACHE_DIR,
+def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm.DEFAULT_RUNS_DIR,
             n_samples=1000, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
             train_settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
     """Linearised recovery over λ and the deep scores on the same samples, per setting.
@@ -75,9 +77,8 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir="r
     store, rows = {}, []
     for setting in settings:
         make = fm.fmnist_config if setting == "fashion-mnist" else fm.cifar_config
-        kw = {} if setting == "fashion-mnist" else {"cache_dir": cache_dir}
-        ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick, **kw)
-        sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick, **kw)
+        ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick)
+        sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick)
         run_ce, run_sop = ensure_runs([ce, sop], jobs=jobs, progress=progress, train=setting in train_settings)
         if run_ce is None or run_sop is None or run_ce.get("partial") or run_sop.get("partial"):
             continue
@@ -120,12 +121,10 @@ def read(data_path):
 
 def plot(data_path, out_dir):
     """(a) AUROC against λ with the deep runs' AUROCs, (b) linearised vs deep scores, per setting."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     lambdas, rows, arrays = read(data_path)
+    apply_style()
     fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.8 * len(rows)), squeeze=False)
     for (ax1, ax2), row in zip(axes, rows):
         st = row["setting"]
@@ -151,16 +150,5 @@ def plot(data_path, out_dir):
                       f"(flow limit at α={row['alpha']:g}: {row['spearman_flow_vs_deep_sop']:.2f})", fontsize=9)
         ax2.legend(fontsize=7)
         ax2.grid(alpha=0.3)
+    fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
-
-
-def main(argv=None):
-    p = figure_parser(__doc__, data_dir=fm.DEFAULT_DATA_DIR, extra_settings=True)
-    args = p.parse_args(argv)
-    data = run_figure(compute, plot, DATA_FILE, args)
-    for row in read(data)[1]:
-        print(json.dumps({k: v for k, v in row.items() if not k.startswith("config")}, indent=1))
-
-
-if __name__ == "__main__":
-    main()

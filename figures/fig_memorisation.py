@@ -20,20 +20,27 @@ from pathlib import Path
 
 import numpy as np
 
-from figures._runs import ensure_runs, figure_parser, run_figure, save_figure
+from figures._runs import ensure_runs
+from figures.style import apply_style, save_figure
 
 NAME = "fig_memorisation"
+DEEP = True  # trains networks: `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.csv"
-DEFAULT_DATA_DIR = "/work/shared/data"
-DEFAULT_CACHE_DIR = "/work/cache"
+DEFAULT_DATA_DIR = "../shared/data"  # the figures CLI's --data-dir default
+DEFAULT_RUNS_DIR = "runs/figures"
 METHODS = ("ce", "sop")
 COLUMNS = ("setting", "method", "seed", "epoch", "epochs_planned", "finished", "test_acc", "train_acc_noisy",
            "train_acc_clean", "det_auroc", "epoch_time", "config")
 
 
+def cache_folder(runs_dir):
+    """Where the decoded CIFAR-10 JPEG export is kept: ``<runs_dir>/cache``."""
+    return Path(runs_dir) / "cache"
+
+
 def cifar10n_npz(data_dir, cache_dir, n_test=2000):
     """The decoded CIFAR-10 JPEG export with all training images and the first ``n_test`` test
-    images, as one npz in ``cache_dir`` (decoded once; shared with experiments/cifar10n_worst.py)."""
+    images, as one npz in ``cache_dir`` (decoded once)."""
     from sopdeep.data import load_cifar10_jpeg, save_npz
 
     cache_dir = Path(cache_dir)
@@ -61,16 +68,17 @@ def fmnist_config(runs_dir, data_dir, *, method="ce", seed=0, quick=False, **ove
     return TrainConfig(method=method, out=str(folder), **base)
 
 
-def cifar_config(runs_dir, data_dir, *, method="ce", seed=0, quick=False, cache_dir=DEFAULT_CACHE_DIR,
-                 epochs=40, n_train=1000, n_test=1000, batch_size=32):
-    """The CIFAR-10N "worst" run of panel (b) (``quick``: the synthetic problem with the CNN)."""
+def cifar_config(runs_dir, data_dir, *, method="ce", seed=0, quick=False, epochs=40, n_train=1000, n_test=1000,
+                 batch_size=32):
+    """The CIFAR-10N "worst" run of panel (b) (``quick``: the synthetic problem with the CNN); the
+    decoded images are kept in :func:`cache_folder` of ``runs_dir``."""
     from sopdeep.config import TrainConfig
 
     if quick:
         data = dict(dataset="synthetic", data_root="", noise="sym", noise_rate=0.4, train_subset=0)
         epochs, width = 3, 8
     else:
-        data = dict(dataset="npz", data_root=str(cifar10n_npz(data_dir, cache_dir, n_test)), noise="cifar10n",
+        data = dict(dataset="npz", data_root=str(cifar10n_npz(data_dir, cache_folder(runs_dir), n_test)), noise="cifar10n",
                     cifar_n_label="worst", cifar_n_path=str(Path(data_dir) / "cifar-n" / "CIFAR-10_human.pt"),
                     train_subset=n_train)
         width = 32
@@ -88,17 +96,16 @@ def changed_fields(config):
     return json.dumps({k: v for k, v in config.to_dict().items() if default.get(k) != v}, sort_keys=True)
 
 
-def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0, 1), cache_dir=DEFAULT_CACHE_DIR):
+def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0, 1)):
     """(setting, config) pairs of both panels."""
     out = [("fashion-mnist", fmnist_config(runs_dir, data_dir, method=m, seed=s, quick=quick))
            for s in seeds for m in METHODS]
-    out += [("cifar10n-worst", cifar_config(runs_dir, data_dir, method=m, seed=s, quick=quick, cache_dir=cache_dir))
+    out += [("cifar10n-worst", cifar_config(runs_dir, data_dir, method=m, seed=s, quick=quick))
             for s in cifar_seeds for m in METHODS]
     return out
 
 
-def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir="runs/figures", cache_dir=DEFAULT_CACHE_DIR,
-            jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0, 1), train_settings=("fashion-mnist", "cifar10n-worst"),
+def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAULT_RUNS_DIR, jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0, 1), train_settings=("fashion-mnist", "cifar10n-worst"),
             **_ignored):
     """Train (or read) the runs of both panels and write the per-epoch table ``data_path``.
 
@@ -111,7 +118,7 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir="runs
 
     if quick:
         seeds, cifar_seeds = (0,), (0,)
-    pairs = all_configs(runs_dir, data_dir, quick=quick, seeds=seeds, cifar_seeds=cifar_seeds, cache_dir=cache_dir)
+    pairs = all_configs(runs_dir, data_dir, quick=quick, seeds=seeds, cifar_seeds=cifar_seeds)
     runs = [None] * len(pairs)
     for train in (True, False):
         pick = [i for i, (s, _) in enumerate(pairs) if (s in train_settings) == train]
@@ -134,12 +141,10 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir="runs
 
 def plot(data_path, out_dir):
     """Draw both panels from ``data_path`` into ``out_dir/NAME.png`` and ``.pdf``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
 
+    apply_style()
     df = pd.read_csv(data_path)
     settings = [s for s in ("fashion-mnist", "cifar10n-worst") if s in set(df.setting)]
     titles = {"fashion-mnist": "(a) Fashion-MNIST (10k images), 40% symmetric noise, MLP 784-512-512-10",
@@ -166,14 +171,5 @@ def plot(data_path, out_dir):
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
-
-
-def main(argv=None):
-    p = figure_parser(__doc__, data_dir=DEFAULT_DATA_DIR, extra_settings=True)
-    p.add_argument("--jobs", type=int, default=1)
-    run_figure(compute, plot, DATA_FILE, p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

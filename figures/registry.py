@@ -1,12 +1,15 @@
-"""The one list of figures that ``python -m figures`` runs: CLI name -> figure module.
+"""The one list of figures that ``python -m figures`` runs: CLI name -> figure module, and groups.
 
 Every figure module has the same interface:
 
 * ``NAME`` - the output stem (``<NAME>.png``, ``<NAME>.pdf``);
 * ``DATA_FILE`` - the name of its data file (``NAME + "_data.csv"`` or ``".npz"``);
+* ``DEEP`` - True for a figure that trains networks (hours on a CPU): the command line redraws it
+  from its data file unless ``--deep compute``; absent or False otherwise;
 * ``compute(data_path, *, quick=False, **options) -> None`` - computes and writes the data file
   atomically; it receives every option of the command line (``solver``, ``method``, ``n_jobs``,
-  ``cache_dir``, ``progress``, ``backend``, ...) and ignores those it does not use;
+  ``cache_dir``, ``progress``, ``backend``, ``data_dir``, ``runs_dir``, ``out_folder``, ...) and
+  ignores those it does not use;
 * ``plot(data_path, out_dir) -> list[Path]`` - reads only the data file, writes png and pdf.
 
 A new figure needs a module with this interface and one line here.
@@ -14,9 +17,24 @@ A new figure needs a module with this interface and one line here.
 
 from __future__ import annotations
 
-from . import fig_implicit_bias, fig_phase_transition, fig_recovery_error
+from . import (fig_bridge_alpha, fig_bridge_jacobian, fig_bridge_linearized, fig_implicit_bias,
+               fig_memorisation, fig_phase_transition, fig_recovery_error)
 
-__all__ = ["FIGURES"]
+__all__ = ["FIGURES", "GROUPS", "is_deep"]
 
 FIGURES = {module.NAME: module
-           for module in (fig_implicit_bias, fig_recovery_error, fig_phase_transition)}
+           for module in (fig_implicit_bias, fig_recovery_error, fig_phase_transition,
+                          fig_memorisation, fig_bridge_jacobian, fig_bridge_linearized,
+                          fig_bridge_alpha)}
+
+
+def is_deep(figure):
+    """True when the figure module trains networks (its ``DEEP`` constant)."""
+    return bool(getattr(figure, "DEEP", False))
+
+
+GROUPS = {
+    "paper": [name for name, figure in FIGURES.items() if not is_deep(figure)],   # Figures 2-4
+    "bridge": [name for name, figure in FIGURES.items() if is_deep(figure)],     # theory vs practice
+    "all": list(FIGURES),
+}

@@ -37,7 +37,7 @@ from sopdeep.noise import make_noisy_labels
 from sopdeep.synthetic import make_synthetic
 
 __all__ = ["train", "train_one_epoch", "TrainResult", "NonFiniteLossError", "learning_rate", "load_data",
-           "check_names"]
+           "check_names", "make_model", "training_data"]
 
 NonFiniteLossError = runs.NonFiniteLossError  # re-exported: the run's exceptions live in sopdeep.runs
 
@@ -380,6 +380,37 @@ class _Data:
         return ((x_uint8.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
 
 
+def training_data(config: TrainConfig, device="cpu") -> _Data:
+    """The training and test sets of ``config`` exactly as :func:`train` holds them.
+
+    Same subset and label noise as the run (:func:`load_data`), uint8 images (N, C, H, W) on
+    ``device``; ``.normalize(x)`` standardises a batch as the network sees it, ``.y_train`` are
+    the noisy labels, ``.clean_train`` the clean ones, ``.is_noisy`` the noise mask (None without
+    noise). Example: ``x = training_data(config).normalize(data.x_train)``.
+    """
+    return _to_device(*load_data(config), torch.device(device), config.normalization, config.dataset)
+
+
+def make_model(config: TrainConfig, num_classes: int, in_channels: int, image_size) -> torch.nn.Module:
+    """The network of ``config`` at initialisation, exactly as :func:`train` builds it (on the CPU).
+
+    Seeded with ``config.seed`` inside ``torch.random.fork_rng``: the caller's RNG is untouched.
+    ``image_size`` is an int or (H, W). Example::
+
+        data = training_data(config)
+        model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _seeded_model(config, num_classes, in_channels, image_size)
+
+
+def _seeded_model(config: TrainConfig, num_classes: int, in_channels: int, image_size) -> torch.nn.Module:
+    # the one construction of the network: seeds the global RNG (callers scope it with fork_rng)
+    torch.manual_seed(config.seed)
+    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
+    return build_model(config.arch, num_classes, in_channels=in_channels, image_size=image_size, **options)
+
+
 def _to_device(ds, noisy, device: torch.device, normalization: str = "dataset", dataset: str = "") -> _Data:
     def images(x):
         return torch.from_numpy(np.array(np.asarray(x).transpose(0, 3, 1, 2), order="C")).to(device)
@@ -426,10 +457,8 @@ class _Run:
 
 def _build_run(config: TrainConfig, data: _Data, env: ddp.DistEnv, device: torch.device) -> _Run:
     """Network, optimiser of θ, method and its per-sample state."""
-    torch.manual_seed(config.seed)  # inside fork_rng: scoped to this run
-    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
-    model = build_model(config.arch, data.num_classes, in_channels=data.x_train.shape[1],
-                        image_size=tuple(data.x_train.shape[2:]), **options)
+    # inside train's fork_rng: the seeding is scoped to this run
+    model = _seeded_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
     model = model.to(device, memory_format=data.memory_format)
     # θ: one group with momentum and weight decay (Table A.1); u, v are stepped by the method
     optimizer = torch.optim.SGD(

@@ -1,5 +1,6 @@
-"""Every registered figure at --quick size through the command line; --redraw; each figure's
-files published as one set; stale temporaries removed; every failure one line."""
+"""Every registered figure at --quick size through the command line; --redraw; deep figures
+redrawn unless --deep compute; each figure's files published as one set; stale temporaries
+removed; every failure one line."""
 
 import errno
 import inspect
@@ -16,7 +17,7 @@ import figures.output
 from figures import fig_implicit_bias
 from figures.cli import main
 from figures.output import locked_folder
-from figures.registry import FIGURES
+from figures.registry import FIGURES, GROUPS, is_deep
 from soptheory.phase import load_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def quick_all(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    assert main(["all", "--quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    assert main(["paper", "--quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
     return out
 
 
@@ -45,21 +46,28 @@ def assert_one_error_line(capsys, *needles):
 def test_every_figure_module_has_the_registry_interface(name):
     figure = FIGURES[name]
     assert figure.NAME == name and figure.DATA_FILE.startswith(name + "_data.")
-    assert "Figure" in figure.__doc__.splitlines()[0]         # the paper's figure number
+    if not is_deep(figure):
+        assert "Figure" in figure.__doc__.splitlines()[0]     # the paper's figure number
     assert list(inspect.signature(figure.plot).parameters) == ["data_path", "out_dir"]
     compute = inspect.signature(figure.compute).parameters
     assert list(compute)[0] == "data_path" and compute["quick"].default is False
     assert inspect.Parameter.VAR_KEYWORD in [p.kind for p in compute.values()]
 
 
-@pytest.mark.parametrize("name", list(FIGURES))
+def test_groups_cover_every_figure_once():
+    assert set(GROUPS["paper"]) == {"fig2", "fig3", "fig4"}
+    assert sorted(GROUPS["paper"] + GROUPS["bridge"]) == sorted(GROUPS["all"]) == sorted(FIGURES)
+    assert all(is_deep(FIGURES[name]) for name in GROUPS["bridge"])
+
+
+@pytest.mark.parametrize("name", GROUPS["paper"])
 def test_png_pdf_and_data_are_written_and_nothing_else(quick_all, name):
     for ext in ("png", "pdf"):
         assert (quick_all / f"{name}.{ext}").stat().st_size > 1000
     assert (quick_all / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (quick_all / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     assert (quick_all / FIGURES[name].DATA_FILE).stat().st_size > 100
-    expected = {f for fig in FIGURES.values() for f in figure_files(fig)} | {".cache"}
+    expected = {f for n in GROUPS["paper"] for f in figure_files(FIGURES[n])} | {".cache"}
     assert {p.name for p in quick_all.iterdir()} == expected   # no staging folder left
 
 
@@ -97,11 +105,12 @@ def test_fig3_and_fig4_tables_are_sane(quick_all):
 
 
 def test_redraw_draws_the_same_files_from_the_data_alone(quick_all, tmp_path, monkeypatch):
-    for figure in FIGURES.values():
+    paper = [FIGURES[name] for name in GROUPS["paper"]]
+    for figure in paper:
         shutil.copy(quick_all / figure.DATA_FILE, tmp_path)
         monkeypatch.setattr(figure, "compute", None)          # --redraw must not compute
-    assert main(["all", "--redraw", "--out", str(tmp_path)]) == 0
-    for figure in FIGURES.values():
+    assert main(["paper", "--redraw", "--out", str(tmp_path)]) == 0
+    for figure in paper:
         for f in figure_files(figure):    # the drawing is a function of the data file only
             assert (tmp_path / f).read_bytes() == (quick_all / f).read_bytes(), f
     assert not (tmp_path / ".cache").exists()
@@ -111,6 +120,30 @@ def test_redraw_without_the_data_file_is_one_line_and_writes_nothing(tmp_path, c
     assert main(["fig3", "--redraw", "--out", str(tmp_path)]) == 1
     assert_one_error_line(capsys, str(tmp_path / "fig3_data.csv"), "without --redraw")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deep_figures_without_data_need_deep_compute_one_line(tmp_path, capsys):
+    # default --deep redraw: nothing is trained; the missing data file is named up front
+    assert main(["all", "--quick", "--out", str(tmp_path), "--no-progress"]) == 1
+    line = assert_one_error_line(capsys, "fig_memorisation_data.csv", "fig_bridge_alpha_data.npz",
+                                 str(tmp_path), "--deep compute --data-dir")
+    assert "fig2" not in line                                 # theory figures are computed, not redrawn
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deep_compute_publishes_the_set_and_redraw_reuses_it(tmp_path, monkeypatch):
+    from figures import fig_memorisation
+
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    assert main(["fig_memorisation", "--quick", "--deep", "compute", "--runs-dir", str(runs),
+                 "--out", str(out), "--no-progress"]) == 0
+    assert {p.name for p in out.iterdir()} == set(figure_files(fig_memorisation))
+    assert len(list(runs.rglob("summary.json"))) == 4   # quick: CE and SOP, one seed, two panels
+    data = (out / fig_memorisation.DATA_FILE).read_bytes()
+    monkeypatch.setattr(fig_memorisation, "compute", None)   # default --deep redraw computes nothing
+    assert main(["bridge", "--out", str(out)]) == 1           # the other deep figures have no data yet
+    assert main(["fig_memorisation", "--out", str(out)]) == 0
+    assert (out / fig_memorisation.DATA_FILE).read_bytes() == data
 
 
 def test_python_m_figures_runs_from_the_repository_root(tmp_path):
