@@ -38,6 +38,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "strong_policy": ("autoaugment", "randaugment"),  # SOP+ (sopdeep.sop_plus)
     "strong_backend": ("torchvision", "kornia"),
     "recipe": ("paper", "authors"),  # sopdeep.sop_loss.RECIPES
+    "subset_split": ("first", "per_class"),
     "normalization": ("dataset", "fixed"),
 }
 
@@ -74,7 +75,9 @@ class TrainConfig:
     Data
         dataset : a name of ``sopdeep.data.load_dataset`` or ``"synthetic"`` (``sopdeep.synthetic``);
         data_root : folder or ``.npz`` file, read, never downloaded; cache_path : decoded-JPEG cache;
-        train_subset : keep the first n training samples (0 = all; noise is drawn on the full set);
+        train_subset : keep n training samples (0 = all; noise is drawn on the full set);
+        subset_split : ``"first"`` keeps the first n, ``"per_class"`` n/K random ones per clean class
+        (the ELR-style split of the "45,000 training examples" columns, seeded by ``seed``);
         noise, noise_rate, noise_seed, cifar_n_path, cifar_n_label : ``sopdeep.noise.make_noisy_labels``;
         augment : ``"auto"`` = crop (padding 4) + flip for 32x32 colour images, none otherwise.
     Network and optimiser of θ
@@ -109,6 +112,7 @@ class TrainConfig:
     data_root: str = ""
     cache_path: str = ""
     train_subset: int = 0
+    subset_split: str = "first"
     noise: str = "sym"
     noise_rate: float = 0.4
     noise_seed: int = 0

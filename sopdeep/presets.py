@@ -32,7 +32,7 @@ RECIPE_REASONS = {
 _COLUMNS: dict[str, dict[str, Any]] = {
     "cifar10-sop": dict(
         dataset="cifar10", arch="resnet34", batch_size=128, lr=0.02, schedule="multistep",
-        milestones=[40, 80], lr_decay=0.1, weight_decay=5e-4, epochs=120, train_subset=45000,
+        milestones=[40, 80], lr_decay=0.1, weight_decay=5e-4, epochs=120, train_subset=45000, subset_split="per_class",
         init_std=1e-8, method="sop", **_SOP,
     ),
     "cifar10-sopplus": dict(
@@ -41,7 +41,7 @@ _COLUMNS: dict[str, dict[str, Any]] = {
     ),
     "cifar100-sop": dict(
         dataset="cifar100", arch="resnet34", batch_size=128, lr=0.02, schedule="multistep",
-        milestones=[80, 120], lr_decay=0.1, weight_decay=5e-4, epochs=150, train_subset=45000,
+        milestones=[80, 120], lr_decay=0.1, weight_decay=5e-4, epochs=150, train_subset=45000, subset_split="per_class",
         init_std=1e-8, method="sop", **_SOP,
     ),
     "cifar100-sopplus": dict(

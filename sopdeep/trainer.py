@@ -28,7 +28,7 @@ from sopdeep import runs
 from sopdeep import sop_plus  # noqa: F401  (registers the method "sop+")
 from sopdeep.augment import random_crop_flip
 from sopdeep.config import TrainConfig, fixed_normalization
-from sopdeep.data import DATASET_NAMES, load_dataset
+from sopdeep.data import DATASET_NAMES, load_dataset, split_indices
 from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch, get_method
@@ -350,7 +350,11 @@ def load_data(config: TrainConfig):
         cifar_n_path=config.cifar_n_path or None, cifar_n_label=config.cifar_n_label,
         random_state=config.noise_seed)
     if config.train_subset and config.train_subset < ds.n_train:
-        idx = np.arange(config.train_subset)
+        if config.subset_split == "per_class":  # stratified by the clean labels, seeded by the run
+            idx, _ = split_indices(ds.n_train, ds.n_train - config.train_subset,
+                                   labels=np.asarray(ds.y_train), random_state=config.seed)
+        else:
+            idx = np.arange(config.train_subset)
         ds, noisy = ds.subset(train_indices=idx), noisy.subset(idx)
     return ds, noisy
 

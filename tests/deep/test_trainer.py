@@ -303,3 +303,28 @@ def test_a_trailing_single_sample_batch_is_merged_so_batchnorm_trains(tmp_path):
     # last BatchNorm (1x1 feature maps for 8x8 inputs) raises on a single value per channel
     res = train(_tiny(tmp_path, method="sop", arch="preact18", width=0, epochs=1, batch_size=85))
     assert np.isfinite(res.history[0]["train_loss"])
+
+
+def test_per_class_subset_keeps_n_over_k_random_samples_of_each_clean_class():
+    # the ELR-style split of the "45,000 training examples" columns, checked on the synthetic set
+    from sopdeep.synthetic import make_synthetic
+    from sopdeep.trainer import load_data
+
+    full = make_synthetic(seed=3)  # the synthetic images depend on the run's seed
+    k = full.num_classes
+    n = (full.n_train // (2 * k)) * k  # a multiple of K below the balanced class sizes
+    cfg = TrainConfig(dataset="synthetic", train_subset=n, subset_split="per_class", noise="sym",
+                      noise_rate=0.4, seed=3)
+    ds, noisy = load_data(cfg)
+    counts = np.bincount(np.asarray(noisy.clean_labels), minlength=k)
+    assert ds.n_train == n and np.all(counts == np.round(n * np.bincount(full.y_train, minlength=k) / full.n_train))
+    # random, not the first n: the kept images are not a prefix of the training set
+    first, _ = load_data(cfg.replace(subset_split="first"))
+    assert not np.array_equal(ds.x_train, first.x_train)
+    # the noise was drawn on the full set first: the kept noisy labels are the full set's
+    _, full_noisy = load_data(cfg.replace(train_subset=0))
+    same_rows = [np.flatnonzero((full.x_train == x).all(axis=(1, 2, 3)))[0] for x in ds.x_train[:20]]
+    assert np.array_equal(np.asarray(full_noisy.noisy_labels)[same_rows], np.asarray(noisy.noisy_labels)[:20])
+    # reproducible: the same config keeps the same samples
+    again, _ = load_data(cfg)
+    assert np.array_equal(again.x_train, ds.x_train)
