@@ -184,8 +184,8 @@ def describe(exc, *, cache=None):
     if isinstance(exc, OSError) and exc.filename is not None:
         return _one_line(f"{exc.strerror or type(exc).__name__}: {exc.filename}; check the path")
     if isinstance(exc, ModuleNotFoundError):
-        return _one_line(f"the module {exc.name!r} is not installed (for --dask: "
-                         "python -m pip install '.[dask]')")
+        extra = " '.[dask]'" if exc.name in ("dask", "distributed") else f" {exc.name}"
+        return _one_line(f"the module {exc.name!r} is not installed: python -m pip install{extra}")
     hint = "--debug shows the traceback"
     if cache is not None:
         hint = (f"if the cell cache {cache} is damaged, delete it or rerun with --no-cache; "
