@@ -70,8 +70,9 @@ def _read_partial(folder):
     folder = Path(folder)
     if not (folder / "metrics.jsonl").exists():
         return None
-    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return {"config": json.loads((folder / "config.json").read_text()), "history": history,
+    from sopdeep.runs import read_history, saved_config
+
+    return {"config": saved_config(folder).to_dict(), "history": read_history(folder),
             "samples": None, "summary": None, "partial": True}
 
 

@@ -48,7 +48,7 @@ import torch
 from sopcommon import atomic_path, atomic_savez, atomic_write_bytes
 from sopdeep.config import TrainConfig
 
-__all__ = ["RunRecord", "read_run", "saved_config", "lock_folder", "open_run", "data_fingerprint",
+__all__ = ["RunRecord", "read_run", "read_history", "saved_config", "lock_folder", "open_run", "data_fingerprint",
            "check_fingerprint", "write_config", "write_metrics", "write_samples", "write_summary",
            "strict_json", "write_checkpoint", "load_checkpoint", "restore_checkpoint",
            "RunError", "RunFolderError", "CheckpointError", "ResumeMismatchError", "NonFiniteLossError",
@@ -113,12 +113,18 @@ def read_run(folder) -> RunRecord:
     if missing:
         raise FileNotFoundError(f"{folder} is not a finished run folder: {', '.join(missing)} missing")
     config = TrainConfig.from_dict(json.loads((folder / CONFIG).read_text()))
-    history = [{k: float("nan") if v is None else v for k, v in json.loads(line).items()}
-               for line in (folder / METRICS_JSONL).read_text().splitlines() if line.strip()]
+    history = read_history(folder)
     with np.load(folder / SAMPLES, allow_pickle=False) as npz:
         samples = {key: npz[key] for key in npz.files}
     return RunRecord(config=config, history=history, samples=samples,
                      summary=json.loads((folder / SUMMARY).read_text()))
+
+
+def read_history(folder) -> list[dict[str, Any]]:
+    """The per-epoch metric rows of ``folder/metrics.jsonl`` so far (null read back as NaN); also of
+    an unfinished run."""
+    return [{k: float("nan") if v is None else v for k, v in json.loads(line).items()}
+            for line in (Path(folder) / METRICS_JSONL).read_text().splitlines() if line.strip()]
 
 
 def saved_config(folder) -> TrainConfig:
