@@ -3,7 +3,7 @@
 Images: the CIFAR-10 JPEG export in ``DATA_DIR/cifar10-jpeg`` (decoded once with its
 ``decode.py`` into ``--cache-dir``, never into the repository; JPEG, so close to but not exactly
 the original pixels). Labels: ``worse_label`` of ``DATA_DIR/cifar-n/CIFAR-10_human.pt`` (read with
-the restricted unpickler of ``sopdeep.noise``), clean labels for evaluation only.
+the restricted unpickler of ``sopdeep.noise.cifar_n``), clean labels for evaluation only.
 
 CPU-sized on purpose (about 10 minutes for all three methods on a 2-core machine, measured; up
 to 2-3x more when other jobs share the cores): the first
@@ -38,20 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
-from sopdeep.trainer import train  # noqa: E402
+from sopdeep.train import train  # noqa: E402
 
 
 def prepare_data(data_dir: Path, cache_dir: Path, n_test: int) -> Path:
     """Decode the JPEG export once (``decode.py``), then keep all 50,000 training images (CIFAR-N
     labels are indexed by them) and the first ``n_test`` test images in one npz in the cache."""
-    from sopdeep.data import load_cifar10_jpeg, save_npz
+    from sopdeep.datasets import cifar10_jpeg_npz
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"cifar10_jpeg_test{n_test}.npz"
-    if not path.exists():
-        ds = load_cifar10_jpeg(data_dir / "cifar10-jpeg", cache_dir / "cifar10_jpeg_decoded.npz")
-        save_npz(ds.subset(test_indices=list(range(min(n_test, len(ds.y_test))))), path)
-    return path
+    return cifar10_jpeg_npz(data_dir, cache_dir, n_test)
 
 
 def configs(args) -> dict[str, TrainConfig]:
@@ -61,8 +56,8 @@ def configs(args) -> dict[str, TrainConfig]:
         dataset="npz", data_root=str(npz), noise="cifar10n", cifar_n_label="worst", cifar_n_path=str(data_dir / "cifar-n" / "CIFAR-10_human.pt"),
         train_subset=args.n_train, arch="cnn", width=args.width, epochs=args.epochs, batch_size=128,
         lr=args.lr, schedule="cosine", weight_decay=5e-4, alpha_u=args.alpha_u, alpha_v=args.alpha_v, seed=args.seed,
-        device=args.device, progress=not args.no_progress, out=str(Path(args.out) / "ce"), method="ce",
-    )
+        device=args.device, progress=not args.no_progress, out=str(Path(args.out) / "sop"), method="sop",
+    )  # SOP's options; replace(method=...) keeps those another method shares and drops the rest
     out = {}
     for m in args.methods.split(","):
         extra = dict(lambda_c=0.9, lambda_b=0.1) if m == "sop+" else {}

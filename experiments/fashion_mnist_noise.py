@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sopcommon import atomic_path, atomic_write_bytes  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
-from sopdeep.trainer import train  # noqa: E402
+from sopdeep.train import train  # noqa: E402
 
 
 def _fmt(value) -> str:
@@ -84,8 +84,9 @@ def main(argv=None) -> int:
     head = (f"Fashion-MNIST, first {args.subset} training images, {args.noise_rate:.0%} symmetric noise "
             f"(realised {next(iter(results.values()))['realised_noise_rate']:.4f}), MLP width {args.width}, "
             f"{args.epochs} epochs, lr {args.lr} constant, no weight decay, seed {args.seed}; SOP alpha_u="
-            f"{args.alpha_u}, alpha_v={args.alpha_v}, update={args.update}. Detection score: CE 1 - p(given label), SOP u^2 at "
-            "the given label; flagged when above 0.5.\n\n")
+            f"{args.alpha_u}, alpha_v={args.alpha_v}, update={args.update}; GCE q=0.7, ELR beta=0.7, lambda=3 (their papers' "
+            "defaults). Detection score: CE and GCE 1 - p(given label), SOP u^2 at the given label, ELR 1 - t(given "
+            "label) of its target; flagged when above 0.5.\n\n")
     atomic_write_bytes(out / "summary.md", (head + "\n".join(rows) + "\n").encode())
     atomic_write_bytes(out / "summary.json", json.dumps({"args": vars(args), "results": results}, indent=2).encode())
     print(head + "\n".join(rows))

@@ -7,7 +7,7 @@ the logit difference ``f_i = logit_a(x_i) - logit_b(x_i)``. One output keeps J J
 (the full multi-class kernel would be nK x nK) and matches the scalar model y = Jθ + s of
 Section 3; the logit difference is the output whose sign is the two-class decision. A sample is
 corrupted when its clean label differs from its given label (the clean class may be any of the
-ten).
+ten). :func:`linearised_recovery` solves program (25) on it in kernel form (and the flow limit).
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["FACTOR_RTOL", "two_class_subset", "subset_gram", "linearised_recovery"]
+
+# σ(J) below this fraction of σ_max is rounding of the float64 Gram, not J (gram_factor_from_gram)
+FACTOR_RTOL = 1e-6
+
 
 def two_class_subset(config, n, classes, *, data=None):
     """Indices (into the run's training set), ±1 targets, noise mask and inputs of the subset
-    (``data``: the run's ``sopdeep.trainer.training_data``, loaded when None)."""
+    (``data``: the run's ``sopdeep.train.training_data``, loaded when None)."""
     from figures._runs import run_data
 
     x, given, clean, is_noisy, num_classes = run_data(config, data)
@@ -37,7 +42,7 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
     from sopcommon import atomic_savez
     from sopdeep.jacobian import jacobian_gram
     from sopdeep.runs import load_checkpoint
-    from sopdeep.trainer import training_data
+    from sopdeep.train import training_data
     from figures._runs import load_run_model
 
     a, b = classes
@@ -56,4 +61,21 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
         f = (model.double()(sub["x"].double()) * w.double()).sum(1).numpy()
     out = {"K": K, "f": f, "idx": sub["idx"], "y": sub["y"], "is_noisy": sub["is_noisy"]}
     atomic_savez(path, out)
+    return out
+
+
+def linearised_recovery(K, y_target, lambdas, *, alpha=None, gamma=None):
+    """s of program (25) for each λ (kernel form: factor F of K), and the flow limit's s at (α, γ).
+
+    Returns dict with ``s`` (L, N), ``certified`` (L,), and ``s_flow`` (N,) when α is given.
+    """
+    from soptheory import flow_limit, solve_convex_batched
+    from sopdeep.jacobian import gram_factor_from_gram
+
+    F = gram_factor_from_gram(K, rtol=FACTOR_RTOL)
+    res = solve_convex_batched(F, y_target, np.asarray(lambdas, float))
+    out = {"s": res.s, "certified": res.certified}
+    if alpha is not None:
+        fl = flow_limit(F, y_target, alpha, gamma)
+        out["s_flow"], out["flow_converged"] = fl.s, np.asarray(fl.converged)
     return out

@@ -9,15 +9,16 @@ resumed from the checkpoint. Point ``runs_dir`` at your own (e.g. GPU) runs to r
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["_read_run", "ensure_runs", "load_run_model", "run_data"]
+__all__ = ["read_run_folder", "ensure_runs", "load_run_model", "run_data", "FAILED"]
 
 
-def _read_run(folder):
+def read_run_folder(folder):
     """Read a finished run folder through :func:`sopdeep.runs.read_run`.
 
     Returns
@@ -42,11 +43,11 @@ def _train_one(config_json: str, threads: int) -> str:
     import torch
 
     from sopdeep.config import TrainConfig
-    from sopdeep.trainer import train
+    from sopdeep.train import train
 
     if threads:
         torch.set_num_threads(threads)
-    from sopdeep.trainer import NonFiniteLossError
+    from sopdeep.train import NonFiniteLossError
 
     config = TrainConfig.from_dict(json.loads(config_json))
     out = Path(config.out)
@@ -76,14 +77,14 @@ def _read_partial(folder):
             "samples": None, "summary": None, "partial": True}
 
 
-def ensure_runs(configs, *, jobs=1, threads=1, progress=True, train=True):
+def ensure_runs(configs, *, n_jobs=1, threads=1, progress=True, train=True):
     """Train every config whose ``out`` folder lacks ``summary.json`` (resuming from a checkpoint).
 
     Parameters
     ----------
     configs : list of sopdeep.config.TrainConfig
-    jobs : int, default 1
-        Runs trained in parallel (separate processes).
+    n_jobs : int, default 1
+        Runs trained in parallel (separate processes); -1: one per CPU core.
     threads : int, default 1
         torch CPU threads per run (0 = torch's default).
     progress : bool, default True
@@ -95,19 +96,21 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True, train=True):
     Returns
     -------
     list of dict or None
-        :func:`_read_run` of each config's folder, in order; None for a run stopped by a
+        :func:`read_run_folder` of each config's folder, in order; None for a run stopped by a
         non-finite loss (its folder holds ``failed.json`` with the error, so it is not retried).
     """
     todo = [c for c in configs if not _done(Path(c.out))]
     if not train:
-        return [_read_run(c.out) if (Path(c.out) / "summary.json").exists() else _read_partial(c.out)
+        return [read_run_folder(c.out) if (Path(c.out) / "summary.json").exists() else _read_partial(c.out)
                 for c in configs]
     if todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="deep runs", disable=not progress)
-        if jobs > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+        if n_jobs == -1:  # joblib's convention, as the phase grids
+            n_jobs = os.cpu_count() or 1
+        if n_jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo))) as pool:
                 for _ in pool.map(_train_one, [c.to_json() for c in todo], [threads] * len(todo)):
                     bar.update(1)
         else:
@@ -115,15 +118,15 @@ def ensure_runs(configs, *, jobs=1, threads=1, progress=True, train=True):
                 _train_one(c.to_json(), threads)
                 bar.update(1)
         bar.close()
-    return [None if (Path(c.out) / FAILED).exists() else _read_run(c.out) for c in configs]
+    return [None if (Path(c.out) / FAILED).exists() else read_run_folder(c.out) for c in configs]
 
 
 def run_data(config, data=None):
     """The training images (normalised as the trainer does, float32 NCHW), the noisy labels, the
     clean labels, the noise mask and the number of classes of a run's config (same subset and
-    noise as the trainer: :func:`sopdeep.trainer.training_data`, or ``data`` when given).
+    noise as the trainer: :func:`sopdeep.train.training_data`, or ``data`` when given).
     """
-    from sopdeep.trainer import training_data
+    from sopdeep.train import training_data
 
     data = training_data(config) if data is None else data
     is_noisy = np.zeros(data.n, bool) if data.is_noisy is None else np.asarray(data.is_noisy, dtype=bool)
@@ -132,12 +135,12 @@ def run_data(config, data=None):
 
 
 def load_run_model(config, *, trained=True, data=None):
-    """The network of a run: at initialisation (:func:`sopdeep.trainer.make_model`, the run's
+    """The network of a run: at initialisation (:func:`sopdeep.train.make_model`, the run's
     seed, exactly as the trainer builds it) or trained (the state dict of the folder's
-    ``checkpoint.pt``), in eval mode. ``data``: the run's :func:`sopdeep.trainer.training_data`
+    ``checkpoint.pt``), in eval mode. ``data``: the run's :func:`sopdeep.train.training_data`
     (loaded when None; only its shapes are used)."""
     from sopdeep.runs import load_checkpoint
-    from sopdeep.trainer import make_model, training_data
+    from sopdeep.train import make_model, training_data
 
     data = training_data(config) if data is None else data
     model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))

@@ -11,13 +11,18 @@ computing.  A deep figure (``DEEP = True``: it trains networks) is redrawn from 
 ``../shared/data``).  Phase grids are cached per cell under ``--cache``
 (default ``<out>/.cache``), so an interrupted run resumes.  After the arguments are parsed, every
 failure is one line ``figures: error: ...`` on stderr and a non-zero exit status; ``--debug`` (or
-the environment variable ``SOP_DEBUG=1``) prints the traceback too.
+the environment variable ``SOP_DEBUG=1``) prints the traceback too (:mod:`sopcommon.cli`).
+
+Each figure's ``compute`` receives the options of :func:`figure_options` that it declares as
+keyword parameters, and only those (:func:`options_for`); it takes no ``**kwargs``, so an option
+it does not declare is a ``TypeError``, never silently ignored.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import inspect
 import os
 import sys
 import time
@@ -25,10 +30,12 @@ import traceback
 from contextlib import ExitStack
 from pathlib import Path
 
+from sopcommon.cli import debug_from_env, fail, one_line, quiet_broken_pipe
+
 from .output import FigureError, locked_folder, publish, recover, staging_folder
 from .registry import FIGURES, GROUPS, is_deep
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "figure_options", "options_for"]
 
 PROG = "figures"
 
@@ -47,7 +54,8 @@ def build_parser():
     ap.add_argument("--redraw", action="store_true",
                     help="draw png and pdf from the data files already in --out, compute nothing")
     ap.add_argument("--jobs", dest="n_jobs", type=int, default=None, metavar="N",
-                    help="joblib workers for the phase grids (default: all cores)")
+                    help="parallel workers: joblib workers of the phase grids, processes training "
+                         "the deep runs (default: all cores)")
     ap.add_argument("--solver", choices=["batched", "ecos"], default="batched",
                     help="convex solver: the certified batched solver, or CVXPY+ECOS per "
                          "instance (the paper's method)")
@@ -75,13 +83,14 @@ def build_parser():
     return ap
 
 
+@quiet_broken_pipe  # `python -m figures ... 2>&1 | head`: a quiet exit, not a traceback
 def main(argv=None):
     """Entry point of ``python -m figures``; returns the exit status (0 on success)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         parser.error("--jobs must be a positive integer or -1")
-    debug = args.debug or os.environ.get("SOP_DEBUG", "") not in ("", "0")
+    debug = args.debug or debug_from_env()
     where = []            # what was being done when a failure came: for the one-line message
     try:
         run(args, where)
@@ -111,10 +120,7 @@ def run(args, where=None):
     redraw = {name: args.redraw or (is_deep(FIGURES[name]) and args.deep == "redraw")
               for name in names}
     cache = None if all(redraw.values()) else _cache_dir(args)
-    options = dict(quick=args.quick, solver=args.solver, method=args.method,
-                   n_jobs=args.n_jobs if args.n_jobs is not None else (os.cpu_count() or 1),
-                   cache_dir=cache, progress=not args.no_progress, backend=None,
-                   data_dir=args.data_dir, runs_dir=args.runs_dir, out_folder=str(out))
+    options = figure_options(args, cache)
     t_all = time.perf_counter()
     with ExitStack() as stack:
         stack.enter_context(locked_folder(out))
@@ -148,6 +154,24 @@ def run(args, where=None):
     _log(f"{PROG} {args.figure}: {time.perf_counter() - t_all:.1f} s total")
 
 
+def figure_options(args, cache_dir):
+    """Every option the command line gives the figures (each figure takes those it declares)."""
+    return dict(quick=args.quick, solver=args.solver, method=args.method,
+                n_jobs=args.n_jobs if args.n_jobs is not None else (os.cpu_count() or 1),
+                cache_dir=cache_dir, progress=not args.no_progress, backend=None,
+                data_dir=args.data_dir, runs_dir=args.runs_dir, out_folder=str(Path(args.out)))
+
+
+def options_for(compute, options):
+    """The ``options`` that ``compute`` declares as keyword parameters (all of them when it takes
+    ``**options``)."""
+    params = inspect.signature(compute).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    return {k: v for k, v in options.items()
+            if k in params and params[k].kind is not inspect.Parameter.POSITIONAL_ONLY}
+
+
 def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
     """Compute (unless ``redraw``) and draw one figure module, then publish its files as a set.
 
@@ -162,7 +186,7 @@ def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
         else:
             where.append("computing the data")
             data_path, files = stage / figure.DATA_FILE, [figure.DATA_FILE]
-            figure.compute(data_path, **options)
+            figure.compute(data_path, **options_for(figure.compute, options))
             where.pop()
         where.append(f"drawing from {data_path}")
         files += [Path(p).name for p in figure.plot(data_path, stage)]
@@ -175,22 +199,22 @@ def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
 def describe(exc, *, cache=None):
     """One line naming the failure ``exc`` and what to do about it."""
     if isinstance(exc, FigureError):
-        return _one_line(str(exc))
+        return one_line(str(exc))
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return _one_line(f"no space left on device writing {exc.filename or 'the output'}: "
-                         "free some space or choose another --out")
+        return one_line(f"no space left on device writing {exc.filename or 'the output'}: "
+                        "free some space or choose another --out")
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return _one_line(f"cannot write {exc.filename}: {exc.strerror}; choose a writable --out")
+        return one_line(f"cannot write {exc.filename}: {exc.strerror}; choose a writable --out")
     if isinstance(exc, OSError) and exc.filename is not None:
-        return _one_line(f"{exc.strerror or type(exc).__name__}: {exc.filename}; check the path")
+        return one_line(f"{exc.strerror or type(exc).__name__}: {exc.filename}; check the path")
     if isinstance(exc, ModuleNotFoundError):
         extra = " '.[dask]'" if exc.name in ("dask", "distributed") else f" {exc.name}"
-        return _one_line(f"the module {exc.name!r} is not installed: python -m pip install{extra}")
+        return one_line(f"the module {exc.name!r} is not installed: python -m pip install{extra}")
     hint = "--debug shows the traceback"
     if cache is not None:
         hint = (f"if the cell cache {cache} is damaged, delete it or rerun with --no-cache; "
                 + hint)
-    return _one_line(f"{type(exc).__name__}: {exc} ({hint})")
+    return one_line(f"{type(exc).__name__}: {exc} ({hint})")
 
 
 def _cache_dir(args):
@@ -208,17 +232,12 @@ def _same(a, b):
     return Path(a).resolve() == Path(b).resolve()
 
 
-def _one_line(text, limit=500):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _log(line):
     print(line, file=sys.stderr)
 
 
 def _error(message):
-    print(f"{PROG}: error: {_one_line(message, limit=800)}", file=sys.stderr)
+    fail(PROG, message, limit=800)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Caption: (a) Deep SOP on Fashion-MNIST (first 2,000 training images, 40 % symmet
 (b) The linear model's recovery against λ: for a synthetic problem (``soptheory.make_problem``,
 N = 100, p = 150, r = 5, k = 10: relative error of s from program (25)) and for the linearised
 network of ``fig_bridge_linearized`` (AUROC of |s| against the noise mask). The top axis of each
-panel maps α and λ by λ = −log γ/(2α) with γ = init_std = 1e-8 of the deep runs; shaded in (a):
+panel maps α and λ by λ = −log γ/(2α) with γ = init_std = 1e-8 of the deep runs (TrainConfig's
+default, recorded in the data file); shaded in (a):
 the α range where the linearised AUROC is within 0.01 of its best, hatched: the α range of exact
 synthetic recovery. Notes: with α_u = 0 the score u² stays at its initial value for every sample,
 so the "v only" AUROC is 0.5 by ties; with α_v = 1 the v of Algorithm 1 never grows out of its
@@ -16,13 +17,16 @@ so the "v only" AUROC is 0.5 by ties; with α_v = 1 the v of Algorithm 1 never g
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from figures import fig_memorisation as fm
+from figures._bridge import linearised_recovery, subset_gram
 from figures._runs import ensure_runs
+from figures.settings import (CLASSES, DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, LAMBDAS, changed_fields, deep_init_std,
+                              fmnist_config)
 from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_alpha"
@@ -30,36 +34,34 @@ DEEP = True  # trains networks: `python -m figures` redraws it unless --deep com
 DATA_FILE = NAME + "_data.npz"
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ALONE = (1.0, 10.0, 100.0)
-from figures.fig_bridge_linearized import LAMBDAS  # noqa: E402  (one λ grid for both figures)
 
 
 def sweep_configs(runs_dir, data_dir, *, quick=False):
     """(mode, alpha, config) of the deep α sweep; mode in {"both", "u only", "v only", "ce"}."""
     kw = dict(train_subset=2000, epochs=20) if not quick else {}
     alphas, alone = (ALPHAS, ALONE) if not quick else ((1.0, 10.0), (10.0,))
-    out = [("ce", np.nan, fm.fmnist_config(runs_dir, data_dir, method="ce", quick=quick))]
+    out = [("ce", np.nan, fmnist_config(runs_dir, data_dir, method="ce", quick=quick))]
     for a in alphas:
-        out.append(("both", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=a, **kw)))
+        out.append(("both", a, fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=a, **kw)))
     for a in alone:
-        out.append(("u only", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=0.0, **kw)))
-        out.append(("v only", a, fm.fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=0.0, alpha_v=a, **kw)))
+        out.append(("u only", a, fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=a, alpha_v=0.0, **kw)))
+        out.append(("v only", a, fmnist_config(runs_dir, data_dir, method="sop", quick=quick, alpha_u=0.0, alpha_v=a, **kw)))
     return out
 
 
-GAMMA = 1e-8  # init_std of the deep runs (TrainConfig default)
 EXACT_ERR = 1e-6  # "exact" recovery of s (Figure 3/4 use thresholds of this order)
 NEAR_AUROC = 0.01  # λ whose linearised AUROC is within this of the best
 FLOW_ALPHAS = np.logspace(-1, 2.5, 15)
 
 
-def lam_of_alpha(alpha, gamma=GAMMA):
+def lam_of_alpha(alpha, gamma):
     """λ = −log γ / (2α) (eq. 22); also its own inverse: α = −log γ / (2λ)."""
     with np.errstate(divide="ignore"):  # α = 0 ↔ λ = ∞ (matplotlib's secondary axis probes 0)
         return -np.log(gamma) / (2.0 * np.asarray(alpha, float))
 
 
-def synthetic_curves(trials=3, N=100, p=150, r=5, k=10, seed=0):
-    """Relative error of s (program (25) over LAMBDAS; flow limit over FLOW_ALPHAS at γ = 1e-8),
+def synthetic_curves(gamma, trials=3, N=100, p=150, r=5, k=10, seed=0):
+    """Relative error of s (program (25) over LAMBDAS; flow limit over FLOW_ALPHAS at ``gamma``),
     mean over ``trials`` instances of ``soptheory.make_problem``."""
     from soptheory import flow_limit, make_problem, recovery_error, solve_convex_batched
 
@@ -68,31 +70,35 @@ def synthetic_curves(trials=3, N=100, p=150, r=5, k=10, seed=0):
         prob = make_problem(N, p, r, k, random_state=seed + t)
         res = solve_convex_batched(prob.J, prob.y, LAMBDAS)
         err_lam.append(recovery_error(res.s, prob.s_star))
-        fl = flow_limit(prob.J, prob.y, FLOW_ALPHAS, GAMMA)
+        fl = flow_limit(prob.J, prob.y, FLOW_ALPHAS, gamma)
         err_flow.append(recovery_error(fl.s, prob.s_star))
     return np.mean(err_lam, axis=0), np.mean(err_flow, axis=0)
 
 
-def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm.DEFAULT_RUNS_DIR, progress=True, jobs=1,
-            n_samples=1000, **_ignored):
-    """Deep α sweep (cached runs), synthetic and linearised recovery curves, into one npz."""
+def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAULT_RUNS_DIR, progress=True, n_jobs=1,
+            n_samples=1000):
+    """Deep α sweep (cached runs), synthetic and linearised recovery curves, into one npz.
+
+    γ (of λ = −log γ/(2α) and of the flow limit) is the deep runs' ``init_std``:
+    :func:`figures.settings.deep_init_std`.
+    """
     from sopcommon import atomic_savez
     from sopdeep.detection import auroc
-    from figures._bridge import subset_gram
-    from figures.fig_bridge_linearized import CLASSES, linearised_recovery
 
+    gamma = deep_init_std()
     sweep = sweep_configs(runs_dir, data_dir, quick=quick)
-    runs = ensure_runs([c for _, _, c in sweep], jobs=jobs, progress=progress)
+    runs = ensure_runs([c for _, _, c in sweep], n_jobs=n_jobs, progress=progress)
     deep = []
     for (mode, alpha, config), run in zip(sweep, runs):
         s = run["summary"] if run is not None else {}
-        deep.append({"mode": mode, "alpha": alpha, "alpha_u": config.alpha_u, "alpha_v": config.alpha_v,
+        deep.append({"mode": mode, "alpha": alpha,  # CE has no α_u, α_v: NaN, as its alpha
+                     "alpha_u": getattr(config, "alpha_u", np.nan), "alpha_v": getattr(config, "alpha_v", np.nan),
                      "diverged": run is None, "final_test_acc": s.get("final_test_acc", np.nan),
                      "best_test_acc": s.get("best_test_acc", np.nan), "det_auroc": s.get("final_det_auroc", np.nan),
-                     "train_acc_noisy": s.get("final_train_acc_noisy", np.nan), "config": fm.changed_fields(config)})
-    err_lam, err_flow = synthetic_curves(trials=1 if quick else 3)
+                     "train_acc_noisy": s.get("final_train_acc_noisy", np.nan), "config": changed_fields(config)})
+    err_lam, err_flow = synthetic_curves(gamma, trials=1 if quick else 3)
     # the linearised problem of fig_bridge_linearized (Fig. 1's network at θ₀, two classes)
-    lin_cfg = fm.fmnist_config(runs_dir, data_dir, method="ce", seed=0, quick=quick)
+    lin_cfg = fmnist_config(runs_dir, data_dir, method="ce", seed=0, quick=quick)
     ensure_runs([lin_cfg], progress=progress)
     g = subset_gram(lin_cfg, 40 if quick else n_samples, CLASSES, trained=False, progress=progress)
     lin = linearised_recovery(g["K"], g["y"] - g["f"], LAMBDAS)
@@ -102,16 +108,17 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm
     best_lin = LAMBDAS[int(np.argmax(lin_auroc))]
     exact = LAMBDAS[err_lam < EXACT_ERR]
     near = LAMBDAS[lin_auroc >= lin_auroc.max() - NEAR_AUROC]
-    summary = {"gamma": GAMMA, "lambda_best_synthetic": float(best_syn), "alpha_pred_synthetic": float(lam_of_alpha(best_syn)),
-               "lambda_best_linearised": float(best_lin), "alpha_pred_linearised": float(lam_of_alpha(best_lin)),
+    summary = {"gamma": gamma,
+               "lambda_best_synthetic": float(best_syn), "alpha_pred_synthetic": float(lam_of_alpha(best_syn, gamma)),
+               "lambda_best_linearised": float(best_lin), "alpha_pred_linearised": float(lam_of_alpha(best_lin, gamma)),
                "lambda_exact_range_synthetic": [float(exact.min()), float(exact.max())] if exact.size else None,
-               "alpha_exact_range_synthetic": sorted(float(lam_of_alpha(v)) for v in (exact.min(), exact.max()))
+               "alpha_exact_range_synthetic": sorted(float(lam_of_alpha(v, gamma)) for v in (exact.min(), exact.max()))
                if exact.size else None,
                "lambda_near_best_range_linearised": [float(near.min()), float(near.max())],
-               "alpha_near_best_range_linearised": sorted(float(lam_of_alpha(v)) for v in (near.min(), near.max())),
+               "alpha_near_best_range_linearised": sorted(float(lam_of_alpha(v, gamma)) for v in (near.min(), near.max())),
                "exact_err": EXACT_ERR, "near_auroc": NEAR_AUROC,
                "synthetic": {"N": 100, "p": 150, "r": 5, "k": 10, "trials": 1 if quick else 3},
-               "linearised": {"N": int(mask.size), "k": int(mask.sum()), "config": fm.changed_fields(lin_cfg)}}
+               "linearised": {"N": int(mask.size), "k": int(mask.sum()), "config": changed_fields(lin_cfg)}}
     atomic_savez(Path(data_path), {"lambdas": LAMBDAS, "flow_alphas": FLOW_ALPHAS, "err_synthetic": err_lam,
                                    "err_synthetic_flow": err_flow, "auroc_linearised": lin_auroc,
                                    "deep_json": np.array(json.dumps(deep)), "summary_json": np.array(json.dumps(summary))})
@@ -128,6 +135,8 @@ def plot(data_path, out_dir):
     import matplotlib.pyplot as plt
 
     arrays, deep, summary = read(data_path)
+    gamma = summary["gamma"]
+    to_lam = functools.partial(lam_of_alpha, gamma=gamma)  # its own inverse: α <-> λ
     apply_style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"both": ("tab:blue", "o-"), "u only": ("tab:purple", "^"), "v only": ("tab:orange", "v")}
@@ -159,14 +168,14 @@ def plot(data_path, out_dir):
     ax1.set_ylim(0.2, 1.0)
     ax1.legend(fontsize=5.5, loc="lower left", ncol=2)
     ax1.grid(alpha=0.3)
-    sec = ax1.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
-    sec.set_xlabel("λ = −log γ/(2α), γ = 1e-8", fontsize=8)
+    sec = ax1.secondary_xaxis("top", functions=(to_lam, to_lam))
+    sec.set_xlabel(f"λ = −log γ/(2α), γ = {_sci(gamma)}", fontsize=8)
 
     lam = arrays["lambdas"]
     ax2.loglog(lam, np.maximum(arrays["err_synthetic"], 1e-16), "o-", color="k", ms=3,
                label="synthetic: rel. error of s, program (25)")
-    ax2.loglog(lam_of_alpha(arrays["flow_alphas"]), np.maximum(arrays["err_synthetic_flow"], 1e-16), "s--",
-               color="gray", ms=3, label="synthetic: flow limit at α, γ=1e-8")
+    ax2.loglog(to_lam(arrays["flow_alphas"]), np.maximum(arrays["err_synthetic_flow"], 1e-16), "s--",
+               color="gray", ms=3, label=f"synthetic: flow limit at α, γ={_sci(gamma)}")
     ax2.set_xlabel("λ")
     ax2.set_ylabel("relative error of s (synthetic)")
     ax3 = ax2.twinx()
@@ -178,7 +187,12 @@ def plot(data_path, out_dir):
     ax2.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower left")
     ax2.set_title("(b) linear model against λ", fontsize=9)
     ax2.grid(alpha=0.3)
-    sec2 = ax2.secondary_xaxis("top", functions=(lam_of_alpha, lam_of_alpha))
+    sec2 = ax2.secondary_xaxis("top", functions=(to_lam, to_lam))
     sec2.set_xlabel("α = −log γ/(2λ)", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
+
+
+def _sci(x):
+    """1e-08 -> '1e-8' (a label's short form)."""
+    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import fig_memorisation as fm
 from figures._bridge import subset_gram
 from figures._runs import ensure_runs
+from figures.settings import DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, changed_fields, cifar_config, fmnist_config
 from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_jacobian"
@@ -40,17 +40,16 @@ def networks(runs_dir, data_dir, *, quick=False, settings=("fashion-mnist", "cif
     """(setting, label, config, trained) of every network analysed."""
     out = []
     for setting in settings:
-        make = fm.fmnist_config if setting == "fashion-mnist" else fm.cifar_config
+        make = fmnist_config if setting == "fashion-mnist" else cifar_config
         ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick)
         sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick)
         out += [(setting, "init", ce, False), (setting, "CE trained", ce, True), (setting, "SOP trained", sop, True)]
     return out
 
 
-def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm.DEFAULT_RUNS_DIR,
-            n_samples=1000, fig4_data=None, out_folder=None, progress=True, jobs=1,
-            settings=("fashion-mnist", "cifar10n-worst"), train_settings=("fashion-mnist", "cifar10n-worst"),
-            **_ignored):
+def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAULT_RUNS_DIR,
+            n_samples=1000, fig4_data=None, out_folder=None, progress=True, n_jobs=1,
+            settings=("fashion-mnist", "cifar10n-worst"), train_settings=("fashion-mnist", "cifar10n-worst")):
     """Gram matrices, spectra, ranks, coherences and the Figure 4 grid, into one npz.
 
     ``fig4_data``: the Figure 4 table; default ``<out_folder>/fig4_data.csv`` when that file
@@ -71,7 +70,7 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm
         n_samples = 40
     nets = networks(runs_dir, data_dir, quick=quick, settings=settings)
     configs = list({c.out: (s, c) for s, _, c, _ in nets}.values())
-    ensure_runs([c for s, c in configs if s in train_settings], jobs=jobs, progress=progress)
+    ensure_runs([c for s, c in configs if s in train_settings], n_jobs=n_jobs, progress=progress)
     rows, spectra = [], {}
     for setting, label, config, trained in nets:
         if trained and setting not in train_settings:
@@ -94,7 +93,7 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm
                          "mu": rc["mu"], "r_over_N": rc["rank"] / N, "k_over_N": k / N,
                          "condition27": recovery_condition_holds(F, k, rtol=rc["rtol"]),
                          "k2r": k * k * rc["rank"], "N_over_4mu": N / (4 * rc["mu"]),
-                         "classes": "-".join(map(str, classes)), "config": fm.changed_fields(config)})
+                         "classes": "-".join(map(str, classes)), "config": changed_fields(config)})
     fig4 = pd.read_csv(fig4_data)
     grid = fig4.groupby(["N", "r", "k"], as_index=False)["success_s"].mean()
     table = pd.DataFrame(rows)

@@ -19,40 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import fig_memorisation as fm
-from figures._bridge import subset_gram
+from figures._bridge import linearised_recovery, subset_gram
 from figures._runs import ensure_runs
+from figures.settings import (CLASSES, DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, LAMBDAS, changed_fields, cifar_config,
+                              fmnist_config)
 from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_linearized"
 DEEP = True  # trains networks: `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.npz"
-LAMBDAS = np.logspace(-4, 4, 33)
-CLASSES = (0, 1)
-# σ(J) below this fraction of σ_max is rounding of the float64 Gram, not J (gram_factor_from_gram)
-FACTOR_RTOL = 1e-6
 
 
 def theory_lambda(alpha, gamma):
     """λ = −log γ / (2α) (eq. 22 of the long version)."""
     return -np.log(gamma) / (2.0 * alpha)
-
-
-def linearised_recovery(K, y_target, lambdas, *, alpha=None, gamma=None):
-    """s of program (25) for each λ (kernel form: factor F of K), and the flow limit's s at (α, γ).
-
-    Returns dict with ``s`` (L, N), ``certified`` (L,), and ``s_flow`` (N,) when α is given.
-    """
-    from soptheory import flow_limit, solve_convex_batched
-    from sopdeep.jacobian import gram_factor_from_gram
-
-    F = gram_factor_from_gram(K, rtol=FACTOR_RTOL)
-    res = solve_convex_batched(F, y_target, np.asarray(lambdas, float))
-    out = {"s": res.s, "certified": res.certified}
-    if alpha is not None:
-        fl = flow_limit(F, y_target, alpha, gamma)
-        out["s_flow"], out["flow_converged"] = fl.s, np.asarray(fl.converged)
-    return out
 
 
 def _spearman(a, b):
@@ -61,9 +41,9 @@ def _spearman(a, b):
     return float(spearmanr(a, b).statistic)
 
 
-def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm.DEFAULT_RUNS_DIR,
-            n_samples=1000, progress=True, jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
-            train_settings=("fashion-mnist", "cifar10n-worst"), **_ignored):
+def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAULT_RUNS_DIR,
+            n_samples=1000, progress=True, n_jobs=1, settings=("fashion-mnist", "cifar10n-worst"),
+            train_settings=("fashion-mnist", "cifar10n-worst")):
     """Linearised recovery over λ and the deep scores on the same samples, per setting.
 
     A setting not in ``train_settings`` whose runs have not finished is left out (the deep
@@ -76,10 +56,10 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm
         n_samples, settings = 40, ("fashion-mnist",)
     store, rows = {}, []
     for setting in settings:
-        make = fm.fmnist_config if setting == "fashion-mnist" else fm.cifar_config
+        make = fmnist_config if setting == "fashion-mnist" else cifar_config
         ce = make(runs_dir, data_dir, method="ce", seed=0, quick=quick)
         sop = make(runs_dir, data_dir, method="sop", seed=0, quick=quick)
-        run_ce, run_sop = ensure_runs([ce, sop], jobs=jobs, progress=progress, train=setting in train_settings)
+        run_ce, run_sop = ensure_runs([ce, sop], n_jobs=n_jobs, progress=progress, train=setting in train_settings)
         if run_ce is None or run_sop is None or run_ce.get("partial") or run_sop.get("partial"):
             continue
         g = subset_gram(ce, n_samples, CLASSES, trained=False, progress=progress)  # θ₀: same for CE and SOP
@@ -104,7 +84,7 @@ def compute(data_path, *, quick=False, data_dir=fm.DEFAULT_DATA_DIR, runs_dir=fm
             "spearman_flow_vs_deep_sop": _spearman(np.abs(lin["s_flow"]), deep_sop),
             "spearman_best_lambda_vs_deep_sop": _spearman(abs_s[best], deep_sop),
             "spearman_deep_ce_vs_deep_sop": _spearman(deep_ce, deep_sop),
-            "config_sop": fm.changed_fields(sop), "config_ce": fm.changed_fields(ce)})
+            "config_sop": changed_fields(sop), "config_ce": changed_fields(ce)})
         store.update({f"{setting}|auroc_lambda": auc_lam, f"{setting}|s_flow": lin["s_flow"],
                       f"{setting}|deep_sop": deep_sop, f"{setting}|deep_ce": deep_ce, f"{setting}|mask": mask,
                       f"{setting}|s_best": lin["s"][best]})

@@ -49,7 +49,7 @@ ALPHA_RANGE = (4.0, 4000.0)
 LAM_RANGE = (1e-4, 1.0)
 
 
-def compute(data_path, *, quick=False, method="gd", solver="batched", **ignored):
+def compute(data_path, *, quick=False, method="gd", solver="batched"):
     """Write ρ(θ_α, θ_λ) and ρ(s_α, s_λ) on the (α, λ) grid to ``data_path`` (npz, atomically).
 
     Parameters
@@ -64,9 +64,6 @@ def compute(data_path, *, quick=False, method="gd", solver="batched", **ignored)
         θ_α from gradient descent (15) or from the exact flow limit.
     solver : {"batched", "ecos"}, default="batched"
         θ_λ from the certified batched solver or from CVXPY + ECOS per λ.
-    **ignored
-        The options other figures use (``n_jobs``, ``cache_dir``, ``progress``, ``backend``, ...):
-        accepted and ignored, so the command line passes every figure the same options.
     """
     if method not in ("gd", "flow"):
         raise ValueError(f"method must be 'gd' or 'flow', got {method!r}")

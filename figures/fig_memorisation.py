@@ -21,79 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from figures._runs import ensure_runs
+from figures.settings import DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, changed_fields, cifar_config, fmnist_config
 from figures.style import apply_style, save_figure
 
 NAME = "fig_memorisation"
 DEEP = True  # trains networks: `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.csv"
-DEFAULT_DATA_DIR = "../shared/data"  # the figures CLI's --data-dir default
-DEFAULT_RUNS_DIR = "runs/figures"
 METHODS = ("ce", "sop")
 COLUMNS = ("setting", "method", "seed", "epoch", "epochs_planned", "finished", "test_acc", "train_acc_noisy",
            "train_acc_clean", "det_auroc", "epoch_time", "config")
-
-
-def cache_folder(runs_dir):
-    """Where the decoded CIFAR-10 JPEG export is kept: ``<runs_dir>/cache``."""
-    return Path(runs_dir) / "cache"
-
-
-def cifar10n_npz(data_dir, cache_dir, n_test=2000):
-    """The decoded CIFAR-10 JPEG export with all training images and the first ``n_test`` test
-    images, as one npz in ``cache_dir`` (decoded once)."""
-    from sopdeep.data import load_cifar10_jpeg, save_npz
-
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"cifar10_jpeg_test{n_test}.npz"
-    if not path.exists():
-        ds = load_cifar10_jpeg(Path(data_dir) / "cifar10-jpeg", cache_dir / "cifar10_jpeg_decoded.npz")
-        save_npz(ds.subset(test_indices=list(range(min(n_test, len(ds.y_test))))), path)
-    return path
-
-
-def fmnist_config(runs_dir, data_dir, *, method="ce", seed=0, quick=False, **overrides):
-    """The Fashion-MNIST run of panel (a) (``quick``: the synthetic problem, 3 epochs)."""
-    from sopdeep.config import TrainConfig
-
-    base = dict(dataset="fashion-mnist", data_root=str(Path(data_dir) / "fashion-mnist"), train_subset=10000,
-                noise="sym", noise_rate=0.4, noise_seed=seed, arch="mlp", width=512, depth=2, epochs=40,
-                batch_size=128, lr=0.05, momentum=0.9, weight_decay=0.0, schedule="constant", update="batch",
-                alpha_u=10.0, alpha_v=10.0, seed=seed, device="cpu", progress=False)
-    if quick:
-        base.update(dataset="synthetic", data_root="", train_subset=0, width=32, epochs=3)
-    base.update(overrides)
-    tag = "_".join(f"{k}{v}" for k, v in sorted(overrides.items()))
-    folder = Path(runs_dir) / ("quick_fmnist" if quick else "fmnist") / (f"{method}_s{seed}" + (f"_{tag}" if tag else ""))
-    return TrainConfig(method=method, out=str(folder), **base)
-
-
-def cifar_config(runs_dir, data_dir, *, method="ce", seed=0, quick=False, epochs=40, n_train=1000, n_test=1000,
-                 batch_size=32):
-    """The CIFAR-10N "worst" run of panel (b) (``quick``: the synthetic problem with the CNN); the
-    decoded images are kept in :func:`cache_folder` of ``runs_dir``."""
-    from sopdeep.config import TrainConfig
-
-    if quick:
-        data = dict(dataset="synthetic", data_root="", noise="sym", noise_rate=0.4, train_subset=0)
-        epochs, width = 3, 8
-    else:
-        data = dict(dataset="npz", data_root=str(cifar10n_npz(data_dir, cache_folder(runs_dir), n_test)), noise="cifar10n",
-                    cifar_n_label="worst", cifar_n_path=str(Path(data_dir) / "cifar-n" / "CIFAR-10_human.pt"),
-                    train_subset=n_train)
-        width = 32
-    folder = Path(runs_dir) / ("quick_c10n" if quick else "c10n") / f"{method}_s{seed}"
-    return TrainConfig(method=method, out=str(folder), arch="cnn", width=width, epochs=epochs, batch_size=batch_size,
-                       lr=0.05, momentum=0.9, weight_decay=0.0, schedule="constant", augment="none",
-                       alpha_u=10.0, alpha_v=10.0, seed=seed, noise_seed=seed, device="cpu", progress=False, **data)
-
-
-def changed_fields(config):
-    """The config fields that differ from TrainConfig's defaults, as compact JSON."""
-    from sopdeep.config import TrainConfig
-
-    default = TrainConfig().to_dict()
-    return json.dumps({k: v for k, v in config.to_dict().items() if default.get(k) != v}, sort_keys=True)
 
 
 def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0, 1)):
@@ -105,12 +41,13 @@ def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0
     return out
 
 
-def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAULT_RUNS_DIR, jobs=1, progress=True, seeds=(0, 1), cifar_seeds=(0, 1), train_settings=("fashion-mnist", "cifar10n-worst"),
-            **_ignored):
+def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAULT_RUNS_DIR, n_jobs=1, progress=True,
+            seeds=(0, 1), cifar_seeds=(0, 1), train_settings=("fashion-mnist", "cifar10n-worst")):
     """Train (or read) the runs of both panels and write the per-epoch table ``data_path``.
 
-    ``train_settings``: the settings whose runs are trained to the end; the runs of the others are
-    only read, as far as they got (``finished`` = False in the table).
+    ``n_jobs``: runs trained in parallel (the CLI's ``--jobs``). ``train_settings``: the settings
+    whose runs are trained to the end; the runs of the others are only read, as far as they got
+    (``finished`` = False in the table).
     """
     import pandas as pd
 
@@ -122,7 +59,7 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
     runs = [None] * len(pairs)
     for train in (True, False):
         pick = [i for i, (s, _) in enumerate(pairs) if (s in train_settings) == train]
-        for i, run in zip(pick, ensure_runs([pairs[i][1] for i in pick], jobs=jobs, progress=progress, train=train)):
+        for i, run in zip(pick, ensure_runs([pairs[i][1] for i in pick], n_jobs=n_jobs, progress=progress, train=train)):
             runs[i] = run
     rows = []
     for (setting, config), run in zip(pairs, runs):

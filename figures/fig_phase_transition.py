@@ -34,13 +34,12 @@ BASE_SEED = 4
 
 
 def compute(data_path, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
-            backend=None, **ignored):
+            backend=None):
     """Write the tidy table (one row per instance) to ``data_path`` (CSV, atomically).
 
     Columns as :func:`soptheory.phase.run_phase` returns them.  ``quick`` runs a 3 x 3 grid with
     3 trials; ``solver``, ``n_jobs``, ``cache_dir``, ``progress`` and ``backend`` go to
-    ``run_phase``.  Other options (``method``, ...) are accepted and ignored, so the command line
-    passes every figure the same options.
+    ``run_phase``.
     """
     cfg = SETUP["quick" if quick else "full"]
     table = run_phase({"N": [cfg["N"]], "p": [cfg["p"]], "r": cfg["values"], "k": cfg["values"],

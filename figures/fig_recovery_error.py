@@ -34,14 +34,12 @@ BASE_SEED = 3
 
 
 def compute(data_path, *, quick=False, solver="batched", n_jobs=1, cache_dir=None, progress=True,
-            backend=None, **ignored):
+            backend=None):
     """Write the tidy table of both panels (one row per instance) to ``data_path`` (CSV, atomically).
 
     Columns as :func:`soptheory.phase.run_phase` returns them, plus ``panel`` (``a``: k varies at
     r = 20; ``b``: r varies at k = 20).  ``quick`` runs 2 values x 5 λ x 2 trials per panel;
     ``solver``, ``n_jobs``, ``cache_dir``, ``progress`` and ``backend`` go to ``run_phase``.
-    Other options (``method``, ...) are accepted and ignored, so the command line passes every
-    figure the same options.
     """
     cfg = SETUP["quick" if quick else "full"]
     lams = np.geomspace(*LAM_RANGE, cfg["n_lam"]).tolist()

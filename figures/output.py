@@ -7,9 +7,9 @@ The files are then moved onto their targets with :func:`os.replace` and the fold
 run killed before the commit leaves the previous set untouched (its staging folder is deleted by
 the next run); a run killed during the moves leaves the committed folder, which the next run
 finishes first (:func:`recover`), so a set is never left half from one run and half from another
-once any later run has started.  An exclusive lock on the folder (``flock`` on the directory;
-POSIX only, no lock elsewhere) keeps two runs apart and makes every leftover of the
-kinds above, and every ``.*.tmp`` file of :func:`sopcommon.atomic_path`, safe to remove.
+once any later run has started.  An exclusive lock on the folder (:func:`sopcommon.lock_folder`
+on the directory; POSIX only, no lock elsewhere) keeps two runs apart and makes every leftover
+of the kinds above, and every ``.*.tmp`` file of :func:`sopcommon.atomic_path`, safe to remove.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no lock
-    fcntl = None
+from sopcommon import lock_folder, remove_stale_temporaries
 
 __all__ = ["FigureError", "locked_folder", "recover", "staging_folder", "publish"]
 
@@ -36,27 +33,18 @@ class FigureError(RuntimeError):
     """A failure the command line reports as one line (the message says what to do)."""
 
 
-@contextmanager
 def locked_folder(folder):
     """Create ``folder`` if needed and hold an exclusive lock on it for the ``with`` block.
 
-    Raises :class:`FigureError` at once (no waiting) when another process holds the lock.
+    :func:`sopcommon.lock_folder` on the folder itself (no lock file among the outputs); raises
+    :class:`FigureError` at once (no waiting) when another process holds the lock.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield folder
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FigureError(f"another run is writing into {folder}; wait for it to finish or "
-                              "choose another folder") from None
-        yield folder
-    finally:
-        os.close(fd)                       # closing releases the lock
+    return lock_folder(folder, locked_error=_locked)
+
+
+def _locked(folder, target):
+    return FigureError(f"another run is writing into {folder}; wait for it to finish or "
+                       "choose another folder")
 
 
 def recover(folder):
@@ -75,9 +63,8 @@ def recover(folder):
         elif entry.is_dir() and _STAGING in entry.name:
             shutil.rmtree(entry)
             done.append(f"removed {entry.name}")
-        elif entry.is_file() and entry.name.endswith(".tmp"):
-            entry.unlink()
-            done.append(f"removed {entry.name}")
+    # every writer here (figures, cell cache) uses atomic_path's default suffix
+    done += [f"removed {path.name}" for path in remove_stale_temporaries(folder)]
     return done
 
 

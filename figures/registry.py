@@ -7,9 +7,10 @@ Every figure module has the same interface:
 * ``DEEP`` - True for a figure that trains networks (hours on a CPU): the command line redraws it
   from its data file unless ``--deep compute``; absent or False otherwise;
 * ``compute(data_path, *, quick=False, **options) -> None`` - computes and writes the data file
-  atomically; it receives every option of the command line (``solver``, ``method``, ``n_jobs``,
-  ``cache_dir``, ``progress``, ``backend``, ``data_dir``, ``runs_dir``, ``out_folder``, ...) and
-  ignores those it does not use;
+  atomically; its keyword parameters name the options of the command line it uses (``solver``,
+  ``method``, ``n_jobs``, ``cache_dir``, ``progress``, ``backend``, ``data_dir``, ``runs_dir``,
+  ``out_folder``: :func:`figures.cli.figure_options`), and it receives only those (no
+  ``**kwargs``: an unknown option is a ``TypeError``);
 * ``plot(data_path, out_dir) -> list[Path]`` - reads only the data file, writes png and pdf.
 
 A new figure needs a module with this interface and one line here.

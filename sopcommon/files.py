@@ -1,9 +1,11 @@
 """Atomic file writes, shared by every writer of every package (tables, caches, figures,
-checkpoints, run metrics): a crash or a kill never leaves a half-written file under the real name.
+checkpoints, run metrics): a crash or a kill never leaves a half-written file under the real name;
+:func:`remove_stale_temporaries` removes the temporaries a killed writer left.
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import tempfile
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_savez"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_savez", "remove_stale_temporaries"]
 
 
 def _read_umask():
@@ -72,3 +74,32 @@ def atomic_savez(path, arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def remove_stale_temporaries(folder, names=None, *, suffix=".tmp"):
+    """Delete the temporaries of :func:`atomic_path` left in ``folder`` by killed writers.
+
+    Call it only while holding the folder's lock (:func:`sopcommon.locking.lock_folder`): a
+    temporary of a live writer looks the same.
+
+    Parameters
+    ----------
+    folder : str or Path
+    names : iterable of str, optional
+        Remove only the temporaries of these final names (``.<name>.<random><suffix>``); None
+        removes every ``.*<suffix>`` file of the folder.
+    suffix : str, default ".tmp"
+        The ``suffix`` the writers passed to :func:`atomic_path`.
+
+    Returns
+    -------
+    list of Path
+        The files removed, sorted.
+    """
+    folder = Path(folder)
+    patterns = [f".*{glob.escape(suffix)}"] if names is None else \
+        [f".{glob.escape(name)}.*{glob.escape(suffix)}" for name in names]
+    stale = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

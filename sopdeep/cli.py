@@ -24,7 +24,9 @@ environment variable ``SOP_DEBUG=1`` re-raises the exception to show it). Exit s
 * 1 (:data:`EXIT_FAILURE`): the run failed: missing or damaged data, a damaged checkpoint, an
   unwritable or full disk, a non-finite loss, a run folder used by another run, ...;
 * 130 (:data:`EXIT_INTERRUPTED`): Ctrl-C; the line says what was kept and the exact command that
-  resumes the run.
+  resumes the run;
+* 141 (:data:`sopcommon.cli.EXIT_BROKEN_PIPE`): the output was closed early
+  (``sop-train --list-presets | head -1``): a quiet exit, no traceback.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sopcommon.cli import debug_from_env, exception_chain, fail, one_line, quiet_broken_pipe
 from sopdeep.config import TrainConfig
 from sopdeep.presets import PRESETS
 from sopdeep.runs import RunError, RunFolderError, saved_config, strict_json
@@ -68,15 +71,21 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; its help lists every setting with its type, allowed values and default, read
+    from the declarations (:mod:`sopdeep.options`), each method's options under its own heading."""
+    from sopdeep.config import common_fields
+    from sopdeep.options import describe_option
+
+    declared = {f.name: f for f in common_fields()}
     p = argparse.ArgumentParser(
-        prog=PROG, description="Train CE or SOP on noisy labels.",
-        epilog="Exit status: 0 done, 1 run failed, 2 bad command line or configuration, "
-               "130 interrupted. Failures print one line; --debug (or SOP_DEBUG=1) shows the traceback.")
+        prog=PROG, description="Train a network on noisy labels with CE, SOP, SOP+ or a baseline.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_settings_help())
     for flag, key, typ in _FLAGS:
-        p.add_argument(flag, dest=key, type=typ, default=None, help=f"config key {key}")
-    p.add_argument("--preset", default=None, help=f"named override set, one of {sorted(PRESETS)}")
+        p.add_argument(flag, dest=key, type=typ, default=None, metavar=key.upper(),
+                       help=describe_option(declared[key]).replace("%", "%%"))
+    p.add_argument("--preset", default=None, help="named override set (--list-presets shows them)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config key (repeatable)")
+                   help="any setting below, value as JSON or a string (repeatable)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in OUT with its saved configuration (flags given override it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,6 +94,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of a failure (also: environment SOP_DEBUG=1)")
     return p
+
+
+def _settings_help() -> str:
+    """The epilog: every --set key, the common ones first, then each method's own."""
+    from sopdeep.config import common_fields
+    from sopdeep.methods import METHODS, option_fields
+    from sopdeep.options import describe_option
+
+    lines = ["settings (--set KEY=VALUE), common to every method:"]
+    lines += [f"  {f.name}: {describe_option(f)}" for f in common_fields()]
+    listed: dict[str, set[str]] = {}
+    for name, cls in METHODS.items():
+        own = option_fields(name)
+        names = {f.name for f in own}
+        # a method extending another's options (SOP+ of SOP) lists only what it adds
+        base = next((m for m, seen in listed.items() if seen and seen < names), None)
+        lines.append("")
+        if base is not None:
+            lines.append(f"method {name}: {cls.summary}; the options of {base}, and:")
+            own = tuple(f for f in own if f.name not in listed[base])
+        else:
+            lines.append(f"method {name}: {cls.summary}" + ("; its options:" if own else "; no options"))
+        lines += [f"  {f.name}: {describe_option(f)}" for f in own]
+        listed[name] = names
+    lines.append("")
+    lines.append("Exit status: 0 done, 1 run failed, 2 bad command line or configuration, 130 interrupted. "
+                 "Failures print one line; --debug (or SOP_DEBUG=1) shows the traceback.")
+    return "\n".join(lines)
 
 
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
@@ -127,7 +164,9 @@ def _resume_config(args: argparse.Namespace) -> TrainConfig:
 
 def _preflight(config: TrainConfig) -> None:
     """Refuse, before anything is written, what cannot run on this machine or without data."""
-    if config.dataset != "synthetic" and not config.data_root:
+    from sopdeep.datasets import dataset_spec
+
+    if dataset_spec(config.dataset).needs_root and not config.data_root:
         raise UsageError(f"dataset {config.dataset!r} needs --data-root (a local folder or .npz "
                          "file; nothing is downloaded)")
     out = Path(config.out)
@@ -147,24 +186,9 @@ def _preflight(config: TrainConfig) -> None:
 # failures -> one line
 
 
-def _one_line(exc: BaseException | str) -> str:
-    text = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
-    if not isinstance(exc, str) and isinstance(exc, KeyError):
-        text = f"missing key {text}"
-    return " ".join(text.split())
-
-
-def _chain(exc: BaseException):
-    """``exc`` and every exception it was raised from or while handling (no repeats)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        e = todo.pop(0)
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo += [e.__cause__, e.__context__]
+# flattening and the chain of causes: the figures CLI's too (sopcommon.cli)
+_one_line = one_line
+_chain = exception_chain
 
 
 def _torch_serialization_call(exc: BaseException) -> str | None:
@@ -295,16 +319,16 @@ def _interrupted(config: TrainConfig, argv: list[str]) -> str:
 
 
 def _say(kind: str, message: str) -> None:
-    print(f"{PROG}: {kind}: {message}", file=sys.stderr, flush=True)
+    fail(PROG, message, kind=kind)
 
 
-def _debug_env() -> bool:
-    return os.environ.get("SOP_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+_debug_env = debug_from_env  # SOP_DEBUG: 1/true/yes/on, 0/false/no/off/empty (any case)
 
 
 # ------------------------------------------------------------------------------------------------
 
 
+@quiet_broken_pipe  # `sop-train --list-presets | head`: a quiet exit, not a traceback
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -329,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             print(config.to_json())
             return 0
         _preflight(config)
-        from sopdeep.trainer import train
+        from sopdeep.train import train
 
         result = train(config, resume=args.resume)
         print(json.dumps(strict_json(result.summary), indent=2, sort_keys=True, allow_nan=False))

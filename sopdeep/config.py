@@ -1,245 +1,196 @@
-"""TrainConfig: every setting of a training run, type- and range-checked, saved with every run.
+"""TrainConfig: every setting of a training run, declared once, type- and range-checked, saved with
+every run.
 
-Overrides come from dicts (:meth:`TrainConfig.replace`) and ``key=value`` strings
+The settings common to all methods are the fields below, each declared with
+:func:`sopdeep.options.option` (type, default, allowed values or range, one line of help); a
+method's own settings are declared by the method (``Options`` of each class in
+:data:`sopdeep.methods.METHODS`) and held in ``config.options``. Both read as attributes
+(``config.epochs``, ``config.alpha_u``), and a config accepts exactly the chosen method's options:
+``TrainConfig(method="ce", alpha_u=5)`` is refused, naming ``alpha_u`` and the methods it belongs
+to. Overrides come from dicts (:meth:`TrainConfig.replace`) and ``key=value`` strings
 (:meth:`TrainConfig.from_overrides`, the CLI's ``--set``); named presets live in
-:mod:`sopdeep.presets`. An unknown key, a value of the wrong type or out of range raises a
-``ValueError`` naming the field. Names of datasets, architectures and methods are checked against
-their registries when a run starts (:func:`sopdeep.trainer.train`), so building a config imports
-no data, model or method code.
+:mod:`sopdeep.presets`.
 
 >>> TrainConfig(epochs=3, method="ce").epochs
 3
+>>> TrainConfig(method="gce").gce_q
+0.7
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sopdeep.methods import METHODS, available_methods, method_class, option_fields
+from sopdeep.options import check_options, option
 
-__all__ = ["TrainConfig", "FIXED_NORMALIZATION", "fixed_normalization"]
+__all__ = ["TrainConfig", "common_fields", "methods_with_option"]
 
 # keys renamed since runs were first saved: old name -> new name (read by from_dict)
 _RENAMED = {"gamma": "lr_decay"}
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "noise": ("none", "sym", "sym-all", "asym", "sym-authors", "asym-authors", "cifar10n", "cifar100n"),
-    "cifar_n_label": ("aggregate", "random1", "random2", "random3", "worst"),
-    "schedule": ("multistep", "cosine", "cosine_epoch", "constant"),
-    "u_shape": ("scalar", "vector"),
-    "v_shape": ("scalar", "vector"),
-    "update": ("batch", "epoch"),
-    "device": ("auto", "cpu", "cuda"),
-    "amp": ("auto", "bf16", "fp16", "off"),
-    "augment": ("auto", "none", "flip", "crop_flip"),
-    "strong_policy": ("autoaugment", "randaugment"),  # SOP+ (sopdeep.sop_plus)
-    "strong_backend": ("torchvision", "kornia"),
-    "recipe": ("paper", "authors"),  # sopdeep.sop_loss.RECIPES
-    "subset_split": ("first", "per_class"),
-    "normalization": ("dataset", "fixed"),
-}
-
-# fixed normalisation constants of the authors' code (mean, std in [0, 1] units) per dataset
-FIXED_NORMALIZATION = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar10-jpeg": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
-}
+#: Largest accepted seed: the trainer derives per-epoch and per-stream seeds from it (seed * 1e6 + ...),
+#: which must stay below 2**64.
+MAX_SEED = 2**32 - 1
 
 
+def _dataset_names() -> tuple[str, ...]:
+    from sopdeep.datasets import DATASETS
 
-def fixed_normalization(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) in [0, 1] units of ``normalization="fixed"`` for ``dataset``.
-
-    >>> fixed_normalization("cifar100")[0]
-    (0.5071, 0.4867, 0.4408)
-    """
-    if dataset not in FIXED_NORMALIZATION:
-        raise ValueError(f"normalization='fixed' has constants for datasets {sorted(FIXED_NORMALIZATION)} only, "
-                         f"got dataset={dataset!r}; use normalization='dataset'")
-    return FIXED_NORMALIZATION[dataset]
+    return tuple(DATASETS)
 
 
-# each recipe's u, v step-size schedule, for validation without importing torch; a test checks it
-# against sopdeep.sop_loss.RECIPES, the one source of every switch
-_RECIPE_UV_SCHEDULE = {"paper": "network", "authors": "constant"}
+def _noise_kinds() -> tuple[str, ...]:
+    from sopdeep.noise import NOISE_KINDS
+
+    return tuple(NOISE_KINDS)
 
 
-@dataclass
+def _architectures() -> tuple[str, ...]:
+    from sopdeep.models import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
+
+
+@dataclass(init=False)
 class TrainConfig:
     """Configuration of one training run (defaults: SOP, PreActResNet18, CIFAR-10, 40% symmetric noise).
 
-    Data
-        dataset : a name of ``sopdeep.data.load_dataset`` or ``"synthetic"`` (``sopdeep.synthetic``);
-        data_root : folder or ``.npz`` file, read, never downloaded; cache_path : decoded-JPEG cache;
-        train_subset : keep n training samples (0 = all; noise is drawn on the full set);
-        subset_split : ``"first"`` keeps the first n, ``"per_class"`` n/K random ones per clean class
-        (the ELR-style split of the "45,000 training examples" columns, seeded by ``seed``);
-        noise, noise_rate, noise_seed, cifar_n_path, cifar_n_label : ``sopdeep.noise.make_noisy_labels``;
-        augment : ``"auto"`` = crop (padding 4) + flip for 32x32 colour images, none otherwise.
-    Network and optimiser of θ
-        arch, width, depth (``sopdeep.models.build_model``; 0 = the architecture's default);
-        epochs, batch_size, lr, momentum, nesterov, weight_decay;
-        schedule : ``"multistep"`` (lr · lr_decay^(number of milestones passed)), ``"cosine"``
-        (to 0 at the last step), ``"cosine_epoch"`` (stepped per epoch, to ``lr_min`` after the last
-        epoch: the authors' ``CosineAnnealingLR(T_max=epochs, eta_min=lr_min)``) or ``"constant"``;
-        milestones : epochs; lr_decay : factor per milestone; lr_min : floor of ``"cosine_epoch"``.
-    Method
-        method : ``"ce"``, ``"sop"`` or ``"sop+"`` (``sopdeep.methods``); alpha_u, alpha_v : u and v
-        step sizes are α·τ_t, τ_t the θ learning rate (Algorithm 1); init_std : std of u, v at
-        start; u_shape, v_shape : ``"scalar"`` (N, 1) or ``"vector"`` (N, K); update : ``"batch"``
-        (u, v step after every mini-batch) or ``"epoch"`` (one u, v pass after each θ epoch);
-        eps : floor of φ; issue_threshold : a label issue when the noise score exceeds it;
-        recipe : ``"paper"`` (Algorithm 1) or ``"authors"`` (the authors' released code), selecting
-        all of u_learns_mse, clamp_corrections, clamp_phi, project_uv, uv_lr_schedule
-        (``sopdeep.sop_loss.RECIPES``); each of them, when not None, overrides the recipe alone;
-        uv_lr_schedule ``"network"`` (α·τ_t per sample) or ``"constant"`` (lr_u / B, lr_v / B per
-        sample, never scheduled; lr_u, lr_v > 0 required); :meth:`TrainConfig.switches` resolves them;
-        lambda_c, lambda_b, strong_policy, strong_backend, cutout : SOP+ (``sopdeep.sop_plus``).
-    Run
-        normalization : ``"dataset"`` (the training set's channel statistics) or ``"fixed"`` (the
-        authors' constants, :data:`FIXED_NORMALIZATION`);
-        seed (model init, data order, augmentation, u, v); device; amp (``"auto"``: bf16 on CUDA
-        when supported, else fp16 with GradScaler; fp32 on CPU); compile; out (run folder);
-        eval_batch_size; progress (tqdm bar); checkpoint (one every epoch).
+    Construct with keyword arguments only: the common fields below and the options of ``method``
+    (``sop-train --help`` lists both; :func:`sopdeep.methods.option_fields` gives a method's).
+    ``options`` is the method's options object; pass it or flat keywords, not both.
     """
 
     # data
-    dataset: str = "cifar10"
-    data_root: str = ""
-    cache_path: str = ""
-    train_subset: int = 0
-    subset_split: str = "first"
-    noise: str = "sym"
-    noise_rate: float = 0.4
-    noise_seed: int = 0
-    cifar_n_path: str = ""
-    cifar_n_label: str = "worst"
-    augment: str = "auto"
-    # model / optimiser
-    arch: str = "preact18"
-    width: int = 0
-    depth: int = 0
-    epochs: int = 120
-    batch_size: int = 128
-    lr: float = 0.02
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"
-    milestones: list[int] = field(default_factory=lambda: [40, 80])
-    lr_decay: float = 0.1
-    lr_min: float = 0.0
-    # method
-    method: str = "sop"
-    alpha_u: float = 10.0
-    alpha_v: float = 10.0
-    init_std: float = 1e-8
-    u_shape: str = "scalar"
-    v_shape: str = "vector"
-    update: str = "batch"
-    eps: float = 1e-4
-    issue_threshold: float = 0.5
-    recipe: str = "paper"
-    u_learns_mse: bool | None = None
-    clamp_corrections: bool | None = None
-    clamp_phi: bool | None = None
-    project_uv: bool | None = None
-    uv_lr_schedule: str | None = None
-    lr_u: float = 0.0
-    lr_v: float = 0.0
+    dataset: str = option("cifar10", "dataset of sopdeep.datasets.DATASETS", choices=_dataset_names)
+    data_root: str = option("", "folder or .npz file the data are read from (never downloaded)")
+    cache_path: str = option("", "decoded-JPEG cache (cifar10-jpeg)")
+    train_subset: int = option(0, "keep n training samples (0 = all; the noise is drawn on the full set)", low=0)
+    subset_split: str = option("first", "first: the first n; per_class: n/K random per clean class (seeded)",
+                               choices=("first", "per_class"))
+    noise: str = option("sym", "label noise (sopdeep.noise.make_noisy_labels)", choices=_noise_kinds)
+    noise_rate: float = option(0.4, "noise rate of the synthetic kinds", low=0.0, high=1.0)
+    noise_seed: int = option(0, "seed of the label noise", low=0, high=MAX_SEED)
+    cifar_n_path: str = option("", "CIFAR-N label file (noise cifar10n / cifar100n)")
+    cifar_n_label: str = option("worst", "CIFAR-10N label set", choices=("aggregate", "random1", "random2",
+                                                                          "random3", "worst"))
+    augment: str = option("auto", "weak view; auto: the dataset's default", choices=("auto", "none", "flip",
+                                                                                     "crop_flip"))
+    normalization: str = option("dataset", "dataset: the training set's channel statistics; fixed: the authors' "
+                                           "constants", choices=("dataset", "fixed"))
+    # network and optimiser of θ
+    arch: str = option("preact18", "network (sopdeep.models.build_model)", choices=_architectures)
+    width: int = option(0, "network width (0 = the architecture's default)", low=0)
+    depth: int = option(0, "network depth (0 = the architecture's default)", low=0)
+    epochs: int = option(120, "training epochs", low=1)
+    batch_size: int = option(128, "mini-batch size", low=1)
+    lr: float = option(0.02, "learning rate tau of theta (SGD)", low=0.0, low_open=True)
+    momentum: float = option(0.9, "SGD momentum of theta", low=0.0, high=1.0, high_open=True)
+    nesterov: bool = option(False, "Nesterov momentum")
+    weight_decay: float = option(5e-4, "weight decay of theta", low=0.0)
+    schedule: str = option("multistep", "multistep (lr * lr_decay per milestone), cosine (per step, to 0), "
+                                        "cosine_epoch (per epoch, to lr_min) or constant",
+                           choices=("multistep", "cosine", "cosine_epoch", "constant"))
+    milestones: list[int] = option(default_factory=lambda: [40, 80], doc="epochs of the multistep decays", low=1)
+    lr_decay: float = option(0.1, "factor per milestone (formerly gamma)", low=0.0, low_open=True)
+    lr_min: float = option(0.0, "floor of cosine_epoch", low=0.0)
+    # method (its own options: config.options)
+    method: str = option("sop", "training method (sopdeep.methods.METHODS)", choices=available_methods)
+    issue_threshold: float = option(0.5, "a label is flagged when its noise score exceeds this (a monitor)",
+                                    low=0.0, high=1.0)
     # run
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    compile: bool = False
-    out: str = "runs/default"
-    eval_batch_size: int = 1024
-    normalization: str = "dataset"
-    progress: bool = True
-    checkpoint: bool = True
-    # SOP+ (sopdeep.sop_plus, appendix A.3; Table A.1: lambda_c 0.9, lambda_b 0.1)
-    lambda_c: float = 0.9
-    lambda_b: float = 0.1
-    strong_policy: str = "autoaugment"
-    strong_backend: str = "torchvision"
-    cutout: int = 16
+    seed: int = option(0, "seed of initialisation, data order, augmentation and per-sample variables", low=0,
+                       high=MAX_SEED)
+    device: str = option("auto", "auto: CUDA when available", choices=("auto", "cpu", "cuda"))
+    amp: str = option("auto", "mixed precision; auto: bf16 on CUDA when supported, else fp16; fp32 on CPU",
+                      choices=("auto", "bf16", "fp16", "off"))
+    compile: bool = option(False, "torch.compile the network")
+    out: str = option("runs/default", "run folder")
+    eval_batch_size: int = option(1024, "batch size of evaluation", low=1)
+    progress: bool = option(True, "progress bar")
+    checkpoint: bool = option(True, "write a checkpoint every epoch")
+    options: Any = field(default=None)
 
-    def __post_init__(self) -> None:
-        self._validate()
+    def __init__(self, **kwargs: Any) -> None:
+        method = kwargs.get("method", "sop")
+        if not isinstance(method, str):
+            raise ValueError(f"method must be of type str, got {method!r} ({type(method).__name__})")
+        options_cls = method_class(method).Options  # ValueError naming the registered methods
+        common = {f.name: f for f in common_fields()}
+        given_options = kwargs.pop("options", None)
+        own = {f.name for f in dataclasses.fields(options_cls)}
+        method_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in own and key not in common}
+        _refuse_unknown(kwargs, common, method)
+        for name, f in common.items():
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            setattr(self, name, kwargs.get(name, default))
+        check_options(self)  # method first: its name decides the options class
+        if given_options is not None:
+            if not isinstance(given_options, options_cls):
+                raise ValueError(f"options must be a {options_cls.__name__} for method {method!r}, "
+                                 f"got {type(given_options).__name__}")
+            self.options = dataclasses.replace(given_options, **method_kwargs)
+        else:
+            self.options = options_cls(**method_kwargs)
+        self._check_combinations()
 
-    def _validate(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            setattr(self, f.name, _coerce(f.name, f.type, value))
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        positive = ("epochs", "batch_size", "eval_batch_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "eps", "lr_decay"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {v}")
-        for name in ("weight_decay", "alpha_u", "alpha_v", "init_std", "momentum", "lambda_c", "lambda_b", "lr_min", "lr_u",
-                     "lr_v"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be < 1, got {self.momentum}")
-        if not 0 <= self.noise_rate <= 1:
-            raise ValueError(f"noise_rate must be in [0, 1], got {self.noise_rate}")
-        if not 0 <= self.issue_threshold <= 1:
-            raise ValueError(f"issue_threshold must be in [0, 1], got {self.issue_threshold}")
-        if self.cutout < 0:
-            raise ValueError(f"cutout must be >= 0, got {self.cutout}")
-        for name in ("train_subset", "width", "depth"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    def __getattr__(self, name: str) -> Any:
+        # called only when normal lookup fails: a method option, read through config.options
+        if name.startswith("__") or name == "options":
+            raise AttributeError(name)
+        options = self.__dict__.get("options")
+        if options is not None and hasattr(options, name):
+            return getattr(options, name)
+        owners = methods_with_option(name)
+        if owners:
+            raise AttributeError(f"{name!r} is an option of method(s) {owners}, not of method "
+                                 f"{self.__dict__.get('method')!r}")
+        raise AttributeError(f"TrainConfig has no setting {name!r}")
+
+    def _check_combinations(self) -> None:
         if self.normalization == "fixed":
+            from sopdeep.datasets import fixed_normalization
+
             fixed_normalization(self.dataset)
         if self.lr_min > self.lr:
             raise ValueError(f"lr_min must be <= lr, got lr_min={self.lr_min}, lr={self.lr}")
-        if self.uv_lr_schedule not in (None, "network", "constant"):
-            raise ValueError(f"uv_lr_schedule must be None, 'network' or 'constant', got {self.uv_lr_schedule!r}")
-        if (self.uv_lr_schedule or _RECIPE_UV_SCHEDULE[self.recipe]) == "constant":
-            if self.method != "ce" and not (self.lr_u > 0 and self.lr_v > 0):
-                raise ValueError(f"lr_u and lr_v must be > 0 when uv_lr_schedule is 'constant' "
-                                 f"(recipe={self.recipe!r}), got lr_u={self.lr_u}, lr_v={self.lr_v}")
-            if self.update == "epoch":
-                raise ValueError("uv_lr_schedule='constant' is a per-batch step (lr / B); use update='batch'")
-        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+        if list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing epochs >= 1, got {self.milestones}")
 
-    def switches(self) -> dict[str, Any]:
-        """The SOP switches in force: ``recipe``'s values with each non-None single switch applied.
-
-        >>> TrainConfig(recipe="authors", lr_u=1.0, lr_v=10.0, project_uv=True).switches()["project"]
-        True
-        """
-        from sopdeep.sop_loss import recipe_switches  # torch-free config import otherwise
-
-        return recipe_switches(self.recipe, u_learns_mse=self.u_learns_mse, clamp_corrections=self.clamp_corrections,
-                               clamp_phi=self.clamp_phi, project=self.project_uv, uv_lr_schedule=self.uv_lr_schedule)
-
     def replace(self, **overrides: Any) -> "TrainConfig":
-        """A copy with ``overrides`` applied; unknown keys raise ``ValueError``."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
-        return dataclasses.replace(self, **overrides)
+        """A copy with ``overrides`` applied; unknown keys raise ``ValueError``.
+
+        Changing ``method`` keeps the options the new method shares with the old one (SOP's for
+        SOP+) and resets the rest; an override that is not an option of the new method is refused.
+        """
+        method = overrides.get("method", self.method)
+        kept = {f.name: getattr(self, f.name) for f in common_fields()}
+        if method in METHODS:
+            new_own = {f.name for f in option_fields(method)}
+            kept.update({key: value for key, value in dataclasses.asdict(self.options).items() if key in new_own})
+        return TrainConfig(**{**kept, **overrides})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        """Build from a dict (e.g. a saved ``config.json``); unknown keys raise ``ValueError``."""
-        return cls().replace(**{_RENAMED.get(key, key): value for key, value in d.items()})
+        """Build from a saved dict (``config.json``, a checkpoint's copy).
+
+        Old names are renamed (``gamma`` -> ``lr_decay``), and options of other methods are dropped:
+        files written before options belonged to their method held every method's options, which
+        the run's method never read. A key no method or field knows raises ``ValueError``.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a config must be a dict of settings, got {type(d).__name__}")
+        renamed = {_RENAMED.get(key, key): value for key, value in d.items()}
+        method = renamed.get("method", "sop")
+        own = {f.name for f in option_fields(method)} if method in METHODS else set()
+        common = {f.name for f in common_fields()}
+        kept = {key: value for key, value in renamed.items()
+                if key in common or key in own or not methods_with_option(key)}
+        return cls(**kept)
 
     @classmethod
     def from_overrides(cls, pairs: list[str], base: "TrainConfig | None" = None) -> "TrainConfig":
@@ -262,37 +213,39 @@ class TrainConfig:
         return base.replace(**overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The common settings and the method's options, flat (what ``config.json`` holds)."""
+        d = {f.name: getattr(self, f.name) for f in common_fields()}
+        d["milestones"] = list(d["milestones"])
+        d.update(dataclasses.asdict(self.options))
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-def _coerce(name: str, type_name: Any, value: Any) -> Any:
-    """Check ``value`` against the field's annotation (a string under ``from __future__``)."""
-    t = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
-    bad = ValueError(f"{name} must be of type {t}, got {value!r} ({type(value).__name__})")
-    if t.endswith(" | None"):
-        return None if value is None else _coerce(name, t[: -len(" | None")], value)
-    if t == "bool":
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if t == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if t == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if t == "str":
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if t == "list[int]":
-        if not isinstance(value, (list, tuple)) or any(
-                isinstance(x, bool) or not isinstance(x, int) for x in value):
-            raise bad
-        return list(value)
-    raise TypeError(f"no coercion rule for field {name} of type {t}")  # pragma: no cover
+def common_fields() -> tuple[dataclasses.Field, ...]:
+    """The declared fields every method shares (all of :class:`TrainConfig` but ``options``)."""
+    return tuple(f for f in dataclasses.fields(TrainConfig) if f.name != "options")
+
+
+def methods_with_option(name: str) -> tuple[str, ...]:
+    """The registered methods that declare an option ``name`` (empty: none does)."""
+    return tuple(m for m in METHODS if any(f.name == name for f in option_fields(m)))
+
+
+def _refuse_unknown(kwargs: dict[str, Any], common: dict[str, Any], method: Any) -> None:
+    """``ValueError`` naming every key that is neither common nor an option of ``method``."""
+    unknown = sorted(set(kwargs) - set(common))
+    if not unknown:
+        return
+    elsewhere = {key: methods_with_option(key) for key in unknown}
+    foreign = [key for key in unknown if elsewhere[key]]
+    if foreign:
+        owners = "; ".join(f"{key} belongs to {', '.join(elsewhere[key])}" for key in foreign)
+        raise ValueError(f"option(s) {foreign} do not apply to method {method!r} ({owners}); "
+                         f"remove them or choose that method")
+    known = sorted(set(common) | {f.name for m in METHODS for f in option_fields(m)})
+    hints = {key: difflib.get_close_matches(key, known, n=1) for key in unknown}
+    hint = "; ".join(f"{key}: did you mean {h[0]}?" for key, h in hints.items() if h)
+    raise ValueError(f"unknown config key(s) {unknown}" + (f" ({hint})" if hint else "")
+                     + "; sop-train --help lists every key")

@@ -4,7 +4,7 @@ cleanlab's conventions, so a user can switch between the two: :func:`label_quali
 returns a score in [0, 1] per sample (higher = the given label is more likely correct, like
 ``cleanlab.rank.get_label_quality_scores``) and :func:`find_label_issues` a boolean mask or the
 indices of the issues ranked by severity (like ``cleanlab.filter.find_label_issues``). The
-inputs are what every SOP run writes into its ``samples.npz`` (:func:`sopdeep.trainer.train`):
+inputs are what every SOP run writes into its ``samples.npz`` (:func:`sopdeep.train.train`):
 the given labels, the SOP-trained network's ``pred_prob`` and SOP's ``noise_score``
 u²_{i,y_i}; :func:`from_run` reads a run folder in one call.
 
@@ -210,7 +210,7 @@ def from_run(folder: str | os.PathLike, *, method="sop", num_issues="predicted_n
     Parameters
     ----------
     folder : str or PathLike
-        A run folder written by :func:`sopdeep.trainer.train`.
+        A run folder written by :func:`sopdeep.train.train`.
     method, num_issues
         As in :func:`find_label_issues`. A run without SOP's correction (CE) has no u²: its
         ``noise_score`` is 1 - p(label), so ``method="self_confidence"`` is used whatever is asked.

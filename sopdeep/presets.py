@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["PRESETS", "PRESET_REASONS", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets", "describe"]
 
-_SOP = dict(lambda_c=0.0, lambda_b=0.0)
+_SOP: dict[str, Any] = {}  # SOP has no regularisers (lambda_c, lambda_b are SOP+'s options)
 _SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1)
 
 #: Why a preset uses its recipe (``recipe`` key of every preset; ``sopdeep.sop_loss.RECIPES``).

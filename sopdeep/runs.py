@@ -1,4 +1,4 @@
-"""Run folders: every file :func:`sopdeep.trainer.train` writes, and :func:`read_run` to read them back.
+"""Run folders: every file :func:`sopdeep.train.train` writes, and :func:`read_run` to read them back.
 
 A run folder holds ``config.json`` (the :class:`~sopdeep.config.TrainConfig`), ``metrics.csv`` and
 ``metrics.jsonl`` (one row per epoch), ``checkpoint.pt`` (everything a resume needs),
@@ -30,14 +30,11 @@ message names the file and says what to do.
 from __future__ import annotations
 
 import csv
-import errno
-import fcntl
 import hashlib
 import io
 import json
 import math
-import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sopcommon import atomic_path, atomic_savez, atomic_write_bytes
+from sopcommon import atomic_path, atomic_savez, atomic_write_bytes, remove_stale_temporaries
+from sopcommon import lock_folder as common_lock_folder
 from sopdeep.config import TrainConfig
 
 __all__ = ["RunRecord", "read_run", "read_history", "saved_config", "lock_folder", "open_run", "data_fingerprint",
@@ -151,29 +149,25 @@ def saved_config(folder) -> TrainConfig:
 def lock_folder(folder, *, enabled: bool = True):
     """Hold an exclusive lock on ``folder`` (its ``.lock`` file; the folder is created) for the block.
 
-    Raises :class:`RunFolderError` at once when another process holds it.
+    :func:`sopcommon.lock_folder` on :data:`LOCK`; raises :class:`RunFolderError` at once when
+    another process holds it, or when the folder or its lock file cannot be created.
     """
     if not enabled:
         yield
         return
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise RunFolderError(f"cannot use {folder} as a run folder: {exc.strerror}; "
-                             "choose another out folder.") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with ExitStack() as stack:
+        try:  # only the taking of the lock: errors of the block itself pass through unchanged
+            stack.enter_context(common_lock_folder(folder, lock_file=LOCK, locked_error=_locked))
         except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            raise RunFolderError(f"{folder} is in use by another run (it holds the lock {folder / LOCK}); "
-                                 "wait for it to finish or choose another out folder.") from None
+            raise RunFolderError(f"cannot use {folder} as a run folder: {exc.strerror}; "
+                                 "choose another out folder.") from None
         yield
-    finally:
-        os.close(fd)  # releases the lock; the file stays (unlinking a lock file races)
+
+
+def _locked(folder: Path, lock: Path) -> RunFolderError:
+    return RunFolderError(f"{folder} is in use by another run (it holds the lock {lock}); "
+                          "wait for it to finish or choose another out folder.")
 
 
 def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -> dict[str, Any] | None:
@@ -186,8 +180,8 @@ def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -
     :class:`ResumeMismatchError`.
     """
     folder = Path(folder)
-    if clean:
-        _remove_stale_temporaries(folder)
+    if clean:  # only the run files' own temporaries: the folder may hold the user's files too
+        remove_stale_temporaries(folder, (CONFIG, *RESULTS))
     path = folder / CHECKPOINT
     if not resume:
         found = [name for name in RESULTS if (folder / name).exists()]
@@ -211,13 +205,6 @@ def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -
         raise ResumeMismatchError(f"epochs={config.epochs} is fewer than the {ckpt['epoch']} epochs already "
                                   f"done in {path}; resume with epochs >= {ckpt['epoch']}.")
     return ckpt
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete ``.<name>.*.tmp`` left by atomic writes of killed runs (only the run files' names)."""
-    for name in (CONFIG, *RESULTS):
-        for tmp in folder.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
 
 
 def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:

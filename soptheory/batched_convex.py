@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ._validation import check_array, check_int, check_positive
-from .certificate import _rmatvec, convex_certificate
+from .certificate import convex_certificate, rmatvec
 
 __all__ = ["BatchedConvexResult", "solve_convex_batched", "gram_factor", "convex_certificate"]
 
@@ -473,7 +473,7 @@ def _solve_convex_batched(J, y, lam, *, factor, tol, max_iter, polish):
     omega, s_scaled, ok, n_iter = _solve_normalised(F, y / lam[:, None], tol=tol, max_iter=max_iter,
                                                     polish=polish)
     nu = lam[:, None] * omega
-    theta = _rmatvec(J, nu)
+    theta = rmatvec(J, nu)
     # s from the exact identity s = y - J θ off the zero set (already λ s̃ there)
     s = lam[:, None] * s_scaled
     cert = convex_certificate(J, y, lam, theta, s, nu)

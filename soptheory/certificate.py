@@ -27,6 +27,7 @@ __all__ = [
     "duality_gap",
     "kkt_residuals",
     "primal_objective",
+    "rmatvec",
 ]
 
 
@@ -35,7 +36,7 @@ def _matvec(J, x):
     return (J @ x[..., None])[..., 0] if J.ndim == 3 else x @ J.T
 
 
-def _rmatvec(J, v):
+def rmatvec(J, v):
     """``J^T v`` for one J (N, p) or a stack (M, N, p); v of shape (N,) or (M, N)."""
     return (v[:, None, :] @ J)[:, 0, :] if J.ndim == 3 else v @ J
 
@@ -85,7 +86,7 @@ def dual_objective(J, y, nu):
     J = np.asarray(J, dtype=float)
     y = np.asarray(y, dtype=float)
     nu = np.asarray(nu, dtype=float)
-    return np.einsum("...n,...n->...", y, nu) - 0.5 * (_rmatvec(J, nu) ** 2).sum(axis=-1)
+    return np.einsum("...n,...n->...", y, nu) - 0.5 * (rmatvec(J, nu) ** 2).sum(axis=-1)
 
 
 def _gap(J, y, lam, theta, s, nu):
@@ -186,7 +187,7 @@ def kkt_residuals(J, y, lam, theta, s, nu=None, *, support_rtol=1e-6):
         nu = _multiplier_from(J, lam, theta, s, float(check_positive(support_rtol, "support_rtol")))
     return KKTResiduals(
         primal=float(np.max(np.abs(y - _matvec(J, theta) - s))),
-        stationarity=float(np.max(np.abs(theta - _rmatvec(J, nu)))),
+        stationarity=float(np.max(np.abs(theta - rmatvec(J, nu)))),
         dual=float(max(np.max(np.abs(nu)) - lam, 0.0)),
         complementarity=float(lam * np.sum(np.abs(s)) - nu @ s),
         nu=nu,
@@ -266,7 +267,7 @@ def convex_certificate(J, y, lam, theta, s, nu):
     lam = np.asarray(lam, dtype=float)
     primal_residual = np.linalg.norm(y - _matvec(J, theta) - s, axis=-1) / np.maximum(
         1.0, np.linalg.norm(y, axis=-1))
-    stationarity = np.linalg.norm(theta - _rmatvec(J, nu), axis=-1) / np.maximum(
+    stationarity = np.linalg.norm(theta - rmatvec(J, nu), axis=-1) / np.maximum(
         1.0, np.linalg.norm(theta, axis=-1))
     dual_infeasibility = np.maximum(0.0, np.abs(nu).max(axis=-1) - lam) / lam
     primal, gap = _gap(J, y, lam, theta, s, nu)

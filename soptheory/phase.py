@@ -281,7 +281,7 @@ def _solve_gd_stack(J, y, combo, inst, method):
                 conv[sg] = np.asarray(out.converged)
             else:
                 out = flow_limit(J[i0], y[i0], combo[sg, 0], g)
-                conv[sg] = True
+                conv[sg] = np.asarray(out.converged)  # Newton's stopping test met
             theta[sg], s[sg] = out.theta, out.s
     return theta, s, {"solver": np.array([method] * M), "certified": conv}
 
@@ -367,6 +367,8 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
         Columns ``N p r k lam alpha gamma trial base_seed eps_theta eps_s success_theta success_s
         success mu prop35 solver certified primal_residual stationarity dual_infeasibility gap``
         (the last four only for the convex method), rows sorted by cell then trial.
+        ``certified`` is the optimality certificate (convex), or the convergence flag that
+        :func:`gradient_descent` or :func:`flow_limit` reports (gd, flow).
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")

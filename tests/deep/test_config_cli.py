@@ -26,12 +26,21 @@ def test_defaults_are_valid_and_round_trip_through_json():
     ({"update": "step"}, "update must be one of"),
     ({"u_shape": "matrix"}, "u_shape must be one of"),
     ({"noise": "pair"}, "noise must be one of"),
-    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": 0}, "epochs must be an integer >= 1"),
     ({"lr": 0.0}, "lr must be a finite number > 0"),
     ({"lr": float("nan")}, "lr must be a finite number > 0"),
     ({"alpha_u": -1.0}, "alpha_u must be a finite number >= 0"),
-    ({"momentum": 1.0}, "momentum must be < 1"),
-    ({"noise_rate": 1.5}, "noise_rate must be in"),
+    ({"momentum": 1.0}, r"momentum must be a finite number in \[0.0, 1.0\)"),
+    ({"noise_rate": 1.5}, r"noise_rate must be a finite number in \[0.0, 1.0\]"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
+    ({"seed": 2**64}, "seed must be an integer in"),
+    ({"method": "mixup"}, "method must be one of"),
+    ({"dataset": "imagenet"}, "dataset must be one of"),
+    ({"arch": "vgg"}, "arch must be one of"),
+    ({"alpha_u": 1.0, "method": "ce"}, r"option\(s\) \['alpha_u'\] do not apply to method 'ce'"),
+    ({"lambda_c": 0.3}, r"lambda_c belongs to sop\+"),
+    ({"gce_q": 0.0, "method": "gce"}, r"gce_q must be a finite number in \(0.0, 1.0\]"),
+    ({"elr_beta": 1.0, "method": "elr"}, r"elr_beta must be a finite number in \[0.0, 1.0\)"),
     ({"milestones": [80, 40]}, "milestones must be increasing"),
     ({"learning_rate": 0.1}, "unknown config key"),
     ({"gamma": 0.1}, "unknown config key"),  # renamed lr_decay
@@ -75,25 +84,60 @@ def test_saved_configs_with_the_old_name_gamma_still_load():
     assert TrainConfig.from_dict({"gamma": 0.5}).lr_decay == 0.5
 
 
-def test_building_a_config_imports_no_data_model_or_method_code():
+def test_building_a_config_imports_no_data_or_training_code():
     import subprocess
     import sys
 
+    # the method registry (and so torch) and the dataset registry (numpy-only loaders) are needed to
+    # check names and options (and the models module, for arch); the training loop and run folders are not
     code = ("import sys; from sopdeep.config import TrainConfig; TrainConfig(); "
-            "print(sorted(m for m in sys.modules if m.startswith('sopdeep') or m == 'torch'))")
+            "print(sorted(m for m in sys.modules if m.startswith('sopdeep.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['sopdeep', 'sopdeep.config']"
+    loaded = set(eval(out))
+    assert not loaded & {"sopdeep.train", "sopdeep.runs", "sopdeep.cli"}, loaded
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"method": "mixup"}, "method must be one of"),
-    ({"dataset": "imagenet"}, "dataset must be one of"),
-    ({"arch": "vgg"}, "arch must be one of"),
-])
-def test_unknown_names_are_refused_when_the_run_starts(tmp_path, overrides, match):
-    from sopdeep.trainer import train
+def test_options_belong_to_their_method():
+    # explicit options of another method are refused, even at their default value
+    with pytest.raises(ValueError, match=r"\['alpha_u', 'lambda_c'\] do not apply to method 'ce'"):
+        TrainConfig(method="ce", alpha_u=5, lambda_c=0.3)
+    with pytest.raises(ValueError, match="do not apply to method 'ce'"):
+        TrainConfig(method="ce", alpha_u=10.0)
+    with pytest.raises(AttributeError, match="option of method"):
+        TrainConfig(method="ce").alpha_u
+    # a config holds, and saves, its method's options only
+    assert "lambda_c" not in TrainConfig(method="sop").to_dict()
+    assert TrainConfig(method="sop+").to_dict()["lambda_c"] == 0.9
+    assert set(TrainConfig(method="gce").to_dict()) - set(TrainConfig(method="ce").to_dict()) == {"gce_q"}
+    # changing the method keeps the options both share and resets the others
+    sop = TrainConfig(alpha_u=3.0)
+    assert sop.replace(method="sop+").alpha_u == 3.0
+    assert sop.replace(method="ce") == TrainConfig(method="ce")
+    with pytest.raises(ValueError, match="do not apply"):
+        sop.replace(method="ce", alpha_v=1.0)
 
-    config = TrainConfig(**{"dataset": "synthetic", "arch": "mlp", "out": str(tmp_path / "run"), **overrides})
-    with pytest.raises(ValueError, match=match):
-        train(config)
-    assert not (tmp_path / "run").exists()  # refused before the run folder was touched
+
+def test_old_saved_configs_with_every_methods_options_still_load():
+    # files written before options belonged to their method held all of them
+    old = {**TrainConfig(method="ce").to_dict(), "alpha_u": 10.0, "lambda_c": 0.0, "strong_policy": "autoaugment",
+           "gamma": 0.2}
+    c = TrainConfig.from_dict(old)
+    assert c.method == "ce" and c.lr_decay == 0.2 and c == TrainConfig(method="ce", lr_decay=0.2)
+    with pytest.raises(ValueError, match="unknown config key"):
+        TrainConfig.from_dict({"nonsense": 1})
+
+
+def test_every_setting_is_declared_and_shown_by_help(capsys):
+    from sopdeep.config import common_fields
+    from sopdeep.methods import METHODS, option_fields
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for f in common_fields():
+        assert f.metadata["doc"] and f"  {f.name}: " in text
+    for name in METHODS:
+        assert f"method {name}: " in text
+        for f in option_fields(name):
+            assert f.metadata["doc"] and f"  {f.name}: " in text
+    assert "  alpha_u: float >= 0.0; default 10.0" in text

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fake_datasets import fake_cifar10, fake_cifar100, fake_fashion, write_cifar_batch, write_idx  # noqa: F401 (fixtures)
-from sopdeep.data import (
+from sopdeep.datasets import (
     ArrayDataset,
     decode_cifar10_jpeg,
     load_cifar10,
@@ -312,7 +312,7 @@ def test_channel_stats_equal_numpy_mean_and_std():
 
 @pytest.mark.parametrize("stratified", [False, True])
 def test_split_indices_partition_with_exact_sizes(stratified):
-    from sopdeep.data import split_indices
+    from sopdeep.datasets import split_indices
 
     labels = np.random.default_rng(0).integers(0, 7, 503)
     tr, va = split_indices(503, 50, labels=labels if stratified else None, random_state=1)

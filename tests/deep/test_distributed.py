@@ -120,3 +120,19 @@ def test_torchrun_sop_plus_ranks_agree(tmp_path):
     assert not torch.equal(r0["method_state"]["generator"], r1["method_state"]["generator"])
     for (k0, a), (_, b) in zip(r0["model"].items(), r1["model"].items()):
         assert torch.equal(a, b), k0
+
+
+@pytest.mark.slow
+def test_torchrun_elr_targets_agree_across_ranks(tmp_path):
+    # ELR's per-sample targets are method state like SOP's u, v: every row is written by the rank
+    # that visited it and synchronised, so both ranks end with the same (N, K) targets
+    _run_ddp(tmp_path / "ddp", "elr", 2)
+    r0 = torch.load(tmp_path / "ddp" / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "ddp" / "rank1.pt", weights_only=True)
+    t0, t1 = r0["state"]["target"], r1["state"]["target"]
+    assert torch.equal(t0, t1)
+    # t <- 0.7 t + 0.3 p (p a distribution) from t = 0: after one visit per epoch for the worker's 6
+    # epochs every row holds mass 1 - 0.7^6, so each sample was visited once per epoch on some rank
+    assert torch.allclose(t0.sum(1), torch.full((t0.shape[0],), 1 - 0.7 ** 6), atol=1e-5)
+    for (k0, a), (_, b) in zip(r0["model"].items(), r1["model"].items()):
+        assert torch.equal(a, b), k0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sopdeep.data import DATASET_NUM_CLASSES, canonical_dataset_name, load_dataset, load_image_folder
+from sopdeep.datasets import DATASETS, canonical_dataset_name, load_dataset, load_image_folder
 
 # class name -> constant RGB colour; sizes differ so resizing is exercised
 COLOURS = {"shirt": (200, 10, 10), "jacket": (10, 200, 10), "dress": (10, 10, 200)}
@@ -80,7 +80,7 @@ def test_load_dataset_reads_image_folders_and_names_resolve(folder):
     with pytest.raises(ValueError, match="image_size is only used"):
         load_dataset("npz", folder / "x.npz", image_size=8)
     assert canonical_dataset_name("FMNIST") == "fashion-mnist"
-    assert canonical_dataset_name("synthetic", extra=("synthetic",)) == "synthetic"
+    assert canonical_dataset_name("synthetic") == "synthetic"  # an ordinary registry entry
     with pytest.raises(ValueError, match="dataset name must be one of"):
-        canonical_dataset_name("synthetic")
-    assert DATASET_NUM_CLASSES["cifar100"] == 100 and "imagefolder" not in DATASET_NUM_CLASSES
+        canonical_dataset_name("imagenet")
+    assert DATASETS["cifar100"].num_classes == 100 and DATASETS["imagefolder"].num_classes is None

@@ -140,7 +140,7 @@ def test_one_sop_run_ranks_the_wrong_labels_first(tmp_path):
     import torch
 
     from sopdeep.config import TrainConfig
-    from sopdeep.trainer import train
+    from sopdeep.train import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny network: one thread avoids oversubscribing a shared machine

@@ -18,7 +18,7 @@ from sopdeep.noise import (
     symmetric_noise,
     symmetric_noise_authors,
 )
-from sopdeep.noise import _authors_count
+from sopdeep.noise.authors import _authors_count
 
 
 @pytest.fixture(scope="module")

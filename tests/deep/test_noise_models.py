@@ -29,7 +29,7 @@ def label_problems(draw, min_n=1, max_n=400):
     rate = draw(st.floats(0.0, 1.0))
     seed = draw(st.integers(0, 2**32 - 1))
     labels = np.random.default_rng(seed).integers(0, k, size=n)
-    labels[-1] = k - 1  # K = max(labels) + 1: noise may not invent classes (sopdeep.noise docstring)
+    labels[-1] = k - 1  # K = max(labels) + 1: noise may not invent classes (sopdeep.noise.labels docstring)
     return labels, k, rate, seed
 
 

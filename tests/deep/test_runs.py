@@ -20,7 +20,7 @@ from sopdeep import runs
 from sopdeep.config import TrainConfig
 from sopdeep.runs import (CheckpointError, NonFiniteLossError, ResumeMismatchError, RunError, RunFolderError,
                           load_checkpoint, read_run, saved_config)
-from sopdeep.trainer import train
+from sopdeep.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,7 +88,7 @@ def test_a_second_concurrent_run_into_the_same_folder_fails_at_once(tmp_path):
         from pathlib import Path
         sys.path.insert(0, {str(REPO)!r})
         from sopdeep.config import TrainConfig
-        from sopdeep.trainer import train
+        from sopdeep.train import train
 
         def step(epoch, i):
             Path({str(tmp_path / "started")!r}).touch()
@@ -173,8 +173,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(finished, tmp_path, how
 
 
 def _npz(path: Path, seed: int) -> Path:
-    from sopdeep.data import save_npz
-    from sopdeep.synthetic import make_synthetic
+    from sopdeep.datasets import make_synthetic, save_npz
 
     save_npz(make_synthetic(seed=seed), path)
     return path
@@ -218,4 +217,4 @@ def test_summary_is_strict_json_when_a_metric_is_undefined(tmp_path):
 def test_every_run_exception_is_one_class_family():
     for cls in (RunFolderError, CheckpointError, ResumeMismatchError, NonFiniteLossError):
         assert issubclass(cls, RunError)
-    assert runs.NonFiniteLossError is __import__("sopdeep.trainer").trainer.NonFiniteLossError
+    assert runs.NonFiniteLossError is __import__("sopdeep.train").train.NonFiniteLossError

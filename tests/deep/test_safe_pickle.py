@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from sopdeep._safepickle import UnsafePickleError, load_torch_zip_pickle, restricted_loads
-from sopdeep.data import load_cifar10
+from sopdeep.datasets import load_cifar10
 from sopdeep.noise import load_cifar_n, read_cifar_n
 
 

@@ -8,8 +8,8 @@ import torch
 from sopdeep.config import TrainConfig
 from sopdeep.methods import SOP, Batch
 from sopdeep.regularizers import class_balance_loss, consistency_loss
-from sopdeep.sop_plus import SOPPlus
-from sopdeep.trainer import train
+from sopdeep.methods import SOPPlus
+from sopdeep.train import train
 
 
 class _Linear(torch.nn.Module):

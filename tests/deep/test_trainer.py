@@ -19,7 +19,7 @@ from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import SOP, Batch
 from sopdeep.runs import RunFolderError, load_checkpoint
 from sopdeep.sop_loss import closed_form_grads
-from sopdeep.trainer import NonFiniteLossError, learning_rate, train
+from sopdeep.train import NonFiniteLossError, learning_rate, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _tiny(tmp_path, **kw):
     base = dict(dataset="synthetic", arch="mlp", width=32, epochs=2, batch_size=32, lr=0.05,
                 schedule="constant", weight_decay=5e-4, noise="sym", noise_rate=0.4, device="cpu",
-                progress=False, out=str(tmp_path / "run"), alpha_u=10.0, alpha_v=10.0)
+                progress=False, out=str(tmp_path / "run"))
     base.update(kw)
     return TrainConfig(**base)
 
@@ -120,7 +120,7 @@ def test_learning_rate_schedules():
 def test_weak_view_keeps_the_trainer_draws_crop_offsets_then_coins():
     # resumed runs stay bit-identical only if the draws from the epoch generator keep their
     # order: b row offsets, b column offsets, then b flip coins
-    from sopdeep.trainer import _augment
+    from sopdeep.train.loop import _augment
 
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
     g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
@@ -154,16 +154,17 @@ def test_undefined_metrics_are_written_as_json_null(tmp_path):
     assert _strict_loads(path.read_text()) == {"precision": None, "x": [1.5, None], "n": {"a": None}}
 
 
-@pytest.mark.parametrize("method, update", [("ce", "batch"), ("sop", "batch"), ("sop", "epoch")])
+@pytest.mark.parametrize("method, update", [("ce", None), ("sop", "batch"), ("sop", "epoch"), ("gce", None),
+                                            ("elr", None)])
 def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update, capsys):
-    cfg = _tiny(tmp_path, method=method, update=update)
+    cfg = _tiny(tmp_path, method=method, **({"update": update} if update else {}))
     if method == "ce":  # through the command line, which must build the same config
         from sopdeep.cli import main
 
         assert main(["--dataset", "synthetic", "--arch", "mlp", "--epochs", "2", "--out", cfg.out,
                      "--method", "ce", "--batch-size", "32", "--lr", "0.05", "--device", "cpu",
                      "--no-progress", "--set", "width=32", "--set", "schedule=constant",
-                     "--set", "weight_decay=5e-4", "--set", "update=batch"]) == 0
+                     "--set", "weight_decay=5e-4"]) == 0
         printed = json.loads(capsys.readouterr().out)
         res = train(cfg.replace(out=cfg.out + "-api"))
         assert printed["final_test_acc"] == res.summary["final_test_acc"]
@@ -217,7 +218,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
     sys.path.insert(0, {repo!r})
     from sopdeep.config import TrainConfig
-    from sopdeep.trainer import train
+    from sopdeep.train import train
 
     def step(epoch, i):
         if epoch == 1 and i == 3:  # mid-way through the second epoch, after checkpoint 1
@@ -232,10 +233,11 @@ def _strip_times(history):
     return json.dumps([{k: v for k, v in row.items() if k != "epoch_time"} for row in history])
 
 
-@pytest.mark.parametrize("update", ["batch", "epoch"])
-def test_resume_after_sigkill_is_bit_identical(tmp_path, update):
-    cfg = _tiny(tmp_path, method="sop", update=update, epochs=3, schedule="cosine",
-                out=str(tmp_path / "killed"))
+@pytest.mark.parametrize("method, update", [("sop", "batch"), ("sop", "epoch"), ("elr", None)])
+def test_resume_after_sigkill_is_bit_identical(tmp_path, method, update):
+    # ELR's per-sample targets are checkpointed like SOP's u, v
+    cfg = _tiny(tmp_path, method=method, epochs=3, schedule="cosine", out=str(tmp_path / "killed"),
+                **({"update": update} if update else {}))
     script = _KILL_SCRIPT.format(repo=str(REPO), cfg=cfg.to_json())
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr  # really killed by SIGKILL
@@ -307,8 +309,8 @@ def test_a_trailing_single_sample_batch_is_merged_so_batchnorm_trains(tmp_path):
 
 def test_per_class_subset_keeps_n_over_k_random_samples_of_each_clean_class():
     # the ELR-style split of the "45,000 training examples" columns, checked on the synthetic set
-    from sopdeep.synthetic import make_synthetic
-    from sopdeep.trainer import load_data
+    from sopdeep.datasets import make_synthetic
+    from sopdeep.train import load_data
 
     full = make_synthetic(seed=3)  # the synthetic images depend on the run's seed
     k = full.num_classes

@@ -14,7 +14,9 @@ def test_quick_compute_and_plot_write_their_files(name, tmp_path):
     mod = importlib.import_module(name)
     assert mod.__doc__ and mod.NAME and mod.DATA_FILE.startswith(mod.NAME)
     data = tmp_path / mod.DATA_FILE
-    mod.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False, unknown_option=1)
+    with pytest.raises(TypeError, match="unknown_option"):   # an option it does not declare is refused
+        mod.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False, unknown_option=1)
+    mod.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False)
     assert data.stat().st_size > 0
     paths = mod.plot(data, tmp_path / "out")
     assert sorted(p.name for p in paths) == sorted([f"{mod.NAME}.png", f"{mod.NAME}.pdf"])
@@ -36,3 +38,28 @@ def test_jacobian_table_is_consistent(tmp_path):
         assert row["rank"] == int(np.sum(sv > row.rtol * sv[0]))
         assert 1.0 - 1e-9 <= row.mu <= row.N / row["rank"] + 1e-9  # 1 <= mu <= N / r (Definition 3.4)
         assert row.condition27 == (row.k ** 2 * row["rank"] < row.N / (4 * row.mu))
+
+
+def test_bridge_alpha_reads_gamma_from_the_config_default(tmp_path, monkeypatch):
+    # γ of λ = −log γ/(2α) is the deep runs' init_std: change TrainConfig's default and the data
+    # file must follow it (it was a hard-coded copy, 1e-8). Runs and Gram are stand-ins: only γ matters.
+    import sopdeep.config
+    import figures._bridge
+    from figures import fig_bridge_alpha as fa
+
+    class OtherDefault(sopdeep.config.TrainConfig):
+        init_std = property(lambda self: 1e-4, lambda self, value: None)
+
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((40, 8))
+    gram = {"K": F @ F.T, "y": np.sign(rng.standard_normal(40)), "f": np.zeros(40),
+            "is_noisy": np.arange(40) % 4 == 0}
+    monkeypatch.setattr(sopdeep.config, "TrainConfig", OtherDefault)
+    monkeypatch.setattr(fa, "ensure_runs", lambda configs, **kw: [None] * len(configs))
+    for module in (figures._bridge, fa):
+        monkeypatch.setattr(module, "subset_gram", lambda *a, **kw: gram, raising=False)
+    data = tmp_path / fa.DATA_FILE
+    fa.compute(data, quick=True, runs_dir=str(tmp_path / "runs"), progress=False)
+    _, _, summary = fa.read(data)
+    assert summary["gamma"] == 1e-4
+    assert np.isclose(summary["alpha_pred_synthetic"], -np.log(1e-4) / (2 * summary["lambda_best_synthetic"]))

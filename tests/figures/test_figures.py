@@ -15,7 +15,7 @@ import pytest
 
 import figures.output
 from figures import fig_implicit_bias
-from figures.cli import main
+from figures.cli import build_parser, figure_options, main, options_for
 from figures.output import locked_folder
 from figures.registry import FIGURES, GROUPS, is_deep
 from soptheory.phase import load_table
@@ -51,7 +51,52 @@ def test_every_figure_module_has_the_registry_interface(name):
     assert list(inspect.signature(figure.plot).parameters) == ["data_path", "out_dir"]
     compute = inspect.signature(figure.compute).parameters
     assert list(compute)[0] == "data_path" and compute["quick"].default is False
-    assert inspect.Parameter.VAR_KEYWORD in [p.kind for p in compute.values()]
+    # no **kwargs swallowing: an option the figure does not declare is an error, not ignored
+    assert inspect.Parameter.VAR_KEYWORD not in [p.kind for p in compute.values()]
+    with pytest.raises(TypeError, match="n_job"):
+        figure.compute(Path("never-written"), quick=True, n_job=2)    # misspelt --jobs
+
+
+def test_every_option_of_the_command_line_reaches_a_figure_that_declares_it():
+    options = figure_options(build_parser().parse_args(["all"]), None)
+    declared = {name for figure in FIGURES.values() for name in inspect.signature(figure.compute).parameters}
+    assert set(options) <= declared, set(options) - declared
+    for figure in FIGURES.values():
+        given = options_for(figure.compute, options)
+        assert set(given) == set(options) & set(inspect.signature(figure.compute).parameters)
+
+
+@pytest.mark.parametrize("name", GROUPS["bridge"])
+def test_jobs_reaches_the_training_of_every_deep_figure(name, tmp_path, monkeypatch):
+    figure, seen = FIGURES[name], []
+
+    class Stop(Exception):
+        pass
+
+    def runner(configs, **kw):           # stands for ensure_runs: record, train nothing
+        seen.append(kw.get("n_jobs", kw.get("jobs", 1)))
+        raise Stop("stopped before training")
+
+    monkeypatch.setattr(figure, "ensure_runs", runner)
+    assert main([name, "--quick", "--deep", "compute", "--jobs", "3", "--out", str(tmp_path / "out"),
+                 "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 1
+    assert seen == [3]
+
+
+def test_figures_do_not_import_each_other():
+    # what figures share lives in figures.settings, figures._bridge and figures._runs
+    import ast
+
+    figure_modules = {figure.__name__ for figure in FIGURES.values()}
+    for figure in FIGURES.values():
+        used = set()
+        for node in ast.walk(ast.parse(Path(figure.__file__).read_text())):
+            if isinstance(node, ast.Import):
+                used |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):        # figures/ is flat: level 1 is figures
+                base = node.module if not node.level else ".".join(filter(None, ["figures", node.module]))
+                used |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+        assert not used & figure_modules, (figure.__name__, used & figure_modules)
 
 
 def test_groups_cover_every_figure_once():
@@ -290,6 +335,17 @@ def test_no_space_left_names_the_path(tmp_path, monkeypatch, capsys):
     assert main(["fig2", "--out", str(tmp_path)]) == 1
     assert_one_error_line(capsys, "no space left", "fig2_data.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["false", "OFF", "no", "0", ""])
+def test_sop_debug_off_spellings_keep_the_one_line(tmp_path, monkeypatch, capsys, value):
+    def broken(data_path, **options):
+        raise ValueError("bad grid")
+
+    monkeypatch.setattr(fig_implicit_bias, "compute", broken)
+    monkeypatch.setenv("SOP_DEBUG", value)
+    assert main(["fig2", "--out", str(tmp_path)]) == 1
+    assert_one_error_line(capsys, "ValueError: bad grid")          # no traceback
 
 
 @pytest.mark.parametrize("how", ["--debug", "SOP_DEBUG"])

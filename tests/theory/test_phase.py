@@ -240,3 +240,24 @@ def test_damaged_cache_file_is_named_and_recomputed(tmp_path, damage):
         warnings.simplefilter("error", RuntimeWarning)
         third = run_phase(grid, trials=2, cache_dir=cache, progress=False)
     assert_tables_equal(third, fresh)
+
+
+def test_flow_rows_record_whether_the_flow_limit_converged(monkeypatch):
+    # the "certified" column of a flow row is flow_limit's own convergence flag, not True by fiat:
+    # a flow_limit whose Newton iteration stopped short for the second α must show in the table
+    import dataclasses
+
+    import soptheory.phase as phase
+
+    real = phase.flow_limit
+
+    def stops_short_at_the_second_alpha(J, y, alpha, gamma, **kw):
+        out = real(J, y, alpha, gamma, **kw)
+        converged = np.asarray(out.converged).copy()
+        converged[np.asarray(alpha) == 40.0] = False
+        return dataclasses.replace(out, converged=converged)
+
+    monkeypatch.setattr(phase, "flow_limit", stops_short_at_the_second_alpha)
+    t = run_phase({"N": [40], "p": [60], "r": [3], "k": [4], "alpha": [4.0, 40.0], "gamma": [np.exp(-8.0)]},
+                  trials=2, method="flow", progress=False)
+    assert np.array_equal(t["certified"], t["alpha"] != 40.0)

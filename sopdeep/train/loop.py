@@ -1,9 +1,10 @@
-"""train(config): CE, SOP and SOP+ training with exact resume, read top to bottom.
+"""train(config): training with exact resume, read top to bottom.
 
 :func:`train` = set-up (names, run folder, data on the device, network, optimiser, method state,
 resume) → for each epoch: :func:`train_one_epoch` (the hot path) → the method's end-of-epoch
 step → evaluate and record (metrics, checkpoint) → finish (per-sample outputs, summary). The
-files of a run folder are written by :mod:`sopdeep.runs`.
+set-up is :mod:`sopdeep.train.setup`, the data :mod:`sopdeep.train.data`, the learning rate
+:mod:`sopdeep.train.schedule`; the files of a run folder are written by :mod:`sopdeep.runs`.
 
 Randomness (no global seeding leaks out of :func:`train`): model initialisation runs inside
 ``torch.random.fork_rng`` seeded with ``config.seed`` (the RNG states are checkpointed);
@@ -25,19 +26,16 @@ import torch
 
 from sopdeep import distributed as ddp
 from sopdeep import runs
-from sopdeep import sop_plus  # noqa: F401  (registers the method "sop+")
 from sopdeep.augment import random_crop_flip
-from sopdeep.config import TrainConfig, fixed_normalization
-from sopdeep.data import DATASET_NAMES, load_dataset, split_indices
+from sopdeep.config import TrainConfig
 from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
-from sopdeep.methods import Batch, get_method
-from sopdeep.models import ARCHITECTURES, build_model
-from sopdeep.noise import make_noisy_labels
-from sopdeep.synthetic import make_synthetic
+from sopdeep.methods import Batch
+from sopdeep.train.data import TrainingData, load_data, to_device
+from sopdeep.train.schedule import learning_rate
+from sopdeep.train.setup import RunState, build_run, check_names, resolve_device
 
-__all__ = ["train", "train_one_epoch", "TrainResult", "NonFiniteLossError", "learning_rate", "load_data",
-           "check_names", "make_model", "training_data"]
+__all__ = ["train", "train_one_epoch", "TrainResult", "NonFiniteLossError"]
 
 NonFiniteLossError = runs.NonFiniteLossError  # re-exported: the run's exceptions live in sopdeep.runs
 
@@ -118,10 +116,7 @@ def train(config: TrainConfig, *, resume: bool = False,
     """
     t_start = time.perf_counter()
     check_names(config)
-    device = _resolve_device(config)
-    env = ddp.init_from_env(device.type)  # torchrun: one process per device
-    if env.enabled and device.type == "cuda":
-        device = torch.device("cuda", env.local_rank)
+    device, env = resolve_device(config)  # torchrun: one process per device
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda), runs.lock_folder(config.out, enabled=env.is_main):
@@ -133,8 +128,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
     ckpt = runs.open_run(folder, config, resume=resume, clean=env.is_main)  # writes nothing
     ds, noisy = load_data(config)
     fingerprint = runs.data_fingerprint(ds.x_train, noisy.noisy_labels)
-    data = _to_device(ds, noisy, device, config.normalization, config.dataset)
-    run = _build_run(config, data, env, device)
+    data = to_device(ds, noisy, device, config.normalization, config.dataset)
+    run = build_run(config, data, env, device)
     history, start_epoch = [], 0
     if ckpt is not None:
         runs.check_fingerprint(ckpt, fingerprint, folder)
@@ -169,7 +164,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
     return _finish(config, run, data, history, t_start)
 
 
-def train_one_epoch(config: TrainConfig, run: "_Run", data: "_Data", epoch: int, label_prob: torch.Tensor,
+def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoch: int, label_prob: torch.Tensor,
                     callbacks: dict[str, Callable], progress=None) -> tuple[float, dict[str, torch.Tensor]]:
     """One pass over the training set: θ steps and the method's per-batch steps.
 
@@ -299,193 +294,6 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
 
 
 # ------------------------------------------------------------------------------------------------
-# set-up
-
-
-def check_names(config: TrainConfig) -> None:
-    """``ValueError`` unless the dataset, architecture and method are registered."""
-    datasets = (*DATASET_NAMES, "synthetic")
-    if config.dataset not in datasets:
-        raise ValueError(f"dataset must be one of {datasets}, got {config.dataset!r}")
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {tuple(ARCHITECTURES)}, got {config.arch!r}")
-    get_method(config)
-
-
-def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """θ learning rate τ_t at global step ``step`` (0-based).
-
-    multistep: ``lr * lr_decay ** (number of milestones <= epoch)``, ``epoch = step //
-    steps_per_epoch`` (``MultiStepLR`` stepped per epoch); cosine: ``lr/2 * (1 + cos(π t / T))``,
-    ``T`` the total number of steps; cosine_epoch: ``lr_min + (lr - lr_min)/2 * (1 + cos(π e / E))``,
-    ``e`` the epoch, ``E`` = epochs; constant: ``lr``.
-
-    >>> learning_rate(TrainConfig(lr=0.1, milestones=[1]), step=5, steps_per_epoch=4)
-    0.010000000000000002
-    """
-    if config.schedule == "constant":
-        return config.lr
-    if config.schedule == "multistep":
-        epoch = step // steps_per_epoch
-        return config.lr * config.lr_decay ** sum(m <= epoch for m in config.milestones)
-    if config.schedule == "cosine_epoch":
-        epoch = step // steps_per_epoch
-        return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1.0 + math.cos(math.pi * epoch / config.epochs))
-    total = config.epochs * steps_per_epoch
-    return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
-
-
-def load_data(config: TrainConfig):
-    """(ArrayDataset, NoisyLabels) as the config says, cut to ``config.train_subset`` samples
-    (the noise is drawn on the full set first)."""
-    if config.dataset == "synthetic":
-        ds = make_synthetic(seed=config.seed)
-    else:
-        if not config.data_root:
-            raise ValueError("data_root must be set (a local folder; nothing is downloaded)")
-        ds = load_dataset(config.dataset, config.data_root, cache_path=config.cache_path or None)
-    noisy = make_noisy_labels(
-        ds.y_train, config.noise, config.noise_rate, num_classes=ds.num_classes,
-        dataset=config.dataset,
-        cifar_n_path=config.cifar_n_path or None, cifar_n_label=config.cifar_n_label,
-        random_state=config.noise_seed)
-    if config.train_subset and config.train_subset < ds.n_train:
-        if config.subset_split == "per_class":  # stratified by the clean labels, seeded by the run
-            idx, _ = split_indices(ds.n_train, ds.n_train - config.train_subset,
-                                   labels=np.asarray(ds.y_train), random_state=config.seed)
-        else:
-            idx = np.arange(config.train_subset)
-        ds, noisy = ds.subset(train_indices=idx), noisy.subset(idx)
-    return ds, noisy
-
-
-@dataclass
-class _Data:
-    """The training and test sets on the device (uint8 images, int64 labels)."""
-
-    x_train: torch.Tensor  # (N, C, H, W)
-    y_train: torch.Tensor  # noisy labels (N,)
-    clean_train: torch.Tensor
-    is_noisy: np.ndarray | None  # None when the noise is "none" (no detection metrics)
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-    mean: torch.Tensor  # (1, C, 1, 1), pixel units
-    std: torch.Tensor
-    realised_rate: float
-    memory_format: torch.memory_format
-
-    @property
-    def n(self) -> int:
-        return self.x_train.shape[0]
-
-    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, C, H, W) to standardised float (per channel, A.4)."""
-        return ((x_uint8.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-
-
-def training_data(config: TrainConfig, device="cpu") -> _Data:
-    """The training and test sets of ``config`` exactly as :func:`train` holds them.
-
-    Same subset and label noise as the run (:func:`load_data`), uint8 images (N, C, H, W) on
-    ``device``; ``.normalize(x)`` standardises a batch as the network sees it, ``.y_train`` are
-    the noisy labels, ``.clean_train`` the clean ones, ``.is_noisy`` the noise mask (None without
-    noise). Example: ``x = training_data(config).normalize(data.x_train)``.
-    """
-    return _to_device(*load_data(config), torch.device(device), config.normalization, config.dataset)
-
-
-def make_model(config: TrainConfig, num_classes: int, in_channels: int, image_size) -> torch.nn.Module:
-    """The network of ``config`` at initialisation, exactly as :func:`train` builds it (on the CPU).
-
-    Seeded with ``config.seed`` inside ``torch.random.fork_rng``: the caller's RNG is untouched.
-    ``image_size`` is an int or (H, W). Example::
-
-        data = training_data(config)
-        model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
-    """
-    with torch.random.fork_rng(devices=[]):
-        return _seeded_model(config, num_classes, in_channels, image_size)
-
-
-def _seeded_model(config: TrainConfig, num_classes: int, in_channels: int, image_size) -> torch.nn.Module:
-    # the one construction of the network: seeds the global RNG (callers scope it with fork_rng)
-    torch.manual_seed(config.seed)
-    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
-    return build_model(config.arch, num_classes, in_channels=in_channels, image_size=image_size, **options)
-
-
-def _to_device(ds, noisy, device: torch.device, normalization: str = "dataset", dataset: str = "") -> _Data:
-    def images(x):
-        return torch.from_numpy(np.array(np.asarray(x).transpose(0, 3, 1, 2), order="C")).to(device)
-
-    def labels(y):
-        return torch.from_numpy(np.array(y, dtype=np.int64)).to(device)
-
-    mean01, std01 = ds.channel_stats()  # a constant channel is only centred
-    if normalization == "fixed":
-        mean01, std01 = (np.asarray(v) for v in fixed_normalization(dataset))
-    return _Data(
-        x_train=images(ds.x_train), y_train=labels(noisy.noisy_labels), clean_train=labels(noisy.clean_labels),
-        is_noisy=np.asarray(noisy.is_noisy) if noisy.kind != "none" else None,
-        x_test=images(ds.x_test), y_test=labels(ds.y_test), num_classes=ds.num_classes,
-        mean=torch.tensor(mean01 * 255.0, dtype=torch.float32).view(1, -1, 1, 1).to(device),
-        std=torch.tensor(np.maximum(std01 * 255.0, 1.0), dtype=torch.float32).view(1, -1, 1, 1).to(device),
-        realised_rate=float(noisy.realised_rate),
-        memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-
-
-@dataclass
-class _Run:
-    """What the epochs work on."""
-
-    model: torch.nn.Module
-    net: Callable  # the model as called in the forward pass (DDP wrapper, compiled)
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None
-    method: Any
-    state: dict[str, torch.Tensor]
-    env: ddp.DistEnv
-    device: torch.device
-    augment: str  # "none", "flip" or "crop_flip"
-    bounds: list[int]  # batch boundaries in the epoch's order
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.bounds) - 1
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
-
-def _build_run(config: TrainConfig, data: _Data, env: ddp.DistEnv, device: torch.device) -> _Run:
-    """Network, optimiser of θ, method and its per-sample state."""
-    # inside train's fork_rng: the seeding is scoped to this run
-    model = _seeded_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
-    model = model.to(device, memory_format=data.memory_format)
-    # θ: one group with momentum and weight decay (Table A.1); u, v are stepped by the method
-    optimizer = torch.optim.SGD(
-        [{"params": list(model.parameters()), "weight_decay": config.weight_decay, "name": "theta"}],
-        lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-        **({"fused": True} if device.type == "cuda" else {}))
-    amp_dtype, use_scaler = _amp(config, device)
-    method = get_method(config, rank=env.rank)
-    state = method.init_state(data.n, data.num_classes, torch.Generator().manual_seed(config.seed), device)
-    net = ddp.wrap_model(model, env, device=device)
-    augment = config.augment
-    if augment == "auto":
-        augment = "crop_flip" if tuple(data.x_train.shape[1:]) == (3, 32, 32) else "none"
-    # a last batch of one sample is merged into the one before (BatchNorm needs two)
-    bounds = list(range(0, data.n, config.batch_size)) + [data.n]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-        del bounds[-2]
-    return _Run(model=model, net=torch.compile(net) if config.compile else net, optimizer=optimizer,
-                scaler=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
-                method=method, state=state, env=env, device=device, augment=augment, bounds=bounds)
-
-
-# ------------------------------------------------------------------------------------------------
 # small pieces
 
 
@@ -497,7 +305,7 @@ def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Te
 
 
 @torch.no_grad()
-def _predict(config, run: _Run, data: _Data, x: torch.Tensor, labels: torch.Tensor):
+def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels: torch.Tensor):
     """Yield (indices, float32 logits, labels) over ``x`` in eval mode, un-augmented."""
     run.model.eval()
     for lo in range(0, x.shape[0], config.eval_batch_size):
@@ -508,35 +316,13 @@ def _predict(config, run: _Run, data: _Data, x: torch.Tensor, labels: torch.Tens
     run.model.train()
 
 
-def _detection(config, data: _Data, scores: torch.Tensor | None, *, prefix: str) -> dict[str, float]:
+def _detection(config, data: TrainingData, scores: torch.Tensor | None, *, prefix: str) -> dict[str, float]:
     """Detection metrics of a noise score against the true noise mask (empty when unknown)."""
     if scores is None or data.is_noisy is None:
         return {}
     s = scores.detach().float().cpu().numpy()
     return {prefix + key: val for key, val in
             detection_metrics(s, s > config.issue_threshold, data.is_noisy).items()}
-
-
-def _resolve_device(config: TrainConfig) -> torch.device:
-    if config.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but CUDA is not available")
-    return torch.device(config.device)
-
-
-def _amp(config: TrainConfig, device: torch.device):
-    """(autocast dtype or None, use GradScaler)."""
-    mode = config.amp
-    if mode == "auto":
-        if device.type != "cuda":
-            return None, False
-        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if mode == "off":
-        return None, False
-    if mode == "bf16":
-        return torch.bfloat16, False
-    return torch.float16, device.type == "cuda"
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -1,131 +1,62 @@
-"""Training methods behind one small interface, and their registry (``"ce"``, ``"sop"``; ``"sop+"``
-registers itself in :mod:`sopdeep.sop_plus`).
-
-Per mini-batch the trainer calls ``out = method.batch_loss(model, batch, state)`` (inside
-autocast), steps θ on ``out.loss``, then ``method.after_backward(batch, out, state, lr,
-grad_scale)`` (SOP: the u, v step); after each epoch ``method.end_of_epoch(predictions, state,
-lr)``. ``state`` holds the per-sample tensors (rows indexed by sample: SOP's u, v), checkpointed
-and synchronised across DDP ranks; anything else a method must carry across a resume goes
-through :meth:`Method.state_dict` / :meth:`Method.load_state_dict`. To add a method, subclass
-:class:`Method` and decorate it with :func:`register_method`.
-"""
+"""Sparse over-parameterisation (Algorithm 1), method ``"sop"``: per-sample u, v model the label
+noise, s_i = u_i ⊙ u_i ⊙ y_i − v_i ⊙ v_i ⊙ (1 − y_i), with the loss of :mod:`sopdeep.sop_loss`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from sopdeep.sop_loss import init_sample_variables, sgd_step, sop_loss_terms, uv_step_size
+from sopdeep.methods.base import Method, StepOutput
+from sopdeep.options import check_options, option
+from sopdeep.sop_loss import init_sample_variables, recipe_switches, sgd_step, sop_loss_terms, uv_step_size
 
-__all__ = ["Batch", "StepOutput", "Method", "CE", "SOP", "register_method", "get_method",
-           "available_methods"]
+__all__ = ["SOP", "SOPOptions"]
 
 
-@dataclass
-class Batch:
-    """One mini-batch, by index into the training set.
+@dataclass(frozen=True)
+class SOPOptions:
+    """Settings of SOP (Algorithm 1; Table A.1). ``recipe`` selects every switch at once
+    (:data:`sopdeep.sop_loss.RECIPES`); a switch that is not None overrides the recipe alone.
 
-    Attributes
-    ----------
-    indices : LongTensor of shape (B,)
-        Row indices into the training set (and into u, v).
-    images : Tensor of shape (B, C, H, W)
-        Augmented, normalised float images (channels_last on CUDA).
-    labels : LongTensor of shape (B,)
-        Given (noisy) labels.
-    raw : uint8 Tensor of shape (B, C, H, W)
-        The same images before augmentation and normalisation.
-    normalize : callable
-        uint8 (B, C, H, W) -> normalised float images, as used for ``images``.
-    mean : Tensor of shape (C,) or None
-        The normalisation mean in pixel units (0-255), e.g. the Cutout fill of SOP+'s strong view
-        (a pixel that normalises to 0); None: 0.
+    >>> SOPOptions(recipe="authors", lr_u=1.0, lr_v=10.0, project_uv=True).switches()["project"]
+    True
     """
 
-    indices: torch.Tensor
-    images: torch.Tensor
-    labels: torch.Tensor
-    raw: torch.Tensor
-    normalize: Callable[[torch.Tensor], torch.Tensor]
-    mean: torch.Tensor | None = None
+    alpha_u: float = option(10.0, "u step size is alpha_u * lr per sample (Algorithm 1)", low=0.0)
+    alpha_v: float = option(10.0, "v step size is alpha_v * lr per sample (Algorithm 1)", low=0.0)
+    init_std: float = option(1e-8, "std of the Gaussian start of u and v", low=0.0)
+    u_shape: str = option("scalar", "u per sample: scalar (N, 1) or vector (N, K)", choices=("scalar", "vector"))
+    v_shape: str = option("vector", "v per sample: scalar (N, 1) or vector (N, K)", choices=("scalar", "vector"))
+    update: str = option("batch", "u, v step after every mini-batch, or one pass after each epoch (Algorithm 1 "
+                                  "as printed)", choices=("batch", "epoch"))
+    eps: float = option(1e-4, "floor of phi, the clamp of the corrected prediction", low=0.0, low_open=True)
+    recipe: str = option("paper", "paper (Algorithm 1) or authors (their released code): sets the five switches "
+                                  "below", choices=("paper", "authors"))
+    u_learns_mse: bool | None = option(None, "switch: u also learns from the MSE term (None: the recipe's)")
+    clamp_corrections: bool | None = option(None, "switch: clamp u^2, v^2 to [0, 1] in the loss (None: the recipe's)")
+    clamp_phi: bool | None = option(None, "switch: clamp the corrected prediction (None: the recipe's)")
+    project_uv: bool | None = option(None, "switch: project u, v to [-1, 1] after each step (None: the recipe's)")
+    uv_lr_schedule: str | None = option(None, "switch: network (alpha * lr) or constant (lr_u / B, lr_v / B) "
+                                              "(None: the recipe's)", choices=("network", "constant"))
+    lr_u: float = option(0.0, "constant u learning rate (uv_lr_schedule constant; the authors' lr_u)", low=0.0)
+    lr_v: float = option(0.0, "constant v learning rate (uv_lr_schedule constant; the authors' lr_v)", low=0.0)
 
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.switches()["uv_lr_schedule"] == "constant":
+            if not (self.lr_u > 0 and self.lr_v > 0):
+                raise ValueError(f"lr_u and lr_v must be > 0 when uv_lr_schedule is 'constant' "
+                                 f"(recipe={self.recipe!r}), got lr_u={self.lr_u}, lr_v={self.lr_v}")
+            if self.update == "epoch":
+                raise ValueError("uv_lr_schedule='constant' is a per-batch step (lr / B); use update='batch'")
 
-@dataclass
-class StepOutput:
-    """What :meth:`Method.batch_loss` returns: the scalar loss for θ, the logits of
-    ``batch.images``, per-term scalars for logging, and method-private tensors."""
-
-    loss: torch.Tensor
-    logits: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    ctx: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-class Method:
-    """Base class of every method (no per-sample state). Subclasses set ``name`` and implement
-    :meth:`batch_loss`.
-
-    Parameters
-    ----------
-    config : TrainConfig
-    rank : int, default 0
-        This process's rank under DDP (``DistEnv.rank``), for per-rank random streams.
-    """
-
-    name = ""
-
-    def __init__(self, config, *, rank: int = 0) -> None:
-        self.config = config
-        self.rank = rank
-
-    def init_state(self, num_samples: int, num_classes: int, generator: torch.Generator,
-                   device: torch.device) -> dict[str, torch.Tensor]:
-        """Per-sample tensors of shape (num_samples, ...), checkpointed (none for CE)."""
-        return {}
-
-    def batch_loss(self, model, batch: Batch, state: dict[str, torch.Tensor]) -> StepOutput:
-        raise NotImplementedError
-
-    def after_backward(self, batch: Batch, out: StepOutput, state, lr: float,
-                       grad_scale: float = 1.0) -> None:
-        """Called after the θ step with the current θ learning rate ``lr``."""
-
-    def end_of_epoch(self, predictions, state, lr: float) -> None:
-        """Called after each θ epoch; ``predictions`` lazily yields ``(indices, logits, labels)``
-        over the training set (eval mode, un-augmented): iterate it only if needed."""
-
-    def noise_scores(self, state, labels: torch.Tensor,
-                     probs: torch.Tensor | None) -> torch.Tensor | None:
-        """Per-sample noise score (N,), higher = more likely mislabelled: ``1 - probs[i, labels[i]]``
-        (cleanlab's self-confidence, negated), or None when ``probs`` is None."""
-        if probs is None:
-            return None
-        return 1.0 - probs.gather(1, labels[:, None])[:, 0]
-
-    def correction(self, state, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
-        """The learned correction s_i (N, K), or None."""
-        return None
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Method state that is not per-sample (checkpointed; SOP+: its generator)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-
-
-class CE(Method):
-    """Plain cross-entropy on the given labels: the baseline of every table."""
-
-    name = "ce"
-
-    def batch_loss(self, model, batch, state):
-        logits = model(batch.images)
-        loss = F.cross_entropy(logits.float(), batch.labels)
-        return StepOutput(loss=loss, logits=logits, terms={"ce": loss.detach()})
+    def switches(self) -> dict[str, Any]:
+        """The SOP switches in force: ``recipe``'s values with each non-None single switch applied."""
+        return recipe_switches(self.recipe, u_learns_mse=self.u_learns_mse, clamp_corrections=self.clamp_corrections,
+                               clamp_phi=self.clamp_phi, project=self.project_uv, uv_lr_schedule=self.uv_lr_schedule)
 
 
 class SOP(Method):
@@ -153,6 +84,8 @@ class SOP(Method):
     """
 
     name = "sop"
+    summary = "sparse over-parameterisation, Algorithm 1 (per-sample u, v)"
+    Options = SOPOptions
 
     def __init__(self, config, *, rank: int = 0) -> None:
         super().__init__(config, rank=rank)
@@ -227,24 +160,3 @@ class SOP(Method):
         if self.switches["clamp_corrections"]:  # as the loss reads them
             u_part, v_part = u_part.clamp(0.0, 1.0), v_part.clamp(0.0, 1.0)
         return u_part - v_part
-
-
-_REGISTRY: dict[str, type[Method]] = {"ce": CE, "sop": SOP}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Register a :class:`Method` subclass under ``cls.name`` (usable as a decorator)."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def get_method(config, *, rank: int = 0) -> Method:
-    """The registered method named ``config.method``; ``ValueError`` naming the known ones otherwise."""
-    if config.method not in _REGISTRY:
-        raise ValueError(f"method must be one of {available_methods()}, got {config.method!r}")
-    return _REGISTRY[config.method](config, rank=rank)
-
-
-def available_methods() -> tuple[str, ...]:
-    """Names of the registered methods."""
-    return tuple(_REGISTRY)

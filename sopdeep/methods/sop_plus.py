@@ -30,22 +30,39 @@ prediction :math:`f(x;\\theta)`. ``recipe="paper"`` follows A.3, ``recipe="autho
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from sopdeep.augment import random_crop_flip, strong_augment, strong_view_per_sample
-from sopdeep.methods import SOP, StepOutput, register_method
+from sopdeep.methods.base import StepOutput
+from sopdeep.methods.sop import SOP, SOPOptions
+from sopdeep.options import option
 from sopdeep.regularizers import sop_plus_penalty
 
-__all__ = ["SOPPlus"]
+__all__ = ["SOPPlus", "SOPPlusOptions"]
 
 _STREAM = 0x5EED_50B  # offsets the strong-view generator's seed from the trainer's streams
 
 
-@register_method
+@dataclass(frozen=True)
+class SOPPlusOptions(SOPOptions):
+    """SOP's settings plus the regularisers' (appendix A.3; Table A.1: lambda_c 0.9, lambda_b 0.1)."""
+
+    lambda_c: float = option(0.9, "weight of the consistency term KL(p(weak) || p(strong))", low=0.0)
+    lambda_b: float = option(0.1, "weight of the class-balance term KL(prior || mean prediction)", low=0.0)
+    strong_policy: str = option("autoaugment", "strong view's policy", choices=("autoaugment", "randaugment"))
+    strong_backend: str = option("torchvision", "strong view per sample on the CPU (torchvision, the authors') or "
+                                                "batched on the device (kornia)", choices=("torchvision", "kornia"))
+    cutout: int = option(16, "Cutout side in pixels at 32x32 (scaled with the image size)", low=0)
+
+
 class SOPPlus(SOP):
     """SOP with the SOP+ regularisers; see the module docstring."""
 
     name = "sop+"
+    summary = "SOP plus consistency and class-balance regularisers (appendix A.3)"
+    Options = SOPPlusOptions
 
     def __init__(self, config, *, rank: int = 0) -> None:
         super().__init__(config, rank=rank)

@@ -1,0 +1,114 @@
+"""CIFAR-10 from the JPEG export: decoded once with the export's own ``decode.py`` into a cached
+``.npz``, then read with :func:`sopdeep.datasets.npz.load_npz`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sopcommon import atomic_path
+from sopdeep.datasets.arrays import ArrayDataset
+from sopdeep.datasets.cifar import CIFAR10_CLASSES
+from sopdeep.datasets.npz import load_npz, save_npz
+
+__all__ = ["decode_cifar10_jpeg", "load_cifar10_jpeg", "cifar10_jpeg_npz"]
+
+
+def decode_cifar10_jpeg(source, cache_path, *, overwrite=False, python=None, timeout=600):
+    """Decode the CIFAR-10 JPEG export into a uint8 ``.npz``, once, and return its path.
+
+    Runs the export's own documented procedure ``python SOURCE/decode.py OUT.npz`` (numpy and
+    Pillow) in a subprocess, writing to a temporary file beside ``cache_path`` that is renamed into
+    place only when complete. When ``cache_path`` already exists it is returned as is.
+
+    Parameters
+    ----------
+    source : str or Path
+        The export folder, holding ``decode.py`` and ``cifar10_jpeg.npz``
+        (e.g. ``../shared/data/cifar10-jpeg``).
+    cache_path : str or Path
+        Where the decoded npz is kept (must end in ``.npz``); its folder is created.
+    overwrite : bool, default False
+        Decode again even if ``cache_path`` exists.
+    python : str, optional
+        The interpreter to run ``decode.py`` with; default :data:`sys.executable`.
+    timeout : float, default 600
+        Seconds before the decoding subprocess is abandoned.
+
+    Returns
+    -------
+    Path
+        ``cache_path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``decode.py`` or ``cifar10_jpeg.npz`` is missing in ``source``.
+    RuntimeError
+        If the decoder fails (its stderr is included).
+    """
+    source = Path(source)
+    cache_path = Path(cache_path)
+    if cache_path.suffix != ".npz":
+        raise ValueError(f"cache_path must end in .npz, got {cache_path}")
+    if cache_path.is_file() and not overwrite:
+        return cache_path
+    for f in ("decode.py", "cifar10_jpeg.npz"):
+        if not (source / f).is_file():
+            raise FileNotFoundError(f"missing {source / f}; expected the CIFAR-10 JPEG export folder "
+                                    "holding decode.py and cifar10_jpeg.npz")
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    # decode.py writes with np.savez, which appends ".npz" to a path not ending in it
+    with atomic_path(cache_path, suffix=".tmp.npz") as tmp:
+        proc = subprocess.run([python or sys.executable, str(source / "decode.py"), str(tmp)],
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{source / 'decode.py'} failed with exit code {proc.returncode}:\n{proc.stderr}")
+    return cache_path
+
+
+def load_cifar10_jpeg(source, cache_path, *, overwrite=False):
+    """CIFAR-10 from the JPEG export: decode once to ``cache_path`` (:func:`decode_cifar10_jpeg`), load it.
+
+    Returns
+    -------
+    ArrayDataset
+        ``name="cifar10-jpeg"``, 50000/10000 images (32, 32, 3), K = 10, in the original CIFAR-10
+        order (train index i is CIFAR-10N index i). JPEG is lossy: pixels differ from the original
+        CIFAR-10 by about 6/255 on average.
+    """
+    path = decode_cifar10_jpeg(source, cache_path, overwrite=overwrite)
+    ds = load_npz(path, num_classes=10, name="cifar10-jpeg")
+    return ds if ds.classes else ArrayDataset(ds.x_train, ds.y_train, ds.x_test, ds.y_test, 10,
+                                              "cifar10-jpeg", CIFAR10_CLASSES)
+
+
+def cifar10_jpeg_npz(data_dir, cache_dir, n_test=2000):
+    """The CIFAR-10 JPEG export with all training images and the first ``n_test`` test images, as
+    one npz in ``cache_dir`` (decoded once; the CIFAR-N runs of the figures and experiments).
+
+    All 50,000 training images are kept because the CIFAR-N label files are indexed by them.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The folder holding ``cifar10-jpeg/`` (the export, e.g. ``../shared/data``).
+    cache_dir : str or Path
+        Where the decoded export (``cifar10_jpeg_decoded.npz``) and the result
+        (``cifar10_jpeg_test<n_test>.npz``) are kept; created if missing.
+    n_test : int, default 2000
+        How many test images to keep, in file order.
+
+    Returns
+    -------
+    Path
+        The npz, for ``TrainConfig(dataset="npz", data_root=...)``; an existing one is returned as is.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"cifar10_jpeg_test{n_test}.npz"
+    if not path.exists():
+        ds = load_cifar10_jpeg(Path(data_dir) / "cifar10-jpeg", cache_dir / "cifar10_jpeg_decoded.npz")
+        save_npz(ds.subset(test_indices=list(range(min(n_test, len(ds.y_test))))), path)
+    return path

@@ -1,0 +1,103 @@
+"""The data of a run: read and noised on the CPU (:func:`load_data`), then held on the device as
+uint8 images (:class:`TrainingData`, :func:`training_data`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sopdeep.config import TrainConfig
+from sopdeep.datasets import dataset_spec, fixed_normalization, load_dataset, split_indices
+from sopdeep.noise import make_noisy_labels
+
+__all__ = ["TrainingData", "load_data", "training_data", "to_device"]
+
+
+def load_data(config: TrainConfig):
+    """(ArrayDataset, NoisyLabels) as the config says, cut to ``config.train_subset`` samples
+    (the noise is drawn on the full set first)."""
+    if dataset_spec(config.dataset).needs_root and not config.data_root:
+        raise ValueError("data_root must be set (a local folder; nothing is downloaded)")
+    # seed: the data drawn in memory ("synthetic") depend on the run's seed; files ignore it
+    ds = load_dataset(config.dataset, config.data_root or None, cache_path=config.cache_path or None,
+                      seed=config.seed)
+    noisy = make_noisy_labels(
+        ds.y_train, config.noise, config.noise_rate, num_classes=ds.num_classes,
+        dataset=config.dataset,
+        cifar_n_path=config.cifar_n_path or None, cifar_n_label=config.cifar_n_label,
+        random_state=config.noise_seed)
+    if config.train_subset and config.train_subset < ds.n_train:
+        if config.subset_split == "per_class":  # stratified by the clean labels, seeded by the run
+            idx, _ = split_indices(ds.n_train, ds.n_train - config.train_subset,
+                                   labels=np.asarray(ds.y_train), random_state=config.seed)
+        else:
+            idx = np.arange(config.train_subset)
+        ds, noisy = ds.subset(train_indices=idx), noisy.subset(idx)
+    return ds, noisy
+
+
+@dataclass
+class TrainingData:
+    """The training and test sets on the device (uint8 images, int64 labels)."""
+
+    x_train: torch.Tensor  # (N, C, H, W)
+    y_train: torch.Tensor  # noisy labels (N,)
+    clean_train: torch.Tensor
+    is_noisy: np.ndarray | None  # None when the noise is "none" (no detection metrics)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    mean: torch.Tensor  # (1, C, 1, 1), pixel units
+    std: torch.Tensor
+    realised_rate: float
+    memory_format: torch.memory_format
+
+    @property
+    def n(self) -> int:
+        return self.x_train.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images, as :attr:`sopdeep.datasets.ArrayDataset.image_shape`."""
+        _, c, h, w = self.x_train.shape
+        return int(h), int(w), int(c)
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) to standardised float (per channel, A.4)."""
+        return ((x_uint8.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+
+def training_data(config: TrainConfig, device="cpu") -> TrainingData:
+    """The training and test sets of ``config`` exactly as :func:`train` holds them.
+
+    Same subset and label noise as the run (:func:`load_data`), uint8 images (N, C, H, W) on
+    ``device``; ``.normalize(x)`` standardises a batch as the network sees it, ``.y_train`` are
+    the noisy labels, ``.clean_train`` the clean ones, ``.is_noisy`` the noise mask (None without
+    noise). Example: ``x = training_data(config).normalize(data.x_train)``.
+    """
+    return to_device(*load_data(config), torch.device(device), config.normalization, config.dataset)
+
+
+def to_device(ds, noisy, device: torch.device, normalization: str = "dataset", dataset: str = "") -> TrainingData:
+    """``ds`` (ArrayDataset) with the labels ``noisy`` (NoisyLabels) as a :class:`TrainingData` on ``device``;
+    standardised with the training set's channel statistics, or the dataset's fixed constants
+    (:func:`sopdeep.datasets.fixed_normalization`) when ``normalization="fixed"``."""
+    def images(x):
+        return torch.from_numpy(np.array(np.asarray(x).transpose(0, 3, 1, 2), order="C")).to(device)
+
+    def labels(y):
+        return torch.from_numpy(np.array(y, dtype=np.int64)).to(device)
+
+    mean01, std01 = ds.channel_stats()  # a constant channel is only centred
+    if normalization == "fixed":
+        mean01, std01 = (np.asarray(v) for v in fixed_normalization(dataset))
+    return TrainingData(
+        x_train=images(ds.x_train), y_train=labels(noisy.noisy_labels), clean_train=labels(noisy.clean_labels),
+        is_noisy=np.asarray(noisy.is_noisy) if noisy.kind != "none" else None,
+        x_test=images(ds.x_test), y_test=labels(ds.y_test), num_classes=ds.num_classes,
+        mean=torch.tensor(mean01 * 255.0, dtype=torch.float32).view(1, -1, 1, 1).to(device),
+        std=torch.tensor(np.maximum(std01 * 255.0, 1.0), dtype=torch.float32).view(1, -1, 1, 1).to(device),
+        realised_rate=float(noisy.realised_rate),
+        memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)

@@ -1,0 +1,133 @@
+"""Building a run, in one place: device and processes, precision (autocast, GradScaler), network,
+optimiser of θ, method and its per-sample state, weak view, batch boundaries (:class:`RunState`).
+
+Randomness: the network is initialised from ``torch.manual_seed(config.seed)`` inside the caller's
+``torch.random.fork_rng`` (:func:`make_model` scopes it itself); u, v are drawn from
+``torch.Generator().manual_seed(config.seed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from sopdeep import distributed as ddp
+from sopdeep.config import TrainConfig
+from sopdeep.datasets import DATASETS, default_augment
+from sopdeep.methods import get_method
+from sopdeep.models import ARCHITECTURES, build_model
+from sopdeep.train.data import TrainingData
+
+__all__ = ["RunState", "build_run", "check_names", "make_model", "resolve_device"]
+
+
+def check_names(config: TrainConfig) -> None:
+    """``ValueError`` unless the dataset, architecture and method are registered."""
+    if config.dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {tuple(DATASETS)}, got {config.dataset!r}")
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {tuple(ARCHITECTURES)}, got {config.arch!r}")
+    get_method(config)
+
+
+def make_model(config: TrainConfig, num_classes: int, in_channels: int, image_size) -> torch.nn.Module:
+    """The network of ``config`` at initialisation, exactly as :func:`train` builds it (on the CPU).
+
+    Seeded with ``config.seed`` inside ``torch.random.fork_rng``: the caller's RNG is untouched.
+    ``image_size`` is an int or (H, W). Example::
+
+        data = training_data(config)
+        model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _seeded_model(config, num_classes, in_channels, image_size)
+
+
+def _seeded_model(config: TrainConfig, num_classes: int, in_channels: int, image_size) -> torch.nn.Module:
+    # the one construction of the network: seeds the global RNG (callers scope it with fork_rng)
+    torch.manual_seed(config.seed)
+    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
+    return build_model(config.arch, num_classes, in_channels=in_channels, image_size=image_size, **options)
+
+
+def resolve_device(config: TrainConfig) -> tuple[torch.device, ddp.DistEnv]:
+    """The device of this process and its torchrun environment (one process per device)."""
+    device = _config_device(config)
+    env = ddp.init_from_env(device.type)
+    if env.enabled and device.type == "cuda":
+        device = torch.device("cuda", env.local_rank)
+    return device, env
+
+
+def _config_device(config: TrainConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but CUDA is not available")
+    return torch.device(config.device)
+
+
+def _amp(config: TrainConfig, device: torch.device):
+    """(autocast dtype or None, use GradScaler)."""
+    mode = config.amp
+    if mode == "auto":
+        if device.type != "cuda":
+            return None, False
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if mode == "off":
+        return None, False
+    if mode == "bf16":
+        return torch.bfloat16, False
+    return torch.float16, device.type == "cuda"
+
+
+@dataclass
+class RunState:
+    """What the epochs work on (built by :func:`build_run`)."""
+
+    model: torch.nn.Module
+    net: Callable  # the model as called in the forward pass (DDP wrapper, compiled)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    method: Any
+    state: dict[str, torch.Tensor]
+    env: ddp.DistEnv
+    device: torch.device
+    augment: str  # "none", "flip" or "crop_flip"
+    bounds: list[int]  # batch boundaries in the epoch's order
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.bounds) - 1
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+
+def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device: torch.device) -> RunState:
+    """Network, optimiser of θ, method and its per-sample state."""
+    # inside train's fork_rng: the seeding is scoped to this run
+    model = _seeded_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
+    model = model.to(device, memory_format=data.memory_format)
+    # θ: one group with momentum and weight decay (Table A.1); u, v are stepped by the method
+    optimizer = torch.optim.SGD(
+        [{"params": list(model.parameters()), "weight_decay": config.weight_decay, "name": "theta"}],
+        lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+        **({"fused": True} if device.type == "cuda" else {}))
+    amp_dtype, use_scaler = _amp(config, device)
+    method = get_method(config, rank=env.rank)
+    state = method.init_state(data.n, data.num_classes, torch.Generator().manual_seed(config.seed), device)
+    net = ddp.wrap_model(model, env, device=device)
+    augment = config.augment
+    if augment == "auto":
+        augment = default_augment(config.dataset, data.image_shape)  # a property of the dataset
+    # a last batch of one sample is merged into the one before (BatchNorm needs two)
+    bounds = list(range(0, data.n, config.batch_size)) + [data.n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return RunState(model=model, net=torch.compile(net) if config.compile else net, optimizer=optimizer,
+                    scaler=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
+                    method=method, state=state, env=env, device=device, augment=augment, bounds=bounds)
