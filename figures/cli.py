@@ -55,7 +55,7 @@ def build_parser():
                     help="draw png and pdf from the data files already in --out, compute nothing")
     ap.add_argument("--jobs", dest="n_jobs", type=int, default=None, metavar="N",
                     help="parallel workers: joblib workers of the phase grids, processes training "
-                         "the deep runs (default: all cores)")
+                         "the deep runs (default: all cores; -1 all cores; capped at the cores)")
     ap.add_argument("--solver", choices=["batched", "ecos"], default="batched",
                     help="convex solver: the certified batched solver, or CVXPY+ECOS per "
                          "instance (the paper's method)")
@@ -90,6 +90,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         parser.error("--jobs must be a positive integer or -1")
+    if not args.out.strip():   # "" would be the current folder
+        parser.error("--out is empty: name the output folder (default results/figures)")
+    cores = os.cpu_count() or 1
+    if args.n_jobs is not None and args.n_jobs > cores:
+        # more workers than cores only adds processes (each with its own memory): cap, and say so
+        _log(f"--jobs {args.n_jobs} capped at {cores}, the cores of this machine")
+        args.n_jobs = cores
     debug = args.debug or debug_from_env()
     where = []            # what was being done when a failure came: for the one-line message
     try:

@@ -7,8 +7,10 @@ Caption: (a) Deep SOP on Fashion-MNIST (first 2,000 training images, 40 % symmet
 (b) The linear model's recovery against λ: for a synthetic problem (``soptheory.make_problem``,
 N = 100, p = 150, r = 5, k = 10: relative error of s from program (25)) and for the linearised
 network of ``fig_bridge_linearized`` (AUROC of |s| against the noise mask). The top axis of each
-panel maps α and λ by λ = −log γ/(2α) with γ = init_std = 1e-8 of the deep runs (TrainConfig's
-default, recorded in the data file); shaded in (a):
+panel maps α and λ by λ = −log γ/(2 α_eff) with γ = init_std = 1e-8 of the deep runs (TrainConfig's
+default, recorded in the data file) and α_eff = α·B·(1 − β) = 12.8 α, the trainer's effective ratio
+for the runs' batch size B = 128 and momentum β = 0.9 (``docs/bridge.md``; read from the runs'
+settings in the data file); shaded in (a):
 the α range where the linearised AUROC is within 0.01 of its best, hatched: the α range of exact
 synthetic recovery. Notes: with α_u = 0 the score u² stays at its initial value for every sample,
 so the "v only" AUROC is 0.5 by ties; with α_v = 1 the v of Algorithm 1 never grows out of its
@@ -27,6 +29,7 @@ from figures._bridge import linearised_recovery, subset_gram
 from figures._runs import ensure_runs
 from figures.settings import (CLASSES, DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, LAMBDAS, changed_fields, deep_init_std,
                               fmnist_config)
+from sopcommon.files import DataFileError, read_json, read_npz
 from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_alpha"
@@ -52,6 +55,39 @@ def sweep_configs(runs_dir, data_dir, *, quick=False):
 EXACT_ERR = 1e-6  # "exact" recovery of s (Figure 3/4 use thresholds of this order)
 NEAR_AUROC = 0.01  # λ whose linearised AUROC is within this of the best
 FLOW_ALPHAS = np.logspace(-1, 2.5, 15)
+
+
+def effective_factor(deep):
+    """B·(1 − β) of the SOP runs in ``deep`` (the records of the data file): α_eff = α·B·(1 − β).
+
+    The ratio of the u, v rate to the θ rate of the trainer relative to the flow (16) on the summed
+    loss (``docs/bridge.md``: batch-mean θ loss, per-sample u, v steps, momentum β on θ, the paper's
+    ``uv_lr_schedule="network"``). Each record's ``config`` holds only the fields that differ from
+    ``TrainConfig``'s defaults, so a missing ``batch_size`` or ``momentum`` is read as the default.
+
+    Raises
+    ------
+    ValueError
+        If the SOP runs disagree on B·(1 − β) (then no single α_eff axis exists) or there are none.
+
+    Examples
+    --------
+    >>> effective_factor([{"mode": "both", "config": '{"batch_size": 64, "momentum": 0.5}'}])
+    32.0
+    """
+    from sopdeep.config import TrainConfig
+
+    default = TrainConfig()
+    factors = set()
+    for r in deep:
+        if r["mode"] == "ce":
+            continue
+        cfg = json.loads(r["config"])
+        b, beta = cfg.get("batch_size", default.batch_size), cfg.get("momentum", default.momentum)
+        factors.add(float(b) * (1.0 - float(beta)))
+    if len(factors) != 1:
+        raise ValueError(f"need one B·(1 − β) across the SOP runs, got {sorted(factors)}")
+    return factors.pop()
 
 
 def lam_of_alpha(alpha, gamma):
@@ -125,9 +161,14 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
 
 
 def read(data_path):
-    with np.load(data_path) as z:
-        arrays = {k: z[k] for k in z.files if not k.endswith("_json")}
-        return arrays, json.loads(str(z["deep_json"])), json.loads(str(z["summary_json"]))
+    z = read_npz(data_path, keys=("lambdas", "flow_alphas", "err_synthetic", "err_synthetic_flow",
+                                  "auroc_linearised", "deep_json", "summary_json"), what=f"{NAME} data file")
+    arrays = {k: v for k, v in z.items() if not k.endswith("_json")}
+    if arrays["lambdas"].size == 0:
+        raise DataFileError(data_path, f"empty {NAME} data file: no λ; recompute it")
+    deep, summary = (read_json(data_path, what=f"{NAME} data file ({k})", text=str(z[k]))
+                     for k in ("deep_json", "summary_json"))
+    return arrays, deep, summary
 
 
 def plot(data_path, out_dir):
@@ -137,6 +178,9 @@ def plot(data_path, out_dir):
     arrays, deep, summary = read(data_path)
     gamma = summary["gamma"]
     to_lam = functools.partial(lam_of_alpha, gamma=gamma)  # its own inverse: α <-> λ
+    c = effective_factor(deep)  # trainer α -> flow α: α_eff = c·α (docs/bridge.md)
+    trainer_to_lam = lambda a: to_lam(c * np.asarray(a, float))  # noqa: E731
+    lam_to_trainer = lambda lam: to_lam(lam) / c  # noqa: E731  (inverse of the line above)
     apply_style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"both": ("tab:blue", "o-"), "u only": ("tab:purple", "^"), "v only": ("tab:orange", "v")}
@@ -155,27 +199,28 @@ def plot(data_path, out_dir):
     ce = [r for r in deep if r["mode"] == "ce"]
     if ce:
         ax1.axhline(ce[0]["final_test_acc"], color="tab:red", ls=":", label="CE test acc")
-    lo, hi = summary["alpha_near_best_range_linearised"]
+    # the summary's α ranges are flow α's (λ = −log γ/(2α)); on the trainer's axis they are α_eff / c
+    lo, hi = np.array(summary["alpha_near_best_range_linearised"]) / c
     ax1.axvspan(lo, hi, color="tab:green", alpha=0.12,
                 label=f"α where linearised AUROC ≥ best − {summary['near_auroc']:g}")
     if summary.get("alpha_exact_range_synthetic"):
-        lo, hi = summary["alpha_exact_range_synthetic"]
+        lo, hi = np.array(summary["alpha_exact_range_synthetic"]) / c
         ax1.axvspan(lo, hi, facecolor="none", edgecolor="k", hatch="//", lw=0, alpha=0.25,
                     label="α of exact recovery, synthetic")
-    ax1.set_xlabel("α")
+    ax1.set_xlabel(f"α (trainer's α_u = α_v; α_eff = α·B·(1 − β) = {c:g}·α)")
     ax1.set_ylabel("final test accuracy / AUROC")
     ax1.set_title("(a) deep SOP, Fashion-MNIST MLP (one seed)", fontsize=9)
     ax1.set_ylim(0.2, 1.0)
     ax1.legend(fontsize=5.5, loc="lower left", ncol=2)
     ax1.grid(alpha=0.3)
-    sec = ax1.secondary_xaxis("top", functions=(to_lam, to_lam))
-    sec.set_xlabel(f"λ = −log γ/(2α), γ = {_sci(gamma)}", fontsize=8)
+    sec = ax1.secondary_xaxis("top", functions=(trainer_to_lam, lam_to_trainer))
+    sec.set_xlabel(f"λ = −log γ/(2 α_eff), γ = {_sci(gamma)}", fontsize=8)
 
     lam = arrays["lambdas"]
     ax2.loglog(lam, np.maximum(arrays["err_synthetic"], 1e-16), "o-", color="k", ms=3,
                label="synthetic: rel. error of s, program (25)")
     ax2.loglog(to_lam(arrays["flow_alphas"]), np.maximum(arrays["err_synthetic_flow"], 1e-16), "s--",
-               color="gray", ms=3, label=f"synthetic: flow limit at α, γ={_sci(gamma)}")
+               color="gray", ms=3, label=f"synthetic: flow limit at α_eff, γ={_sci(gamma)}")
     ax2.set_xlabel("λ")
     ax2.set_ylabel("relative error of s (synthetic)")
     ax3 = ax2.twinx()
@@ -188,7 +233,7 @@ def plot(data_path, out_dir):
     ax2.set_title("(b) linear model against λ", fontsize=9)
     ax2.grid(alpha=0.3)
     sec2 = ax2.secondary_xaxis("top", functions=(to_lam, to_lam))
-    sec2.set_xlabel("α = −log γ/(2λ)", fontsize=8)
+    sec2.set_xlabel(f"α_eff = −log γ/(2λ)  (trainer's α = α_eff / {c:g})", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
 

@@ -25,6 +25,7 @@ import numpy as np
 from figures._bridge import subset_gram
 from figures._runs import ensure_runs
 from figures.settings import DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, changed_fields, cifar_config, fmnist_config
+from sopcommon.files import DataFileError, read_json, read_npz
 from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_jacobian"
@@ -115,11 +116,18 @@ def read(data_path):
     """The data file as (table DataFrame, {key: singular values}, grid dict)."""
     import pandas as pd
 
-    with np.load(data_path) as z:
-        table = pd.read_json(__import__("io").StringIO(str(z["table_json"])), orient="records")
-        spectra = {str(k): z[f"sv_{i}"] for i, k in enumerate(z["spectra_keys"])}
-        grid = {k: z[k] for k in ("grid_r_over_N", "grid_k_over_N", "grid_success", "grid_N", "rtols")}
-    return table, spectra, grid
+    grid_keys = ("grid_r_over_N", "grid_k_over_N", "grid_success", "grid_N", "rtols")
+    z = read_npz(data_path, keys=("table_json", "spectra_keys") + grid_keys, what=f"{NAME} data file")
+    keys = z["spectra_keys"]
+    missing = [f"sv_{i}" for i in range(keys.size) if f"sv_{i}" not in z]
+    if keys.ndim != 1 or keys.size == 0 or missing:
+        raise DataFileError(data_path, f"damaged {NAME} data file: no spectra, or missing {', '.join(missing)}")
+    rows = read_json(data_path, what=f"{NAME} data file (table_json)", text=str(z["table_json"]))
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise DataFileError(data_path, f"damaged {NAME} data file: table_json is not a non-empty list of rows")
+    table = pd.DataFrame.from_records(rows)
+    spectra = {str(k): z[f"sv_{i}"] for i, k in enumerate(keys)}
+    return table, spectra, {k: z[k] for k in grid_keys}
 
 
 def _color(colors, label):

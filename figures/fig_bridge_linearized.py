@@ -23,6 +23,7 @@ from figures._bridge import linearised_recovery, subset_gram
 from figures._runs import ensure_runs
 from figures.settings import (CLASSES, DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, LAMBDAS, changed_fields, cifar_config,
                               fmnist_config)
+from sopcommon.files import DataFileError, read_json, read_npz
 from figures.style import apply_style, save_figure
 
 NAME = "fig_bridge_linearized"
@@ -94,9 +95,14 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
 
 def read(data_path):
     """(lambdas, rows list, {key: array})."""
-    with np.load(data_path) as z:
-        arrays = {str(k): z[f"a{i}"] for i, k in enumerate(z["keys"])}
-        return z["lambdas"], json.loads(str(z["rows_json"])), arrays
+    z = read_npz(data_path, keys=("lambdas", "rows_json", "keys"), what=f"{NAME} data file")
+    missing = [f"a{i}" for i in range(z["keys"].size) if f"a{i}" not in z]
+    if z["keys"].ndim != 1 or z["lambdas"].size == 0 or missing:
+        raise DataFileError(data_path, f"damaged {NAME} data file: no λ, or missing {', '.join(missing)}")
+    rows = read_json(data_path, what=f"{NAME} data file (rows_json)", text=str(z["rows_json"]))
+    if not isinstance(rows, list) or not rows:
+        raise DataFileError(data_path, f"empty {NAME} data file: rows_json holds no rows; recompute it")
+    return z["lambdas"], rows, {str(k): z[f"a{i}"] for i, k in enumerate(z["keys"])}
 
 
 def plot(data_path, out_dir):

@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from sopcommon import atomic_savez
+from sopcommon.files import DataFileError, read_npz
 from soptheory import (
     SolverInaccurateWarning,
     flow_limit,
@@ -109,8 +110,12 @@ def plot(data_path, out_dir):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    with np.load(data_path, allow_pickle=False) as z:
-        data = {key: z[key] for key in z.files}
+    data = read_npz(data_path, keys=("alpha", "lam", "gamma", "rho_theta", "rho_s", "method"),
+                    what=f"{NAME} data file")
+    shape = (data["alpha"].size, data["lam"].size)
+    if 0 in shape or any(data[k].shape != shape for k in ("rho_theta", "rho_s")):
+        raise DataFileError(data_path, f"damaged {NAME} data file: rho_theta, rho_s must be of shape "
+                                       f"(len(alpha), len(lam)) = {shape}, not empty")
     apply_style()
     alphas, lams, gamma = data["alpha"], data["lam"], float(data["gamma"])
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), constrained_layout=True)

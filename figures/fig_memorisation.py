@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from figures._runs import ensure_runs
+from sopcommon.files import DataFileError, check_table
 from figures.settings import DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, changed_fields, cifar_config, fmnist_config
 from figures.style import apply_style, save_figure
 
@@ -76,14 +77,47 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
         pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp, index=False)
 
 
+#: the columns :func:`plot` reads, with their kinds (see :func:`sopcommon.files.check_table`)
+_PLOT_COLUMNS = {"setting": "str", "method": "str", "seed": "int", "epoch": "int", "epochs_planned": "int",
+                 "finished": "number", "test_acc": "number", "train_acc_noisy": "number"}
+
+
+def read_table(data_path):
+    """The data table as a DataFrame; :class:`DataFileError` naming the file when it is missing,
+    damaged, empty or of another figure."""
+    import csv
+
+    import pandas as pd
+
+    try:
+        with open(data_path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r]
+        # pandas pads a cut last row with NaN: every row must have the header's fields
+        bad = next((i for i, r in enumerate(rows) if len(r) != len(rows[0])), None)
+        if bad is not None:
+            raise DataFileError(data_path, f"damaged {NAME} data table: row {bad + 1} has {len(rows[bad])} fields, "
+                                           f"the header {len(rows[0])}")
+        df = pd.read_csv(data_path, encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise DataFileError(data_path, f"no such {NAME} data table") from exc
+    except DataFileError:
+        raise
+    except (ValueError, UnicodeDecodeError, csv.Error, pd.errors.ParserError) as exc:   # EmptyDataError: a ValueError
+        raise DataFileError(data_path, f"damaged {NAME} data table ({' '.join(str(exc).split())[:160]})") from exc
+    check_table(data_path, {c: df[c].to_numpy() for c in df.columns}, _PLOT_COLUMNS, what=f"{NAME} data table")
+    return df
+
+
 def plot(data_path, out_dir):
     """Draw both panels from ``data_path`` into ``out_dir/NAME.png`` and ``.pdf``."""
     import matplotlib.pyplot as plt
-    import pandas as pd
 
-    apply_style()
-    df = pd.read_csv(data_path)
+    df = read_table(data_path)
     settings = [s for s in ("fashion-mnist", "cifar10n-worst") if s in set(df.setting)]
+    if not settings:   # no panel to draw: refuse rather than publish an empty figure
+        raise DataFileError(data_path, f"not a {NAME} data table: no row of setting fashion-mnist or "
+                                       "cifar10n-worst")
+    apply_style()
     titles = {"fashion-mnist": "(a) Fashion-MNIST (10k images), 40% symmetric noise, MLP 784-512-512-10",
               "cifar10n-worst": "(b) CIFAR-10N worst labels (1k images), CNN width 32"}
     fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 3.8), squeeze=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sopcommon.files import DataFileError
 from soptheory.phase import load_table, run_phase, save_table
 
 from .style import HEATMAP_CMAP, apply_style, save_figure
@@ -49,6 +50,11 @@ def compute(data_path, *, quick=False, solver="batched", n_jobs=1, cache_dir=Non
     save_table(table, data_path)
 
 
+#: the columns :func:`plot` reads, with their kinds (see :func:`sopcommon.files.check_table`)
+COLUMNS = {"N": "int", "r": "int", "k": "int", "mu": "number", "prop35": "number",
+           "success_theta": "number", "success_s": "number"}
+
+
 def success_grid(table, column):
     """Success rate of ``column`` on the (k, r) grid: rows k, columns r."""
     rs, ks = np.unique(table["r"]), np.unique(table["k"])
@@ -64,7 +70,10 @@ def plot(data_path, out_dir):
     """
     import matplotlib.pyplot as plt
 
-    table = load_table(data_path)
+    # the columns the panels read; a table of another figure, a damaged or an empty one is refused
+    table = load_table(data_path, COLUMNS, what=f"{NAME} data table")
+    if "panel" in table:   # Figure 3's table has every column above, and its panels
+        raise DataFileError(data_path, f"not a {NAME} data table: it has Figure 3's column panel")
     apply_style()
     N = int(table["N"][0])
     fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.3), constrained_layout=True)

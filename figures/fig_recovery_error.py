@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sopcommon.files import DataFileError
 from soptheory.phase import load_table, run_phase, save_table
 
 from .style import LINE_COLORS, apply_style, save_figure
@@ -54,6 +55,10 @@ def compute(data_path, *, quick=False, solver="batched", n_jobs=1, cache_dir=Non
     save_table(table, data_path)
 
 
+#: the columns :func:`plot` reads, with their kinds (see :func:`sopcommon.files.check_table`)
+COLUMNS = {"panel": "str", "k": "int", "r": "int", "lam": "number", "eps_theta": "number", "eps_s": "number"}
+
+
 def _curves(table, panel, vary):
     sel = table["panel"] == panel
     lams = np.unique(table["lam"][sel])
@@ -72,7 +77,10 @@ def plot(data_path, out_dir):
     """
     import matplotlib.pyplot as plt
 
-    table = load_table(data_path)
+    # the columns the panels read; a table of another figure, a damaged or an empty one is refused
+    table = load_table(data_path, COLUMNS, what=f"{NAME} data table")
+    if not set(np.unique(table["panel"])) <= {"a", "b"}:
+        raise DataFileError(data_path, f"not a {NAME} data table: column panel holds other than a, b")
     apply_style()
     fig, axes = plt.subplots(2, 2, figsize=(7.2, 5.4), constrained_layout=True, sharex=True)
     for row, (panel, vary, fixed) in enumerate((("a", "k", "r = 20"), ("b", "r", "k = 20"))):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_savez", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_savez", "remove_stale_temporaries",
+           "DataFileError", "read_npz", "read_json", "check_table"]
 
 
 def _read_umask():
@@ -103,3 +104,93 @@ def remove_stale_temporaries(folder, names=None, *, suffix=".tmp"):
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+# --------------------------------------------------------------------------------------------
+# reading back: every file a package reads is checked before use, and every problem is one error
+
+
+class DataFileError(ValueError):
+    """A file read back is missing, damaged or not what the reader expects.
+
+    The message is one line: the file, then what is wrong with it (and, where known, what to do).
+    A ``ValueError`` so that callers catching bad input catch it too.
+    """
+
+    def __init__(self, path, problem):
+        self.path, self.problem = Path(path), str(problem)
+        super().__init__(f"{path}: {problem}")
+
+
+def _first_line(exc):
+    # the library's own message, flattened: the caller's message must stay one line
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
+def read_npz(path, *, keys=(), what="data file"):
+    """All arrays of the ``.npz`` at ``path`` (no pickles), refusing a damaged or incomplete file.
+
+    ``keys`` are the arrays the reader needs; a file without one of them raises
+    :class:`DataFileError` naming the file and the missing keys (``what`` says what the file is).
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(path, f"no such {what}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {key: z[key] for key in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        # BadZipFile: truncated / not a zip; ValueError: object arrays (pickles) or a bad header
+        raise DataFileError(path, f"damaged or not a {what} ({_first_line(exc)})") from exc
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise DataFileError(path, f"not a {what}: missing {', '.join(missing)} "
+                                  f"(has {', '.join(sorted(arrays)) or 'nothing'})")
+    return arrays
+
+
+def read_json(path, *, what="JSON file", text=None):
+    """The parsed JSON of ``path`` (or of ``text`` read from it); :class:`DataFileError` naming the file
+    when it is missing, not UTF-8 or not JSON."""
+    import json
+
+    path = Path(path)
+    try:
+        if text is None:
+            text = path.read_bytes().decode("utf-8")
+        return json.loads(text)
+    except FileNotFoundError as exc:
+        raise DataFileError(path, f"no such {what}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataFileError(path, f"damaged {what}: not UTF-8 text (byte {exc.start})") from exc
+    except ValueError as exc:   # JSONDecodeError
+        raise DataFileError(path, f"damaged {what}: not JSON ({_first_line(exc)})") from exc
+
+
+def check_table(path, table, columns, *, what="table", min_rows=1):
+    """Refuse a column table (dict name -> 1-D array) that cannot be the ``what`` it should be.
+
+    ``columns`` maps each required column to its kind: ``"number"`` (int or float, finite or not),
+    ``"int"`` or ``"str"`` (anything). Every column must be 1-D and of one length, at least
+    ``min_rows`` rows long. Returns ``table``; raises :class:`DataFileError` naming ``path``.
+    """
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise DataFileError(path, f"not a {what}: missing column(s) {', '.join(missing)}"
+                                  " (a table of another figure, or damaged)")
+    lengths = {c: np.shape(table[c]) for c in columns}
+    if any(len(shape) != 1 for shape in lengths.values()) or len({s[0] for s in lengths.values()}) != 1:
+        raise DataFileError(path, f"damaged {what}: columns of different lengths")
+    n = next(iter(lengths.values()))[0] if lengths else 0
+    if n < min_rows:
+        raise DataFileError(path, f"empty {what}: {n} row(s), at least {min_rows} needed; recompute it")
+    for c, kind in columns.items():
+        dtype = np.asarray(table[c]).dtype
+        ok = {"number": dtype.kind in "iufb", "int": dtype.kind in "iub", "str": True}[kind]
+        if not ok:
+            raise DataFileError(path, f"damaged {what}: column {c} is not {'an integer' if kind == 'int' else 'a number'}"
+                                      " in every row")
+    return table

@@ -51,10 +51,28 @@ def _empty_bytes(*args):
     return b""
 
 
+#: the largest array a data pickle may ask for (CIFAR-100's training batch is 150 MB; a label file far less)
+MAX_ARRAY_BYTES = 8 * 2**30
+
+
+def _checked_reconstruct(subtype, shape, dtype):
+    """numpy's ``_reconstruct``, refusing a shape too large to be data (a hostile file asking for
+    10**13 elements would otherwise reach the allocator)."""
+    try:
+        n = int(np.prod([int(d) for d in np.atleast_1d(shape)], dtype=object))
+        itemsize = np.dtype(dtype).itemsize
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UnsafePickleError(f"array of shape {shape!r}, dtype {dtype!r} is not a data array") from exc
+    if n < 0 or n * max(itemsize, 1) > MAX_ARRAY_BYTES:
+        raise UnsafePickleError(f"refusing an array of shape {tuple(int(d) for d in np.atleast_1d(shape))} "
+                                f"({n * max(itemsize, 1) / 2**30:.3g} GiB, more than {MAX_ARRAY_BYTES / 2**30:g} GiB)")
+    return _reconstruct(subtype, shape, dtype)
+
+
 #: (module, name) -> object: the only globals a data pickle may reference.
 ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _checked_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _checked_reconstruct,
     ("numpy.core.multiarray", "scalar"): _np_scalar,
     ("numpy._core.multiarray", "scalar"): _np_scalar,
     ("numpy.core.numeric", "_frombuffer"): _frombuffer,  # pickle protocol 5
@@ -111,8 +129,12 @@ def restricted_loads(data: bytes, *, encoding: str = "ASCII"):
         return RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, KeyError) as exc:
-        raise ValueError(f"corrupt pickle: {type(exc).__name__}: {exc}") from exc
+    except MemoryError as exc:   # e.g. numpy.ndarray((10**13,)) called directly: a hostile or damaged file
+        raise ValueError("corrupt pickle: it asks for an array larger than the memory; not a data file") from exc
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, KeyError,
+            ValueError, OverflowError) as exc:
+        # ValueError: numpy's checks of a shape against its data (ndarray.__setstate__)
+        raise ValueError(f"corrupt pickle: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from exc
 
 
 def load_torch_zip_pickle(path):

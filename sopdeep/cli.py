@@ -169,6 +169,8 @@ def _preflight(config: TrainConfig) -> None:
     if dataset_spec(config.dataset).needs_root and not config.data_root:
         raise UsageError(f"dataset {config.dataset!r} needs --data-root (a local folder or .npz "
                          "file; nothing is downloaded)")
+    if not str(config.out).strip():   # "" is the current folder: a run folder among the user's files
+        raise UsageError("--out is empty: name a run folder (e.g. --out runs/first)")
     out = Path(config.out)
     for folder in (out, *out.parents):
         if folder.exists() and not folder.is_dir():
@@ -275,7 +277,9 @@ def describe_failure(exc: BaseException, config: TrainConfig, *, resume: bool = 
                 exc.filename and Path(str(exc.filename)).resolve().is_relative_to(out.resolve())):
             return f"cannot write the run folder ({what}{name}): choose another --out"
         return f"{what}{name}: check the path (--data-root, cache_path, cifar_n_path)"
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+    # torch's CUDA message says "out of memory"; its CPU allocator "DefaultCPUAllocator: can't
+    # allocate memory: you tried to allocate N bytes"
+    if isinstance(exc, MemoryError) or any(s in text.lower() for s in ("out of memory", "can't allocate memory")):
         return (f"out of memory on {config.device} ({_one_line(exc)[:160]}): lower batch_size / "
                 "eval_batch_size (--set eval_batch_size=256) or use a smaller --arch")
     if isinstance(exc, ImportError):
@@ -284,6 +288,10 @@ def describe_failure(exc: BaseException, config: TrainConfig, *, resume: bool = 
         type(exc).__module__.split(".")[0] in ("sopdeep", "sopcommon")
     if own:
         message = _one_line(exc)
+        from sopdeep.datasets.arrays import EmptyDatasetError
+
+        if isinstance(exc, EmptyDatasetError) and config.data_root and config.data_root not in message:
+            message += f" (read from {config.data_root})"   # the loader knew the file, the check does not
         if config.data_root and config.data_root in message and "--data-root" not in message:
             message += "; check --data-root"
         return message

@@ -44,12 +44,13 @@ import torch
 
 from sopcommon import atomic_path, atomic_savez, atomic_write_bytes, remove_stale_temporaries
 from sopcommon import lock_folder as common_lock_folder
+from sopcommon.files import DataFileError, read_json, read_npz
 from sopdeep.config import TrainConfig
 
-__all__ = ["RunRecord", "read_run", "read_history", "saved_config", "lock_folder", "open_run", "data_fingerprint",
+__all__ = ["RunRecord", "read_run", "read_history", "read_samples", "saved_config", "lock_folder", "open_run", "data_fingerprint",
            "check_fingerprint", "write_config", "write_metrics", "write_samples", "write_summary",
            "strict_json", "write_checkpoint", "load_checkpoint", "restore_checkpoint",
-           "RunError", "RunFolderError", "CheckpointError", "ResumeMismatchError", "NonFiniteLossError",
+           "RunError", "RunFolderError", "RunFileError", "CheckpointError", "ResumeMismatchError", "NonFiniteLossError",
            "CONFIG", "METRICS_CSV", "METRICS_JSONL", "CHECKPOINT", "SAMPLES", "SUMMARY", "LOCK"]
 
 CONFIG, METRICS_CSV, METRICS_JSONL = "config.json", "metrics.csv", "metrics.jsonl"
@@ -73,6 +74,10 @@ class RunFolderError(RunError):
 
 class CheckpointError(RunError):
     """A checkpoint file is empty, damaged, or not a sopdeep checkpoint."""
+
+
+class RunFileError(RunError, DataFileError):
+    """A file of a run folder read back (config, metrics, samples, summary) is damaged or incomplete."""
 
 
 class ResumeMismatchError(RunError, ValueError):
@@ -110,19 +115,74 @@ def read_run(folder) -> RunRecord:
     missing = [name for name in (CONFIG, METRICS_JSONL, SAMPLES, SUMMARY) if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} is not a finished run folder: {', '.join(missing)} missing")
-    config = TrainConfig.from_dict(json.loads((folder / CONFIG).read_text()))
+    config = _read_config(folder / CONFIG)
     history = read_history(folder)
-    with np.load(folder / SAMPLES, allow_pickle=False) as npz:
-        samples = {key: npz[key] for key in npz.files}
-    return RunRecord(config=config, history=history, samples=samples,
-                     summary=json.loads((folder / SUMMARY).read_text()))
+    samples = read_samples(folder)
+    summary = _as_run_file(read_json, folder / SUMMARY, what="run summary")
+    if not isinstance(summary, dict):
+        raise RunFileError(folder / SUMMARY, "damaged run summary: not a JSON object")
+    return RunRecord(config=config, history=history, samples=samples, summary=summary)
+
+
+def read_samples(folder, keys=()) -> dict[str, np.ndarray]:
+    """The per-sample outputs of ``folder/samples.npz`` (no pickles), each with one row per training
+    image; :class:`RunFileError` naming the file when it is missing, damaged, lacks one of ``keys``
+    or holds arrays of different lengths."""
+    path = Path(folder) / SAMPLES
+    samples = _as_run_file(read_npz, path, keys=keys, what="run's per-sample outputs")
+    lengths = {key: a.shape[0] if a.ndim else None for key, a in samples.items()}
+    if not samples or len(set(lengths.values())) != 1 or None in lengths.values():
+        # every per-sample array has one row per training image
+        raise RunFileError(path, f"damaged run outputs: arrays of lengths {lengths}; "
+                                 "delete the run folder and train again")
+    if next(iter(lengths.values())) == 0:
+        raise RunFileError(path, "empty run outputs: no samples; delete the run folder and train again")
+    return samples
+
+
+def _as_run_file(reader, path: Path, **kwargs):
+    # the shared readers' DataFileError, as the RunError family the trainer and CLI catch
+    try:
+        return reader(path, **kwargs)
+    except RunFileError:
+        raise
+    except DataFileError as exc:
+        raise RunFileError(exc.path, exc.problem) from exc
+
+
+def _read_config(path: Path) -> TrainConfig:
+    # one reader of config.json: damaged, non-UTF-8 or not a TrainConfig -> RunFileError naming it
+    data = _as_run_file(read_json, path, what="run configuration")
+    if not isinstance(data, dict):
+        raise RunFileError(path, "damaged run configuration: not a JSON object")
+    try:
+        return TrainConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise RunFileError(path, f"not a run configuration ({' '.join(str(exc).split())[:200]})") from exc
 
 
 def read_history(folder) -> list[dict[str, Any]]:
     """The per-epoch metric rows of ``folder/metrics.jsonl`` so far (null read back as NaN); also of
-    an unfinished run."""
-    return [{k: float("nan") if v is None else v for k, v in json.loads(line).items()}
-            for line in (Path(folder) / METRICS_JSONL).read_text().splitlines() if line.strip()]
+    an unfinished run. :class:`RunFileError` naming the file and the line when one is damaged."""
+    path = Path(folder) / METRICS_JSONL
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise RunFileError(path, "no such metric history") from exc
+    except UnicodeDecodeError as exc:
+        raise RunFileError(path, f"damaged metric history: not UTF-8 text (byte {exc.start})") from exc
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise RunFileError(path, f"damaged metric history: line {number} is not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise RunFileError(path, f"damaged metric history: line {number} is not a JSON object")
+        rows.append({k: float("nan") if v is None else v for k, v in row.items()})
+    return rows
 
 
 def saved_config(folder) -> TrainConfig:

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from sopcommon.seeding import check_random_state  # noqa: F401  (re-exported for soptheory's modules)
+from sopcommon.seeding import check_random_state as _check_random_state
 
 __all__ = [
     "as_real_array",
@@ -18,9 +18,13 @@ __all__ = [
     "check_matrix",
     "check_vector",
     "check_positive",
+    "check_positive_scalar",
+    "check_jobs",
+    "check_vectors",
     "check_open_unit",
     "check_int",
     "check_system",
+    "check_random_state",
 ]
 
 
@@ -53,6 +57,24 @@ def as_real_array(value, name):
     raise ValueError(f"{name} must be a real number or an array of real numbers, got {value!r}")
 
 
+def check_random_state(random_state, name="random_state"):
+    """:func:`sopcommon.seeding.check_random_state`, with numpy's own refusals (a negative seed:
+    "expected non-negative integer") named.
+
+    >>> check_random_state(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be None, a non-negative int, a SeedSequence or a numpy Generator, got -1
+    """
+    try:
+        return _check_random_state(random_state)
+    except (ValueError, TypeError, OverflowError) as exc:
+        if str(exc).startswith(name):
+            raise
+        raise ValueError(f"{name} must be None, a non-negative int, a SeedSequence or a numpy Generator, "
+                         f"got {random_state!r}") from exc
+
+
 def check_int(value, name, *, low=None, high=None):
     """Check that ``value`` is an integer in ``[low, high]`` (either bound optional).
 
@@ -79,6 +101,68 @@ def check_positive(value, name):
     if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return arr if arr.ndim else float(arr)
+
+
+def check_positive_scalar(value, name):
+    """Check that ``value`` is one finite real number > 0 (a 0-d array or a length-1 array too).
+
+    >>> check_positive_scalar(0.5, "lam")
+    0.5
+    >>> check_positive_scalar([0.1, 0.2], "lam")
+    Traceback (most recent call last):
+    ...
+    ValueError: lam must be one number > 0, got an array of shape (2,) (pass one λ per call)
+    """
+    arr = as_real_array(value, name)
+    if arr.size != 1:
+        raise ValueError(f"{name} must be one number > 0, got an array of shape {arr.shape} (pass one λ per call)")
+    return float(check_positive(arr.reshape(()), name))
+
+
+def check_jobs(n_jobs, name="n_jobs", *, n_tasks=None, cores=None):
+    """The number of workers to start for ``n_jobs``: -1 means every core; more than can run at
+    once (the cores, the tasks) is capped there, so a typo cannot start thousands of processes.
+
+    >>> check_jobs(10_000, n_tasks=3, cores=8)
+    3
+    >>> check_jobs(-1, cores=8)
+    8
+    """
+    import os
+
+    n_jobs = check_int(n_jobs, name, low=-1)
+    if n_jobs == 0:
+        raise ValueError(f"{name} must be a positive integer or -1 (every core), got 0")
+    cores = cores or os.cpu_count() or 1
+    limit = cores if n_tasks is None else max(1, min(cores, int(n_tasks)))
+    return limit if n_jobs == -1 else min(n_jobs, limit)
+
+
+def check_vectors(arrays, *, axis=-1):
+    """Arrays of vectors (``name -> array_like``) as float64 arrays: each at least 1-D with a
+    non-empty ``axis``, all of one length along it and with broadcastable leading shapes.
+
+    >>> [a.shape for a in check_vectors({"a": [1.0, 2.0], "b": [[0.0, 1.0]]})]
+    [(2,), (1, 2)]
+    >>> check_vectors({"a": [1.0, 2.0], "b": [1.0, 2.0, 3.0]})
+    Traceback (most recent call last):
+    ...
+    ValueError: a and b must have one length along axis -1, got shapes (2,) and (3,)
+    """
+    out = {name: as_real_array(value, name) for name, value in arrays.items()}
+    for name, arr in out.items():
+        if arr.ndim == 0 or arr.size == 0:
+            raise ValueError(f"{name} must be a non-empty array of vectors, got shape {arr.shape}")
+    names, shapes = list(out), [a.shape for a in out.values()]
+    try:
+        lengths = {a.shape[axis] for a in out.values()}
+        np.broadcast_shapes(*shapes)
+    except (IndexError, ValueError):
+        lengths = None
+    if lengths is None or len(lengths) != 1:
+        raise ValueError(f"{' and '.join(names)} must have one length along axis {axis}, got shapes "
+                         f"{' and '.join(map(str, shapes))}")
+    return list(out.values())
 
 
 def check_open_unit(value, name):

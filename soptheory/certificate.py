@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_positive, check_system, check_vector
+from ._validation import (check_array, check_positive, check_positive_scalar, check_system, check_vector,
+                          check_vectors)
 
 __all__ = [
     "KKTResiduals",
@@ -59,9 +60,14 @@ def primal_objective(theta, s, lam):
     >>> float(primal_objective([3.0, 4.0], [1.0, -1.0], 0.5))
     13.5
     """
-    theta = np.asarray(theta, dtype=float)
-    s = np.asarray(s, dtype=float)
-    lam = np.asarray(lam, dtype=float)
+    theta, = check_vectors({"theta": theta})
+    s, = check_vectors({"s": s})
+    lam = np.asarray(check_positive(lam, "lam"), dtype=float)
+    try:   # one λ per leading index: theta (..., p), s (..., N), lam (...)
+        np.broadcast_shapes(theta.shape[:-1], s.shape[:-1], lam.shape)
+    except ValueError:
+        raise ValueError(f"theta, s and lam must share leading shapes, got {theta.shape}, {s.shape}, "
+                         f"{lam.shape}") from None
     return 0.5 * np.linalg.norm(theta, axis=-1) ** 2 + lam * np.abs(s).sum(axis=-1)
 
 
@@ -83,9 +89,10 @@ def dual_objective(J, y, nu):
     >>> float(dual_objective(np.eye(2), [1.0, 1.0], [1.0, 0.0]))
     0.5
     """
-    J = np.asarray(J, dtype=float)
-    y = np.asarray(y, dtype=float)
-    nu = np.asarray(nu, dtype=float)
+    J = check_array(J, "J", ndims=(2, 3))
+    y, nu = check_vectors({"y": y, "nu": nu})
+    if y.shape[-1] != J.shape[-2]:
+        raise ValueError(f"y and nu must have length N = {J.shape[-2]} (the rows of J), got {y.shape[-1]}")
     return np.einsum("...n,...n->...", y, nu) - 0.5 * (rmatvec(J, nu) ** 2).sum(axis=-1)
 
 
@@ -128,7 +135,7 @@ class KKTResiduals:
 
 def _check_candidate(J, y, lam, theta, s, nu):
     J, y = check_system(J, y)
-    lam = float(check_positive(lam, "lam"))
+    lam = check_positive_scalar(lam, "lam")   # one λ: a vector would broadcast into nonsense
     theta = check_vector(theta, "theta", size=J.shape[1])
     s = check_vector(s, "s", size=J.shape[0])
     if nu is not None:
@@ -263,8 +270,13 @@ def convex_certificate(J, y, lam, theta, s, nu):
     >>> [float(v[0]) for v in cert.values()]
     [0.0, 0.0, 0.0, 0.0]
     """
-    J = np.asarray(J, dtype=float)
-    lam = np.asarray(lam, dtype=float)
+    J = check_array(J, "J", ndims=(2, 3))
+    y, s, nu = check_vectors({"y": y, "s": s, "nu": nu})   # each of length N (candidates may be NaN)
+    theta, = check_vectors({"theta": theta})
+    if y.shape[-1] != J.shape[-2] or theta.shape[-1] != J.shape[-1]:
+        raise ValueError(f"y, s, nu must have length N = {J.shape[-2]} and theta length p = {J.shape[-1]} "
+                         f"(J of shape {J.shape}), got {y.shape[-1]} and {theta.shape[-1]}")
+    lam = np.asarray(check_positive(lam, "lam"), dtype=float)
     primal_residual = np.linalg.norm(y - _matvec(J, theta) - s, axis=-1) / np.maximum(
         1.0, np.linalg.norm(y, axis=-1))
     stationarity = np.linalg.norm(theta - rmatvec(J, nu), axis=-1) / np.maximum(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_vectors
+
 __all__ = ["relative_difference", "recovery_error"]
 
 
@@ -29,8 +31,7 @@ def relative_difference(a, b, axis=-1):
     >>> relative_difference([3.0, 4.0], [0.0, 0.0])
     1.0
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a, b = check_vectors({"a": a, "b": b}, axis=axis)   # a shape mismatch would broadcast silently
     num = np.linalg.norm(a - b, axis=axis)
     den = np.maximum(np.linalg.norm(a, axis=axis), np.linalg.norm(b, axis=axis))
     out = np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
@@ -61,8 +62,7 @@ def recovery_error(estimate, truth, axis=-1):
     >>> recovery_error([1.0, 0.0], [1.0, 0.0])
     0.0
     """
-    estimate = np.asarray(estimate, dtype=float)
-    truth = np.asarray(truth, dtype=float)
+    estimate, truth = check_vectors({"estimate": estimate, "truth": truth}, axis=axis)
     den = np.linalg.norm(truth, axis=axis)
     if np.any(den == 0):
         raise ValueError("truth has zero norm: the relative recovery error is undefined")

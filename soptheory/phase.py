@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from sopcommon import atomic_savez, atomic_write_bytes
-from ._validation import check_int, check_positive
+from sopcommon.files import DataFileError, check_table
+from ._validation import check_int, check_jobs, check_positive
 from .batched_convex import convex_certificate, single_threaded_blas, solve_convex_batched
 from .coherence import coherence_of_basis, recovery_condition
 from .convex import SolverInaccurateWarning, solve_convex
@@ -126,11 +127,30 @@ def save_table(table, path):
     return path
 
 
-def load_table(path):
-    """Read a CSV written by :func:`save_table` back into a dict of numpy arrays."""
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    names, body = rows[0], rows[1:]
+def load_table(path, columns=None, *, what="phase table"):
+    """Read a CSV written by :func:`save_table` back into a dict of numpy arrays.
+
+    ``columns`` (name -> ``"number"`` / ``"int"`` / ``"str"``), when given, are the columns the
+    reader needs (see :func:`sopcommon.files.check_table`). A missing, non-UTF-8, empty or ragged file,
+    or one without those columns, raises :class:`sopcommon.files.DataFileError` naming the file.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError as exc:
+        raise DataFileError(path, f"no such {what}") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataFileError(path, f"damaged {what}: not a CSV text file ({exc})") from exc
+    if not rows or not rows[0]:
+        raise DataFileError(path, f"empty {what}: no header; recompute it")
+    names, body = rows[0], [r for r in rows[1:] if r]
+    if not body:   # a header alone would publish an empty figure
+        raise DataFileError(path, f"empty {what}: a header and no rows; recompute it")
+    bad = next((i for i, r in enumerate(body) if len(r) != len(names)), None)
+    if bad is not None:   # a truncated last row or a garbage line
+        raise DataFileError(path, f"damaged {what}: row {bad + 2} has {len(body[bad])} fields, "
+                                  f"the header {len(names)}")
     out = {}
     for j, name in enumerate(names):
         vals = [r[j] for r in body]
@@ -145,6 +165,8 @@ def load_table(path):
                 out[name] = np.array([v == "True" for v in vals])
             else:
                 out[name] = np.array(vals)
+    if columns is not None:
+        check_table(path, out, columns, what=what)
     return out
 
 
@@ -353,7 +375,8 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
     cache_dir : path, optional
         Per-cell cache (see the module docstring); ``None`` disables caching.
     n_jobs : int, default=1
-        joblib workers.
+        joblib workers; -1 means every core. Capped at the cores (without ``backend``) and at the
+        number of tasks; 0 is refused.
     backend : str, optional
         joblib backend name (e.g. ``"dask"`` with a running ``distributed.Client``).
     batch_size : int, default=400
@@ -376,7 +399,9 @@ def run_phase(grid, *, trials, method="convex", solver="batched", base_seed=0, t
         raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
     trials = check_int(trials, "trials", low=1)
     base_seed = check_int(base_seed, "base_seed", low=0)
-    n_jobs = check_int(n_jobs, "n_jobs", low=-1)
+    # -1: every core; more than the cores here is capped there (a remote backend, e.g. dask, has
+    # its own cores: there only the tasks cap it, in _execute)
+    n_jobs = check_jobs(n_jobs, "n_jobs", cores=None if backend is None else 2**31 - 1)
     batch_size = check_int(batch_size, "batch_size", low=1)
     threshold = check_positive(threshold, "threshold")
     if not isinstance(grid, dict):
@@ -469,7 +494,8 @@ def _execute(jobs, cells, keys, solver_values, trials, base_seed, method, solver
                unit="cell", disable=not progress)
     cfg = {"backend": backend} if backend is not None else {}
     with parallel_config(**cfg):
-        par = Parallel(n_jobs=n_jobs, return_as="generator")
+        # no more workers than tasks: each idle one would be a process (or thread) for nothing
+        par = Parallel(n_jobs=max(1, min(n_jobs, len(jobs))), return_as="generator")
         for job, parts in zip(jobs, par(delayed(_solve_cells)(
                 [cells[i] for i in job], solver_values, trials, base_seed, method, solver,
                 threshold, cache_dir, [keys[i] for i in job]) for job in jobs)):

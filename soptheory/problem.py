@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sopcommon import check_random_state
-
-from ._validation import check_int
+from ._validation import check_int, check_random_state
 
 __all__ = ["SparseCorruptionProblem", "draw_factors", "make_problem"]
 

@@ -12,7 +12,11 @@ import numpy as np
 
 from sopcommon import check_random_state
 
-__all__ = ["ArrayDataset", "split_indices"]
+__all__ = ["ArrayDataset", "EmptyDatasetError", "split_indices"]
+
+
+class EmptyDatasetError(ValueError):
+    """A dataset was loaded without training or without test images (the CLI names the data file)."""
 
 
 def _check_images(x, name):
@@ -75,6 +79,10 @@ class ArrayDataset:
         object.__setattr__(self, "num_classes", int(k))
         xtr = _check_images(self.x_train, "x_train")
         xte = _check_images(self.x_test, "x_test")
+        for split, x in (("training", xtr), ("test", xte)):
+            if x.shape[0] == 0:   # found otherwise only after training (an accuracy over 0 images)
+                raise EmptyDatasetError(f"dataset {self.name!r} has no {split} images: nothing to "
+                                        f"{'train on' if split == 'training' else 'evaluate on'}")
         if xtr.shape[1:] != xte.shape[1:]:
             raise ValueError(f"x_train and x_test must share (H, W, C), got {xtr.shape[1:]} and {xte.shape[1:]}")
         ytr = _check_labels(self.y_train, xtr.shape[0], k, "y_train")

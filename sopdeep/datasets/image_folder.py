@@ -33,6 +33,8 @@ def _read_folder_split(folder, class_to_idx, size, mode):
             with Image.open(path) as img:
                 img = img.convert(mode).resize((size[1], size[0]), Image.BILINEAR)
                 x[i] = np.asarray(img, dtype=np.uint8).reshape(size[0], size[1], channels)
+        except Image.DecompressionBombError as exc:   # not an OSError: Pillow's guard on huge images
+            raise ValueError(f"{path} is too large to decode ({exc}); remove or shrink that image") from exc
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise ValueError(f"{path} is not a readable image: {exc}") from exc
         y[i] = label

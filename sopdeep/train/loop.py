@@ -115,6 +115,13 @@ def train(config: TrainConfig, *, resume: bool = False,
         Unknown dataset, architecture or method; bad data.
     """
     t_start = time.perf_counter()
+    if not isinstance(config, TrainConfig):
+        # a dict (e.g. a parsed config.json) has none of TrainConfig's checks: say how to make one
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}; "
+                         "build one with TrainConfig(...) or TrainConfig.from_dict(d)")
+    if not str(config.out).strip():
+        # "" would be the current folder: a whole run folder written among the user's files
+        raise ValueError("out must name a run folder, got an empty path")
     check_names(config)
     device, env = resolve_device(config)  # torchrun: one process per device
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
@@ -220,14 +227,15 @@ def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[
     if not math.isfinite(train_loss):
         if progress is not None:
             progress.close()
-        kept = (f"The checkpoint of epoch {epoch} is kept in {Path(config.out) / runs.CHECKPOINT}"
-                if epoch and config.checkpoint else "No checkpoint was kept")
-        raise NonFiniteLossError(
-            f"non-finite training loss ({train_loss}) in epoch {epoch + 1} of the run in {config.out}: stopped. "
-            f"{kept}. Check the data, or start a new run in another out folder with a lower lr, "
-            "alpha_u or alpha_v.")
-    test_correct = sum(int((logits.argmax(1) == y).sum())
-                       for _, logits, y in _predict(config, run, data, data.x_test, data.y_test))
+        raise _diverged(config, epoch, f"non-finite training loss ({train_loss})")
+    try:
+        test_correct = sum(int((logits.argmax(1) == y).sum())
+                           for _, logits, y in _predict(config, run, data, data.x_test, data.y_test))
+    except NonFiniteLossError:
+        # the loss can stay finite while the logits overflow (--lr 1e12): the same divergence
+        if progress is not None:
+            progress.close()
+        raise _diverged(config, epoch, "non-finite test-set predictions") from None
     scores = run.method.noise_scores(run.state, data.y_train, None)
     return {
         "epoch": epoch + 1,
@@ -304,15 +312,37 @@ def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Te
     return random_crop_flip(x, generator=generator, pad=4 if mode == "crop_flip" else 0)
 
 
+def _diverged(config, epoch, what) -> NonFiniteLossError:
+    """The one error of a diverged run: ``what`` went non-finite in ``epoch`` (0-based; None when
+    not known); the last good checkpoint is kept (this epoch's is never written)."""
+    where = f"in epoch {epoch + 1} " if epoch is not None else ""
+    if epoch is None:
+        kept = f"The last checkpoint written, if any, is kept in {Path(config.out) / runs.CHECKPOINT}"
+    elif epoch and config.checkpoint:
+        kept = f"The checkpoint of epoch {epoch} is kept in {Path(config.out) / runs.CHECKPOINT}"
+    else:
+        kept = "No checkpoint was kept"
+    return NonFiniteLossError(
+        f"{what} {where}of the run in {config.out}: training diverged, stopped. {kept}. Check the data, "
+        "or start a new run in another out folder with a lower lr, alpha_u or alpha_v.")
+
+
 @torch.no_grad()
 def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels: torch.Tensor):
-    """Yield (indices, float32 logits, labels) over ``x`` in eval mode, un-augmented."""
+    """Yield (indices, float32 logits, labels) over ``x`` in eval mode, un-augmented.
+
+    Non-finite logits (a diverged network) raise :class:`NonFiniteLossError`: nothing downstream
+    (accuracy, probabilities, label issues) means anything on them.
+    """
     run.model.eval()
     for lo in range(0, x.shape[0], config.eval_batch_size):
         idx = torch.arange(lo, min(lo + config.eval_batch_size, x.shape[0]), device=run.device)
         with run.autocast():
-            logits = run.net(data.normalize(x[idx]))
-        yield idx, logits.float(), labels[idx]
+            logits = run.net(data.normalize(x[idx])).float()
+        if not bool(torch.isfinite(logits).all()):   # one sync per evaluation batch
+            run.model.train()
+            raise _diverged(config, None, "non-finite network outputs (logits)")
+        yield idx, logits, labels[idx]
     run.model.train()
 
 
