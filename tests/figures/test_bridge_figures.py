@@ -63,3 +63,19 @@ def test_bridge_alpha_reads_gamma_from_the_config_default(tmp_path, monkeypatch)
     _, _, summary = fa.read(data)
     assert summary["gamma"] == 1e-4
     assert np.isclose(summary["alpha_pred_synthetic"], -np.log(1e-4) / (2 * summary["lambda_best_synthetic"]))
+
+
+def test_bridge_alpha_effective_factor_reads_the_runs_batch_size_and_momentum():
+    # α_eff = α·B·(1 − β) (docs/bridge.md); the records hold only non-default fields
+    import json
+
+    from figures import fig_bridge_alpha as fa
+    from sopdeep.config import TrainConfig
+
+    d = TrainConfig()
+    ce = {"mode": "ce", "config": json.dumps({"batch_size": 7})}  # CE has no u, v: ignored
+    runs = [ce, {"mode": "both", "config": "{}"}, {"mode": "u only", "config": "{}"}]
+    assert fa.effective_factor(runs) == d.batch_size * (1.0 - d.momentum)
+    assert fa.effective_factor([{"mode": "both", "config": '{"batch_size": 32, "momentum": 0.0}'}]) == 32.0
+    with pytest.raises(ValueError, match="one B"):  # mixed settings: no single α_eff axis
+        fa.effective_factor([{"mode": "both", "config": "{}"}, {"mode": "both", "config": '{"batch_size": 3}'}])
