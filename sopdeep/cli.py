@@ -44,7 +44,7 @@ from typing import Any
 
 from sopcommon.cli import debug_from_env, exception_chain, fail, one_line, quiet_broken_pipe
 from sopdeep.config import TrainConfig
-from sopdeep.presets import PRESETS
+from sopdeep.presets import PRESETS, REFERENCE_ONLY, list_presets, preset_rows
 from sopdeep.runs import RunError, RunFolderError, saved_config, strict_json
 
 __all__ = ["main", "build_parser", "config_from_args", "describe_failure",
@@ -62,7 +62,7 @@ _FLAGS = (
     ("--noise-rate", "noise_rate", float), ("--noise-seed", "noise_seed", int),
     ("--method", "method", str), ("--arch", "arch", str), ("--epochs", "epochs", int),
     ("--batch-size", "batch_size", int), ("--lr", "lr", float), ("--seed", "seed", int),
-    ("--device", "device", str), ("--out", "out", str),
+    ("--device", "device", str), ("--out", "out", str), ("--threads", "threads", int),
 )
 
 
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in OUT with its saved configuration (flags given override it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    p.add_argument("--list-presets", action="store_true", help="print the presets as a table and exit")
+    p.add_argument("--json", action="store_true", help="with --list-presets: one JSON document instead of the table")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of a failure (also: environment SOP_DEBUG=1)")
@@ -343,12 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug or _debug_env()
     if args.list_presets:
-        for name, overrides in sorted(PRESETS.items()):
-            print(f"{name}: {json.dumps(overrides)}")
-        from sopdeep.presets import REFERENCE_ONLY  # Table A.1 columns this package cannot run
-
-        for name, overrides in sorted(REFERENCE_ONLY.items()):
-            print(f"{name} (not runnable): {json.dumps(overrides)}")
+        if args.json:  # the machine form: every row of the table, overrides included
+            print(json.dumps({"presets": preset_rows(), "reference_only": REFERENCE_ONLY}, indent=1))
+        else:
+            print(list_presets())
         return 0
     try:
         config = config_from_args(args)

@@ -106,8 +106,10 @@ class TrainConfig:
     seed: int = option(0, "seed of initialisation, data order, augmentation and per-sample variables", low=0,
                        high=MAX_SEED)
     device: str = option("auto", "auto: CUDA when available", choices=("auto", "cpu", "cuda"))
-    amp: str = option("auto", "mixed precision; auto: bf16 on CUDA when supported, else fp16; fp32 on CPU",
+    amp: str = option("auto", "mixed precision; auto: bf16 on CUDA when supported, else fp16; on a CPU bf16 "
+                      "when it has native bf16 (AVX-512 + oneDNN bf16), else fp32; off: fp32 everywhere",
                       choices=("auto", "bf16", "fp16", "off"))
+    threads: int = option(0, "CPU threads of torch (0 = all cores); the run records the number used", low=0)
     compile: bool = option(False, "torch.compile the network")
     out: str = option("runs/default", "run folder")
     eval_batch_size: int = option(1024, "batch size of evaluation", low=1)

@@ -185,6 +185,9 @@ def sop_plus_penalty(
     terms : dict
         The unweighted, detached terms computed: ``"consistency"`` (:math:`L_C`) when
         ``lambda_c > 0``, ``"balance"`` (:math:`L_B`) when ``lambda_b > 0`` (for logging).
+        ``"balance"`` is the KL :math:`\\mathrm{KL}(p \\,\\|\\, \\bar f)`; the authors' code logs the
+        cross-entropy :math:`-\\sum_k p_k \\log \\bar f_k`, larger by the prior's entropy
+        (:math:`\\log K` for the uniform prior), with the same gradient.
 
     Examples
     --------

@@ -60,7 +60,7 @@ RESULTS = (CHECKPOINT, METRICS_CSV, METRICS_JSONL, SAMPLES, SUMMARY)
 
 # keys that may differ between the saved config and the one passed with resume=True
 # (epochs: a resume may extend a run on purpose)
-_RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "epochs")
+_RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "epochs", "threads")
 _MAGIC = b"SOPDEEP-CHECKPOINT-1\n"  # then 64 hex digits of SHA-256, a newline, the payload
 
 

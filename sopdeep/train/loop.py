@@ -285,6 +285,7 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
         "final_train_acc_clean": last.get("train_acc_clean"),
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": sum(row["epoch_time"] for row in history),
+        "precision": run.precision, "threads": run.threads,  # what ran (amp="auto" depends on the device)
         **_detection(config, data, scores, prefix="final_det_"),
     }
     if data.is_noisy is not None:

@@ -20,7 +20,8 @@ from sopdeep.methods import get_method
 from sopdeep.models import ARCHITECTURES, build_model
 from sopdeep.train.data import TrainingData
 
-__all__ = ["RunState", "build_run", "check_names", "make_model", "resolve_device"]
+__all__ = ["RunState", "apply_threads", "build_run", "check_names", "cpu_supports_bf16", "make_model",
+           "precision_name", "resolve_device"]
 
 
 def check_names(config: TrainConfig) -> None:
@@ -69,12 +70,34 @@ def _config_device(config: TrainConfig) -> torch.device:
     return torch.device(config.device)
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 natively: AVX-512 and oneDNN's bf16 kernels (else bf16 is emulated,
+    slower than fp32, and ``amp="auto"`` keeps fp32)."""
+    if "AVX512" not in torch.backends.cpu.get_cpu_capability():
+        return False
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(torch.backends.mkldnn.is_available() and check is not None and check())
+
+
+def apply_threads(config: TrainConfig) -> int:
+    """Set torch's intra-op threads from ``config.threads`` (0 = all cores); the number in use."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return torch.get_num_threads()
+
+
+def precision_name(amp_dtype: torch.dtype | None) -> str:
+    """What ran, as recorded in the run: "bf16", "fp16" or "fp32"."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, "fp32")
+
+
 def _amp(config: TrainConfig, device: torch.device):
-    """(autocast dtype or None, use GradScaler)."""
+    """(autocast dtype or None, use GradScaler). BatchNorm, the loss, u and v stay fp32 (autocast
+    keeps batch_norm and the losses in fp32; the per-sample state is never cast)."""
     mode = config.amp
     if mode == "auto":
         if device.type != "cuda":
-            return None, False
+            return (torch.bfloat16, False) if device.type == "cpu" and cpu_supports_bf16() else (None, False)
         mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if mode == "off":
         return None, False
@@ -98,6 +121,11 @@ class RunState:
     device: torch.device
     augment: str  # "none", "flip" or "crop_flip"
     bounds: list[int]  # batch boundaries in the epoch's order
+    threads: int = 0  # torch's CPU threads in use (recorded in summary.json)
+
+    @property
+    def precision(self) -> str:
+        return precision_name(self.amp_dtype)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -110,6 +138,7 @@ class RunState:
 def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device: torch.device) -> RunState:
     """Network, optimiser of θ, method and its per-sample state."""
     # inside train's fork_rng: the seeding is scoped to this run
+    threads = apply_threads(config)
     model = _seeded_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
     model = model.to(device, memory_format=data.memory_format)
     # θ: one group with momentum and weight decay (Table A.1); u, v are stepped by the method
@@ -130,4 +159,5 @@ def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device:
         del bounds[-2]
     return RunState(model=model, net=torch.compile(net) if config.compile else net, optimizer=optimizer,
                     scaler=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
-                    method=method, state=state, env=env, device=device, augment=augment, bounds=bounds)
+                    method=method, state=state, env=env, device=device, augment=augment, bounds=bounds,
+                    threads=threads)

@@ -56,3 +56,44 @@ def test_listing_names_every_preset_and_reference_settings():
     text = list_presets()
     for name in list(PRESETS) + list(REFERENCE_ONLY):
         assert name in text
+
+
+def test_authors_presets_run_fp32_and_cifar100_asym_uses_their_readme_lr_u():
+    # their training has no autocast: every authors-* preset pins amp="off" instead of inheriting "auto"
+    authors = {n: p for n, p in PRESETS.items() if p["recipe"] == "authors"}
+    assert authors and all(p["amp"] == "off" for p in authors.values())
+    # their README runs CIFAR-100 asymmetric with --lr_u 0.1 --lr_v 100 (Table A.1 says alpha_u = 1.0)
+    assert (authors["authors-table2-cifar100-asym40"]["lr_u"], authors["authors-table2-cifar100-asym40"]["lr_v"]) \
+        == (0.1, 100.0)
+    assert PRESETS["table2-cifar100-asym40"]["alpha_u"] == 1.0  # the paper recipe keeps Table A.1's value
+    assert authors["authors-table2-cifar10-asym40"]["lr_u"] == 10.0  # CIFAR-10's cell is unchanged
+
+
+def test_listing_is_a_table_with_recipe_and_table2_architecture_note():
+    from sopdeep.presets import PUBLISHED_BY, preset_rows
+
+    rows = {r["name"]: r for r in preset_rows()}
+    assert set(rows) == set(PRESETS)
+    text = list_presets()
+    assert text.splitlines()[0].split() == ["name", "method", "dataset", "noise", "rate", "recipe", "note"]
+    assert PUBLISHED_BY in text and "authors' code" in PUBLISHED_BY
+    for name, r in rows.items():
+        assert (r["method"], r["dataset"], r["recipe"]) == (PRESETS[name]["method"], PRESETS[name]["dataset"],
+                                                            PRESETS[name]["recipe"])
+        # every Table 2 preset says its caption's ResNet34 is not what it runs
+        assert ("ResNet34" in r["note"]) == name.startswith(("table2-", "authors-table2-"))
+    assert "update=epoch" in rows["table1-cifar10-sym40"]["note"]
+    assert rows["table2-cifar10-asym40"]["rate"] == 0.4 and rows["table4-cifar10n-worst"]["rate"] is None
+
+
+def test_cli_list_presets_prints_the_table_and_json_the_same_rows(capsys):
+    import json
+
+    from sopdeep.cli import main
+
+    assert main(["--list-presets"]) == 0
+    assert capsys.readouterr().out.strip() == list_presets().strip()
+    assert main(["--list-presets", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in doc["presets"]] == sorted(PRESETS) and set(doc["reference_only"]) == set(REFERENCE_ONLY)
+    assert doc["presets"][0]["overrides"] == PRESETS[doc["presets"][0]["name"]]
