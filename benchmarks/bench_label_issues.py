@@ -59,7 +59,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sopdeep.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E402
+from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME, load_checkpoint  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
 from sopdeep.datasets import ArrayDataset, save_npz  # noqa: E402
 from sopdeep.detection import detection_metrics  # noqa: E402

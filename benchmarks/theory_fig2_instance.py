@@ -9,6 +9,7 @@ summary of the same on random_state 1-5.
 Run from the repository root:  python benchmarks/theory_fig2_instance.py
 """
 
+import argparse
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from soptheory import flow_limit, gradient_descent, make_problem, relative_diffe
 
 
 def main():
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help works
     prob = make_problem(20, 40, 3, 3, random_state=0)
     gamma = np.exp(-8.0)
     alphas = np.logspace(np.log10(4.0), np.log10(4000.0), 30)
