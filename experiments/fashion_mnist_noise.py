@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default="ce,sop")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--amp", choices=("off", "auto", "bf16"), default="off",
+                   help="precision: off = fp32, which made the committed tables (auto is bf16 on a CPU with native bf16)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 is fastest on a shared 2-core machine; 0 = torch's default)")
     args = p.parse_args(argv)
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
         noise="sym", noise_rate=args.noise_rate, noise_seed=args.seed, arch="mlp", width=args.width,
         depth=2, epochs=args.epochs, batch_size=128, lr=args.lr, momentum=0.9, weight_decay=0.0,
         schedule="constant", update=args.update, alpha_u=args.alpha_u, alpha_v=args.alpha_v, seed=args.seed,
-        device="cpu", progress=False)
+        device="cpu", progress=False, amp=args.amp)
     results = {}
     for method in args.methods.split(","):
         t0 = time.perf_counter()
