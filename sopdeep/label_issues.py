@@ -223,14 +223,13 @@ def from_run(folder: str | os.PathLike, *, method="sop", num_issues="predicted_n
         ``is_label_issue`` (bool mask of :func:`find_label_issues`; replaces the trainer's fixed
         threshold) and ``issues_ranked`` (indices, most severe first).
     """
+    from sopdeep.runs import read_samples  # the one checked reader of a run's per-sample outputs
+
     path = Path(folder) / "samples.npz"
     if not path.is_file():
         raise FileNotFoundError(f"no samples.npz in {folder} (is it a finished run folder?)")
-    with np.load(path, allow_pickle=False) as npz:
-        d = {key: npz[key] for key in npz.files}
-    for key in ("given_label", "pred_prob", "noise_score"):
-        if key not in d:
-            raise ValueError(f"{path} lacks {key!r}")
+    # a damaged, truncated or incomplete file: sopdeep.runs.RunFileError (a ValueError) naming it
+    d = read_samples(folder, keys=("given_label", "pred_prob", "noise_score"))
     quality, ranked = run_label_issues(d["given_label"], d["pred_prob"],
                                        d["noise_score"] if "correction" in d else None,
                                        method=method, num_issues=num_issues)

@@ -128,6 +128,24 @@ def test_from_run_without_samples_raises(tmp_path):
         from_run(tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "missing_key", "ragged"])
+def test_from_run_on_damaged_samples_names_the_file(tmp_path, damage):
+    path = tmp_path / "samples.npz"
+    good = dict(given_label=np.zeros(4, dtype=np.int64), pred_prob=np.full((4, 2), 0.5),
+                noise_score=np.zeros(4))
+    if damage == "garbage":
+        path.write_bytes(b"not a zip file at all")
+    elif damage == "truncated":
+        np.savez(path, **good)
+        path.write_bytes(path.read_bytes()[:60])
+    elif damage == "missing_key":
+        np.savez(path, **{k: v for k, v in good.items() if k != "pred_prob"})
+    else:
+        np.savez(path, **{**good, "noise_score": np.zeros(3)})
+    with pytest.raises(ValueError, match="samples.npz"):
+        from_run(tmp_path)
+
+
 def test_one_sop_run_ranks_the_wrong_labels_first(tmp_path):
     """End to end on the synthetic problem (256 images, 4 classes, 40 % symmetric noise, MLP
     width 64, 30 epochs): train SOP once, read the run folder, rank.
