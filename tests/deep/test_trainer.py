@@ -330,3 +330,10 @@ def test_per_class_subset_keeps_n_over_k_random_samples_of_each_clean_class():
     # reproducible: the same config keeps the same samples
     again, _ = load_data(cfg)
     assert np.array_equal(again.x_train, ds.x_train)
+
+
+def test_without_progress_bar_one_line_per_epoch_goes_to_stderr(tmp_path, capsys):
+    train(_tiny(tmp_path, method="ce", epochs=2))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert all("test acc" in line and "loss" in line and line.endswith(" s") for line in lines)
