@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from figures._runs import ensure_runs
+from sopcommon.cli import one_line
 from sopcommon.files import DataFileError, check_table
 from figures.settings import DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR, changed_fields, cifar_config, fmnist_config
 from figures.style import apply_style, save_figure
@@ -103,7 +104,7 @@ def read_table(data_path):
     except DataFileError:
         raise
     except (ValueError, UnicodeDecodeError, csv.Error, pd.errors.ParserError) as exc:   # EmptyDataError: a ValueError
-        raise DataFileError(data_path, f"damaged {NAME} data table ({' '.join(str(exc).split())[:160]})") from exc
+        raise DataFileError(data_path, f"damaged {NAME} data table ({one_line(str(exc), limit=160)})") from exc
     check_table(data_path, {c: df[c].to_numpy() for c in df.columns}, _PLOT_COLUMNS, what=f"{NAME} data table")
     return df
 

@@ -124,8 +124,9 @@ class DataFileError(ValueError):
 
 def _first_line(exc):
     # the library's own message, flattened: the caller's message must stay one line
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
+    from sopcommon.cli import one_line
+
+    return one_line(exc, limit=200)
 
 
 def read_npz(path, *, keys=(), what="data file"):

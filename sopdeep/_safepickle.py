@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sopcommon.cli import one_line
+
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct, scalar as _np_scalar
     from numpy._core.numeric import _frombuffer
@@ -134,7 +136,7 @@ def restricted_loads(data: bytes, *, encoding: str = "ASCII"):
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, KeyError,
             ValueError, OverflowError) as exc:
         # ValueError: numpy's checks of a shape against its data (ndarray.__setstate__)
-        raise ValueError(f"corrupt pickle: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from exc
+        raise ValueError(f"corrupt pickle: {type(exc).__name__}: {one_line(str(exc), limit=200)}") from exc
 
 
 def load_torch_zip_pickle(path):

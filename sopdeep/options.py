@@ -27,7 +27,7 @@ import math
 from dataclasses import MISSING, Field, field, fields
 from typing import Any, Callable, Sequence
 
-__all__ = ["option", "check_options", "check_value", "describe_option", "fields"]
+__all__ = ["option", "check_options", "check_value", "describe_option"]
 
 
 def option(default: Any = MISSING, doc: str = "", *, default_factory: Callable[[], Any] | None = None,

@@ -44,6 +44,7 @@ import torch
 
 from sopcommon import atomic_path, atomic_savez, atomic_write_bytes, remove_stale_temporaries
 from sopcommon import lock_folder as common_lock_folder
+from sopcommon.cli import one_line
 from sopcommon.files import DataFileError, read_json, read_npz
 from sopdeep.config import TrainConfig
 
@@ -158,7 +159,7 @@ def _read_config(path: Path) -> TrainConfig:
     try:
         return TrainConfig.from_dict(data)
     except (ValueError, TypeError) as exc:
-        raise RunFileError(path, f"not a run configuration ({' '.join(str(exc).split())[:200]})") from exc
+        raise RunFileError(path, f"not a run configuration ({one_line(str(exc), limit=200)})") from exc
 
 
 def read_history(folder) -> list[dict[str, Any]]:
@@ -196,10 +197,9 @@ def saved_config(folder) -> TrainConfig:
     problem = f"{folder} holds no saved run (no {CONFIG}, no {CHECKPOINT}): check the out folder."
     if config_path.is_file():
         try:
-            return TrainConfig.from_dict(json.loads(config_path.read_text()))
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            problem = (f"{config_path} is damaged or not a run configuration ({exc}); "
-                       "fix or delete that file.")
+            return _read_config(config_path)
+        except RunFileError as exc:  # damaged, not UTF-8, not JSON or not a TrainConfig
+            problem = f"{config_path} is damaged or not a run configuration ({exc.problem}); fix or delete that file."
     if ckpt_path.is_file():
         return TrainConfig.from_dict(json.loads(load_checkpoint(ckpt_path)["config"]))
     raise RunFolderError(problem)

@@ -100,7 +100,7 @@ class SOPLoss(torch.nn.Module):
         indices = indices.to(self.u.device)
         batch = Batch(indices=indices, images=logits, labels=labels.to(self.u.device), raw=logits,
                       normalize=lambda x: x)
-        terms, u_rows, v_rows = self.method._terms(logits, batch, self._state())
+        terms, u_rows, v_rows = self.method.batch_terms(logits, batch, self._state())
         loss = terms.ce.mean() + terms.mse.mean()
         self._pending = (batch, StepOutput(loss=loss, logits=logits, ctx={"u_rows": u_rows, "v_rows": v_rows}))
         return loss

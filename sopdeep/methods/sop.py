@@ -102,7 +102,9 @@ class SOP(Method):
         v = init_sample_variables(num_samples, num_classes, c.v_shape, c.init_std, generator)
         return {"u": u.to(device), "v": v.to(device)}
 
-    def _terms(self, logits, batch, state):
+    def batch_terms(self, logits, batch, state):
+        """(SOPTerms, u rows, v rows) of ``batch``: its rows of u, v gathered (tracking gradients under
+        ``update="batch"``) and the loss terms of ``logits`` against ``batch.labels``."""
         learn = self.config.update == "batch"  # "epoch": u, v fixed during the θ pass
         u_rows = state["u"].index_select(0, batch.indices).requires_grad_(learn)
         v_rows = state["v"].index_select(0, batch.indices).requires_grad_(learn)
@@ -110,7 +112,7 @@ class SOP(Method):
 
     def batch_loss(self, model, batch, state):
         logits = model(batch.images)
-        terms, u_rows, v_rows = self._terms(logits, batch, state)
+        terms, u_rows, v_rows = self.batch_terms(logits, batch, state)
         # the MSE term depends on v (and u with u_learns_mse) only, the prediction enters it as a
         # detached one-hot, so adding it leaves the θ gradient equal to that of the CE term
         loss = terms.ce.mean() + terms.mse.mean()

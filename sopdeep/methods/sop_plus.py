@@ -111,7 +111,7 @@ class SOPPlus(SOP):
             logits, logits_s = logits_all[:b], logits_all[b:]
         else:
             logits, logits_s = model(batch.images), None
-        terms, u_rows, v_rows = self._terms(logits, batch, state)
+        terms, u_rows, v_rows = self.batch_terms(logits, batch, state)
         # the authors' recipe balances the corrected prediction φ(softmax(z) + s), A.3 the network's
         balance_probs = terms.corrected if c.recipe == "authors" else None
         penalty, logged = sop_plus_penalty(logits, logits_s, lambda_c=c.lambda_c, lambda_b=c.lambda_b,
