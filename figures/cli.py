@@ -9,9 +9,12 @@ computing.  A deep figure (``DEEP = True``: it trains networks) is redrawn from 
 ``--out`` unless ``--deep compute``, which trains the runs missing from ``--runs-dir`` (default
 ``runs/figures``; finished runs are reused) on the data in ``--data-dir`` (default
 ``../shared/data``).  Phase grids are cached per cell under ``--cache``
-(default ``<out>/.cache``), so an interrupted run resumes.  After the arguments are parsed, every
-failure is one line ``figures: error: ...`` on stderr and a non-zero exit status; ``--debug`` (or
-the environment variable ``SOP_DEBUG=1``) prints the traceback too (:mod:`sopcommon.cli`).
+(default ``<out>/.cache``), so an interrupted run resumes.  A computed data file that agrees
+with the one in ``--out`` to round-off keeps that file's bytes (:func:`figures.output.data_agree`),
+so the main job leaves a checkout clean on any machine of its kind.  After the arguments are
+parsed, every failure is one line ``figures: error: ...`` on stderr and a non-zero exit status;
+``--debug`` (or the environment variable ``SOP_DEBUG=1``) prints the traceback too
+(:mod:`sopcommon.cli`).
 
 Each figure's ``compute`` receives the options of :func:`figure_options` that it declares as
 keyword parameters, and only those (:func:`options_for`); it takes no ``**kwargs``, so an option
@@ -24,6 +27,7 @@ import argparse
 import errno
 import inspect
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -32,7 +36,8 @@ from pathlib import Path
 
 from sopcommon.cli import debug_from_env, fail, one_line, quiet_broken_pipe
 
-from .output import FigureError, locked_folder, publish, recover, staging_folder
+from .output import (ATOL, RTOL, FigureError, data_agree, locked_folder, publish, recover,
+                     staging_folder)
 from .registry import FIGURES, GROUPS, is_deep
 
 __all__ = ["main", "build_parser", "figure_options", "options_for"]
@@ -182,8 +187,10 @@ def options_for(compute, options):
 def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
     """Compute (unless ``redraw``) and draw one figure module, then publish its files as a set.
 
-    The caller holds the lock on ``out_dir``.  Returns the published paths (data file first;
-    without it when ``redraw``).
+    A computed data file that agrees with the one already in ``out_dir`` to round-off
+    (:func:`figures.output.data_agree`) is replaced by a copy of it before drawing, so a rerun on
+    another machine leaves the published bytes as they were.  The caller holds the lock on
+    ``out_dir``.  Returns the published paths (data file first; without it when ``redraw``).
     """
     where = [] if where is None else where
     out_dir = Path(out_dir)
@@ -195,6 +202,13 @@ def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
             data_path, files = stage / figure.DATA_FILE, [figure.DATA_FILE]
             figure.compute(data_path, **options_for(figure.compute, options))
             where.pop()
+            published = out_dir / figure.DATA_FILE
+            if published.is_file() and data_agree(data_path, published):
+                # the same data to round-off (another machine's BLAS): keep the published bytes
+                # and draw from them, so data, png and pdf come back unchanged
+                shutil.copyfile(published, data_path)
+                _log(f"{figure.NAME}: the data agree with {published} to rtol {RTOL:g}, "
+                     f"atol {ATOL:g}: kept it")
         where.append(f"drawing from {data_path}")
         files += [Path(p).name for p in figure.plot(data_path, stage)]
         where[-1] = "publishing"
