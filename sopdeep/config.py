@@ -80,6 +80,9 @@ class TrainConfig:
                                                                           "random3", "worst"))
     augment: str = option("auto", "weak view; auto: the dataset's default", choices=("auto", "none", "flip",
                                                                                      "crop_flip"))
+    crop_pad: int = option(4, "padding of the random crop of the crop_flip view, pixels per side", low=0)
+    crop_padding: str = option("zeros", "padding of the random crop: zeros (A.4) or reflect (airbench)",
+                               choices=("zeros", "reflect"))
     normalization: str = option("dataset", "dataset: the training set's channel statistics; fixed: the authors' "
                                            "constants", choices=("dataset", "fixed"))
     # network and optimiser of θ
@@ -93,11 +96,17 @@ class TrainConfig:
     nesterov: bool = option(False, "Nesterov momentum")
     weight_decay: float = option(5e-4, "weight decay of theta", low=0.0)
     schedule: str = option("multistep", "multistep (lr * lr_decay per milestone), cosine (per step, to 0), "
-                                        "cosine_epoch (per epoch, to lr_min) or constant",
-                           choices=("multistep", "cosine", "cosine_epoch", "constant"))
+                                        "cosine_epoch (per epoch, to lr_min), triangle (per step: lr_start "
+                                        "-> lr over warmup_fraction, then -> lr_min) or constant",
+                           choices=("multistep", "cosine", "cosine_epoch", "triangle", "constant"))
     milestones: list[int] = option(default_factory=lambda: [40, 80], doc="epochs of the multistep decays", low=1)
     lr_decay: float = option(0.1, "factor per milestone (formerly gamma)", low=0.0, low_open=True)
-    lr_min: float = option(0.0, "floor of cosine_epoch", low=0.0)
+    lr_min: float = option(0.0, "floor of cosine_epoch; last lr of triangle", low=0.0)
+    lr_start: float = option(0.0, "first lr of triangle", low=0.0)
+    warmup_fraction: float = option(0.23, "triangle: fraction of the steps spent rising to lr", low=0.0,
+                                    high=1.0, high_open=True)
+    bias_lr_scale: float = option(1.0, "lr factor of the BatchNorm parameters (airbench: 64); their weight "
+                                       "decay per step stays that of the other weights", low=0.0, low_open=True)
     # method (its own options: config.options)
     method: str = option("sop", "training method (sopdeep.methods.METHODS)", choices=available_methods)
     issue_threshold: float = option(0.5, "a label is flagged when its noise score exceeds this (a monitor)",
@@ -113,6 +122,9 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the network")
     out: str = option("runs/default", "run folder")
     eval_batch_size: int = option(1024, "batch size of evaluation", low=1)
+    tta: str = option("none", "test-time augmentation of every evaluation (test accuracy, final predictions): "
+                              "none, or flip (the mean of the logits of x and of its mirror image)",
+                      choices=("none", "flip"))
     progress: bool = option(True, "progress bar")
     checkpoint: bool = option(True, "write a checkpoint every epoch")
     options: Any = field(default=None)
@@ -158,6 +170,8 @@ class TrainConfig:
             from sopdeep.datasets import fixed_normalization
 
             fixed_normalization(self.dataset)
+        if self.lr_start > self.lr:
+            raise ValueError(f"lr_start must be <= lr, got lr_start={self.lr_start}, lr={self.lr}")
         if self.lr_min > self.lr:
             raise ValueError(f"lr_min must be <= lr, got lr_min={self.lr_min}, lr={self.lr}")
         if list(self.milestones) != sorted(self.milestones):

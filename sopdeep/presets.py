@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS", "PRESET_REASONS", "PUBLISHED_BY", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets",
+__all__ = ["FAST_REASON", "FAST_SOP_ALPHA", "PRESETS", "PRESET_REASONS", "PUBLISHED_BY", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets",
            "preset_rows", "describe"]
 
 _SOP: dict[str, Any] = {}  # SOP has no regularisers (lambda_c, lambda_b are SOP+'s options)
@@ -85,6 +85,34 @@ def _authors(column: str, noise: str, rate: float | None) -> dict[str, Any]:
     return base
 
 
+#: The fast recipe on clean CIFAR-10: an airbench94-shaped net (``arch="fast"``) with its optimiser
+#: settings rewritten for the mean loss torch's SGD steps on: airbench's lr 11.5 per 1024 examples
+#: divided by its Nesterov step scale 1 + 1/(1 - 0.85) gives lr 1.5; its decay per step
+#: 0.0153 * 1024 / 7850 = 0.0020 divided by that lr gives weight_decay 0.00133. Batch 1024, 10 epochs,
+#: label smoothing 0.2, BatchNorm parameters at 64x the lr, reflect-padded 2-pixel crops, test-time
+#: flip. ``docs/deep.md`` lists each switch and its effect.
+_FAST: dict[str, Any] = dict(
+    dataset="cifar10", arch="fast", method="ce", label_smoothing=0.2, noise="none", epochs=10,
+    batch_size=1024, lr=1.5, momentum=0.85, nesterov=True, weight_decay=0.00133, schedule="triangle",
+    lr_start=0.3, lr_min=0.105, warmup_fraction=0.23, bias_lr_scale=64.0, crop_pad=2, crop_padding="reflect",
+    augment="crop_flip", tta="flip", train_subset=0,
+)
+
+#: SOP's u, v rate on the fast recipe: Table A.1's alpha = 10 at batch 128, momentum 0.9 has the
+#: effective ratio alpha * B * (1 - beta) = 128 (docs/bridge.md); at batch 1024 and momentum 0.85
+#: the same ratio is 128 / (1024 * 0.15).
+FAST_SOP_ALPHA = 10.0 * 128 * (1 - 0.9) / (1024 * (1 - 0.85))
+
+
+def _fast_noisy(method: str, **noise: Any) -> dict[str, Any]:
+    """The fast recipe with plain CE (no label smoothing) or SOP at :data:`FAST_SOP_ALPHA`."""
+    base = {k: v for k, v in _FAST.items() if k != "label_smoothing"}
+    base.update(noise, method=method)
+    if method == "sop":
+        base.update(alpha_u=FAST_SOP_ALPHA, alpha_v=FAST_SOP_ALPHA, init_std=1e-8, recipe="paper")
+    return base
+
+
 def _build() -> dict[str, dict[str, Any]]:
     presets: dict[str, dict[str, Any]] = {}
     # Table A.1 settings, one per column and noise kind; noise_rate left to the user.
@@ -117,6 +145,13 @@ def _build() -> dict[str, dict[str, Any]]:
         presets[f"authors-table4-cifar10n-{cell}"] = {**_authors("cifar10-sopplus", "cifar10n", None),
                                                       "cifar_n_label": cell}
     presets["authors-table4-cifar100n-noisy"] = _authors("cifar100-sopplus", "cifar100n", None)
+    # the fast recipe (not the paper's): full CIFAR-10 in minutes on a CPU (README, issue 20)
+    presets["fast-cifar10"] = dict(_FAST)
+    for method in ("ce", "sop"):
+        for pct in (40, 80):
+            presets[f"fast-cifar10-{method}-sym{pct}"] = _fast_noisy(method, noise="sym", noise_rate=pct / 100)
+        for cell in ("worst", "aggregate"):
+            presets[f"fast-cifar10n-{method}-{cell}"] = _fast_noisy(method, noise="cifar10n", cifar_n_label=cell)
     # short names used in the README: the Table A.1 CIFAR-10 / ResNet34 settings
     presets["cifar10-sym"] = dict(presets["a1-cifar10-sop-sym"])
     presets["cifar10-asym"] = dict(presets["a1-cifar10-sop-asym"])
@@ -127,7 +162,11 @@ def _build() -> dict[str, dict[str, Any]]:
 PRESETS: dict[str, dict[str, Any]] = _build()
 
 #: Why each preset uses its recipe, name -> one line (shown by :func:`list_presets`).
-PRESET_REASONS: dict[str, str] = {name: RECIPE_REASONS[p["recipe"]] for name, p in PRESETS.items()}
+FAST_REASON = ("recipe=fast: our own speed recipe (airbench94-shaped net, 10 epochs, batch 1024), not the "
+               "paper's setting; SOP steps u, v as recipe=paper does, alpha by the effective-alpha rule "
+               "(docs/bridge.md)")
+PRESET_REASONS: dict[str, str] = {name: FAST_REASON if name.startswith("fast-") else RECIPE_REASONS[p["recipe"]]
+                                  for name, p in PRESETS.items()}
 
 #: Table A.1 columns this package cannot run (architectures / datasets not provided).
 REFERENCE_ONLY: dict[str, dict[str, Any]] = {
@@ -156,6 +195,12 @@ _TABLE_NOTES = {
 }
 
 
+def _recipe_of(name: str, preset: dict[str, Any]) -> str:
+    """The recipe column of a preset: its ``recipe`` key, ``fast`` for the fast family (whose CE
+    presets have no u, v and so no ``recipe``)."""
+    return "fast" if name.startswith("fast-") else preset["recipe"]
+
+
 def preset_rows() -> list[dict[str, Any]]:
     """One row per preset for the ``--list-presets`` table, sorted by name.
 
@@ -170,7 +215,8 @@ def preset_rows() -> list[dict[str, Any]]:
     for name, ov in sorted(PRESETS.items()):
         note = next((text for prefix, text in _TABLE_NOTES.items() if name.startswith(prefix)), "")
         rows.append(dict(name=name, method=ov["method"], dataset=ov["dataset"], noise=ov["noise"],
-                         rate=ov.get("noise_rate"), recipe=ov["recipe"], published_by=PUBLISHED_BY,
+                         rate=ov.get("noise_rate"), recipe=_recipe_of(name, ov),
+                         published_by="" if name.startswith("fast-") else PUBLISHED_BY,
                          reason=PRESET_REASONS[name], note=note, overrides=dict(ov)))
     return rows
 
@@ -190,7 +236,7 @@ def list_presets() -> str:
     lines += [f"  {name}: {describe(ov)}" for name, ov in sorted(PRESETS.items())]
     lines.append("")
     lines.append("Recipes:")
-    lines += [f"  {reason}" for reason in RECIPE_REASONS.values()]
+    lines += [f"  {reason}" for reason in (*RECIPE_REASONS.values(), FAST_REASON)]
     lines.append("")
     lines.append("Table A.1 settings recorded for reference (not runnable here):")
     lines += [f"  {name}: {describe(ov)}" for name, ov in sorted(REFERENCE_ONLY.items())]

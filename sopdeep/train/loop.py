@@ -189,10 +189,11 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
     for step in range(run.steps_per_epoch):
         lr = learning_rate(config, epoch * run.steps_per_epoch + step, run.steps_per_epoch)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         idx = ddp.shard(order[run.bounds[step]:run.bounds[step + 1]], run.env)
         raw = data.x_train.index_select(0, idx)
-        batch = Batch(indices=idx, images=data.normalize(_augment(raw, run.augment, gen)),
+        weak = _augment(raw, run.augment, gen, pad=config.crop_pad, padding_mode=config.crop_padding)
+        batch = Batch(indices=idx, images=data.normalize(weak),
                       labels=data.y_train.index_select(0, idx), raw=raw, normalize=data.normalize,
                       mean=data.mean.flatten())
         with run.autocast():
@@ -309,11 +310,14 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
 # small pieces
 
 
-def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
-    """The weak view: none, flip only, or crop (zero padding 4) + flip, drawn from ``generator``."""
+def _augment(x: torch.Tensor, mode: str, generator: torch.Generator, *, pad: int = 4,
+             padding_mode: str = "zeros") -> torch.Tensor:
+    """The weak view: none, flip only, or crop (``pad`` pixels, ``padding_mode``) + flip, drawn
+    from ``generator``."""
     if mode == "none":
         return x
-    return random_crop_flip(x, generator=generator, pad=4 if mode == "crop_flip" else 0)
+    return random_crop_flip(x, generator=generator, pad=pad if mode == "crop_flip" else 0,
+                            padding_mode=padding_mode)
 
 
 def _diverged(config, epoch, what) -> NonFiniteLossError:
@@ -342,7 +346,10 @@ def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels:
     for lo in range(0, x.shape[0], config.eval_batch_size):
         idx = torch.arange(lo, min(lo + config.eval_batch_size, x.shape[0]), device=run.device)
         with run.autocast():
-            logits = run.net(data.normalize(x[idx])).float()
+            images = data.normalize(x[idx])
+            logits = run.net(images).float()
+            if config.tta == "flip":  # the mean of the logits of x and of its mirror image
+                logits = 0.5 * (logits + run.net(images.flip(-1)).float())
         if not bool(torch.isfinite(logits).all()):   # one sync per evaluation batch
             run.model.train()
             raise _diverged(config, None, "non-finite network outputs (logits)")

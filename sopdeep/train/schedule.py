@@ -1,4 +1,4 @@
-"""The learning rate of θ per global step: multistep, cosine (per step or per epoch), constant."""
+"""The learning rate of θ per global step: multistep, cosine (per step or per epoch), triangle, constant."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     multistep: ``lr * lr_decay ** (number of milestones <= epoch)``, ``epoch = step //
     steps_per_epoch`` (``MultiStepLR`` stepped per epoch); cosine: ``lr/2 * (1 + cos(π t / T))``,
     ``T`` the total number of steps; cosine_epoch: ``lr_min + (lr - lr_min)/2 * (1 + cos(π e / E))``,
-    ``e`` the epoch, ``E`` = epochs; constant: ``lr``.
+    ``e`` the epoch, ``E`` = epochs; triangle: linear from ``lr_start`` at step 0 to ``lr`` at step
+    ``warmup_fraction * T``, then linear to ``lr_min`` at step ``T`` (airbench's shape); constant:
+    ``lr``.
 
     >>> learning_rate(TrainConfig(lr=0.1, milestones=[1]), step=5, steps_per_epoch=4)
     0.010000000000000002
@@ -29,4 +31,9 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
         epoch = step // steps_per_epoch
         return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1.0 + math.cos(math.pi * epoch / config.epochs))
     total = config.epochs * steps_per_epoch
+    if config.schedule == "triangle":
+        peak = config.warmup_fraction * total
+        if step < peak:
+            return config.lr_start + (config.lr - config.lr_start) * step / peak
+        return config.lr + (config.lr_min - config.lr) * (step - peak) / max(total - peak, 1.0)
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))

@@ -16,12 +16,13 @@ import torch
 from sopdeep import distributed as ddp
 from sopdeep.config import TrainConfig
 from sopdeep.datasets import DATASETS, default_augment
+from sopdeep.fast_net import FastNet, init_whitening
 from sopdeep.methods import get_method
 from sopdeep.models import ARCHITECTURES, build_model
 from sopdeep.train.data import TrainingData
 
 __all__ = ["RunState", "apply_threads", "build_run", "check_names", "cpu_supports_bf16", "make_model",
-           "precision_name", "resolve_device"]
+           "precision_name", "resolve_device", "theta_groups"]
 
 
 def check_names(config: TrainConfig) -> None:
@@ -51,6 +52,29 @@ def _seeded_model(config: TrainConfig, num_classes: int, in_channels: int, image
     torch.manual_seed(config.seed)
     options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
     return build_model(config.arch, num_classes, in_channels=in_channels, image_size=image_size, **options)
+
+
+def theta_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups of θ: one group, or with ``config.bias_lr_scale != 1`` two,
+    the BatchNorm parameters (``lr_scale`` = bias_lr_scale) and the rest.
+
+    Each group's lr is ``lr_scale`` times the schedule's (the trainer sets it every step); the
+    BatchNorm group's weight decay is divided by its scale so that its decay per step, ``lr *
+    weight_decay``, is that of the other weights (airbench's decoupling). Frozen parameters are left out.
+    """
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if config.bias_lr_scale == 1.0:
+        return [{"params": [p for _, p in params], "weight_decay": config.weight_decay, "name": "theta",
+                 "lr_scale": 1.0}]
+    norm_names = {f"{module_name}.{param_name}" if module_name else param_name
+                  for module_name, module in model.named_modules()
+                  if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+                  for param_name, _ in module.named_parameters(recurse=False)}
+    norm = [p for name, p in params if name in norm_names]
+    rest = [p for name, p in params if name not in norm_names]
+    return [{"params": rest, "weight_decay": config.weight_decay, "name": "theta", "lr_scale": 1.0},
+            {"params": norm, "weight_decay": config.weight_decay / config.bias_lr_scale, "name": "theta_norm",
+             "lr_scale": config.bias_lr_scale}]
 
 
 def resolve_device(config: TrainConfig) -> tuple[torch.device, ddp.DistEnv]:
@@ -140,12 +164,12 @@ def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device:
     # inside train's fork_rng: the seeding is scoped to this run
     threads = apply_threads(config)
     model = _seeded_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
+    if isinstance(model, FastNet):  # its stem whitens the patches of (the first 5,000) training images
+        init_whitening(model, data.normalize(data.x_train[:5000]).float().cpu())
     model = model.to(device, memory_format=data.memory_format)
-    # θ: one group with momentum and weight decay (Table A.1); u, v are stepped by the method
-    optimizer = torch.optim.SGD(
-        [{"params": list(model.parameters()), "weight_decay": config.weight_decay, "name": "theta"}],
-        lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-        **({"fused": True} if device.type == "cuda" else {}))
+    # θ: momentum and weight decay (Table A.1); u, v are stepped by the method
+    optimizer = torch.optim.SGD(theta_groups(model, config), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.nesterov, **({"fused": True} if device.type == "cuda" else {}))
     amp_dtype, use_scaler = _amp(config, device)
     method = get_method(config, rank=env.rank)
     state = method.init_state(data.n, data.num_classes, torch.Generator().manual_seed(config.seed), device)

@@ -131,7 +131,7 @@ def test_invalid_arguments_raise_valueerror():
         build_model("cnn", 10, image_size=4)
     with pytest.raises(ValueError, match="MLP expects inputs with"):
         build_model("mlp", 10, in_channels=1, image_size=28)(torch.zeros(1, 3, 32, 32))
-    assert set(ARCHITECTURES) == {"preact18", "preact18_authors", "resnet34", "cnn", "mlp"}
+    assert set(ARCHITECTURES) == {"preact18", "preact18_authors", "resnet34", "cnn", "mlp", "fast"}
 
 
 def _authors_preact18_layers(k):

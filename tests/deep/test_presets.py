@@ -34,7 +34,8 @@ def test_sop_plus_presets_carry_table_a1_lambdas_and_sop_presets_none():
         elif p["method"] == "sop+":
             assert (p["lambda_c"], p["lambda_b"], p["arch"], p["schedule"]) == (0.9, 0.1, "preact18", "cosine")
         else:  # SOP has no regularisers: the SOP+ options are not even accepted for it
-            assert "lambda_c" not in p and "lambda_b" not in p and p["arch"] == "resnet34"
+            assert "lambda_c" not in p and "lambda_b" not in p
+            assert p["arch"] == ("fast" if name.startswith("fast-") else "resnet34")
 
 
 def test_asymmetric_presets_use_the_larger_v_rate():
@@ -60,7 +61,7 @@ def test_listing_names_every_preset_and_reference_settings():
 
 def test_authors_presets_run_fp32_and_cifar100_asym_uses_their_readme_lr_u():
     # their training has no autocast: every authors-* preset pins amp="off" instead of inheriting "auto"
-    authors = {n: p for n, p in PRESETS.items() if p["recipe"] == "authors"}
+    authors = {n: p for n, p in PRESETS.items() if p.get("recipe") == "authors"}
     assert authors and all(p["amp"] == "off" for p in authors.values())
     # their README runs CIFAR-100 asymmetric with --lr_u 0.1 --lr_v 100 (Table A.1 says alpha_u = 1.0)
     assert (authors["authors-table2-cifar100-asym40"]["lr_u"], authors["authors-table2-cifar100-asym40"]["lr_v"]) \
@@ -79,6 +80,7 @@ def test_listing_is_a_table_with_recipe_and_table2_architecture_note():
     assert PUBLISHED_BY in text and "authors' code" in PUBLISHED_BY
     for name, r in rows.items():
         assert (r["method"], r["dataset"], r["recipe"]) == (PRESETS[name]["method"], PRESETS[name]["dataset"],
+                                                            "fast" if name.startswith("fast-") else
                                                             PRESETS[name]["recipe"])
         # every Table 2 preset says its caption's ResNet34 is not what it runs
         assert ("ResNet34" in r["note"]) == name.startswith(("table2-", "authors-table2-"))
@@ -97,3 +99,17 @@ def test_cli_list_presets_prints_the_table_and_json_the_same_rows(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in doc["presets"]] == sorted(PRESETS) and set(doc["reference_only"]) == set(REFERENCE_ONLY)
     assert doc["presets"][0]["overrides"] == PRESETS[doc["presets"][0]["name"]]
+
+
+def test_fast_presets_share_one_recipe_and_sop_uses_the_effective_alpha():
+    from sopdeep.presets import FAST_SOP_ALPHA
+
+    fast = {name: p for name, p in PRESETS.items() if name.startswith("fast-")}
+    assert len(fast) == 9  # clean + {ce, sop} x {sym40, sym80, worst, aggregate}
+    for name, p in fast.items():
+        assert (p["arch"], p["batch_size"], p["schedule"], p["tta"]) == ("fast", 1024, "triangle", "flip")
+        if p["method"] == "sop":  # Table A.1's alpha * B * (1 - beta) = 10 * 128 * 0.1 at B = 1024, beta = 0.85
+            assert p["alpha_u"] == p["alpha_v"] == FAST_SOP_ALPHA
+            assert FAST_SOP_ALPHA * 1024 * (1 - 0.85) == pytest.approx(128.0, rel=1e-12)
+    assert fast["fast-cifar10"]["label_smoothing"] == 0.2 and fast["fast-cifar10"]["noise"] == "none"
+    assert all("label_smoothing" not in p for n, p in fast.items() if n != "fast-cifar10")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sopdeep import config as config_module
 from sopdeep.config import TrainConfig
 from sopdeep.methods import SOP, Batch
-from sopdeep.presets import PRESET_REASONS, PRESETS, RECIPE_REASONS, list_presets
+from sopdeep.presets import FAST_REASON, PRESET_REASONS, PRESETS, RECIPE_REASONS, list_presets
 from sopdeep.regularizers import class_balance_loss
 from sopdeep.sop_loss import RECIPES
 from sopdeep.methods import SOPPlus
@@ -210,10 +210,14 @@ def test_sop_plus_torchvision_view_fills_cutout_with_the_mean():
 def test_every_preset_names_its_recipe_and_why():
     assert set(PRESET_REASONS) == set(PRESETS)
     for name, preset in PRESETS.items():
+        if name.startswith("fast-"):  # our speed recipe; its SOP presets step u, v as recipe=paper does
+            assert PRESET_REASONS[name] == FAST_REASON and preset.get("recipe", "paper") == "paper"
+            continue
         assert preset["recipe"] in RECIPES
         assert PRESET_REASONS[name] == RECIPE_REASONS[preset["recipe"]]
         assert f"recipe={preset['recipe']}" in list_presets()
-    authors = {n: p for n, p in PRESETS.items() if p["recipe"] == "authors"}
+    assert "recipe=fast" in list_presets()
+    authors = {n: p for n, p in PRESETS.items() if p.get("recipe") == "authors"}
     assert {"authors-table2-cifar100-sym50", "authors-table2-cifar10-sym50", "authors-table4-cifar10n-worst"} <= set(authors)
     c100 = TrainConfig().replace(**PRESETS["authors-table2-cifar100-sym50"])
     assert (c100.arch, c100.lr_u, c100.lr_v, c100.noise, c100.weight_decay, c100.schedule, c100.lr_min) == (
