@@ -47,9 +47,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["random_crop_flip", "strong_augment", "strong_view_per_sample", "make_views", "to_float",
-           "STRONG_POLICIES", "BACKENDS", "ERASE_MODES"]
+           "STRONG_POLICIES", "PER_SAMPLE_POLICIES", "BACKENDS",
+           "ERASE_MODES"]
 
 STRONG_POLICIES = ("autoaugment", "randaugment")
+#: Policies of :func:`strong_view_per_sample`: the library ones plus the authors' AutoAugment
+#: magnitudes (:func:`sopdeep.authors_augment.authors_autoaugment`, PIL on the host).
+PER_SAMPLE_POLICIES = (*STRONG_POLICIES, "autoaugment_authors")
 BACKENDS = ("kornia", "torchvision")
 ERASE_MODES = ("cutout", "random_erasing", "none")
 
@@ -278,8 +282,10 @@ def strong_view_per_sample(
 
     For each image, in this order (``data_loader/data_loaders.py`` of ``shengliu66/SOP``):
 
-    1. ``policy``: torchvision's ``v2.AutoAugment(AutoAugmentPolicy.CIFAR10)`` or
-       ``v2.RandAugment(randaugment_n, randaugment_m)``, drawn for this image alone;
+    1. ``policy``: torchvision's ``v2.AutoAugment(AutoAugmentPolicy.CIFAR10)``,
+       ``v2.RandAugment(randaugment_n, randaugment_m)``, or the same 25 AutoAugment sub-policies
+       with the authors' magnitudes (``"autoaugment_authors"``,
+       :func:`sopdeep.authors_augment.authors_autoaugment`), drawn for this image alone;
     2. random crop with zero padding ``pad`` and horizontal flip (:func:`random_crop_flip`);
     3. ``erase``: ``"cutout"`` — a ``cutout`` x ``cutout`` square centred uniformly *anywhere* in
        the image (so it may be cut by the border), filled with ``fill``; ``"random_erasing"`` —
@@ -298,7 +304,7 @@ def strong_view_per_sample(
     generator : torch.Generator
         The only source of randomness: crop offsets, flips and Cutout centres are drawn from it;
         the torchvision draws run inside ``fork_rng`` seeded from it (the global RNG is restored).
-    policy : {"autoaugment", "randaugment"}
+    policy : {"autoaugment", "randaugment", "autoaugment_authors"}
     randaugment_n, randaugment_m : int
     pad : int, default 4
     flip : bool, default True
@@ -325,8 +331,8 @@ def strong_view_per_sample(
         raise ValueError(f"images must be uint8, got {images.dtype}")
     if images.shape[1] not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
-    if policy not in STRONG_POLICIES:
-        raise ValueError(f"policy must be one of {STRONG_POLICIES}, got {policy!r}")
+    if policy not in PER_SAMPLE_POLICIES:
+        raise ValueError(f"policy must be one of {PER_SAMPLE_POLICIES}, got {policy!r}")
     if erase not in ERASE_MODES:
         raise ValueError(f"erase must be one of {ERASE_MODES}, got {erase!r}")
     if int(cutout) != cutout or cutout < 0 or cutout > min(images.shape[-2:]):
@@ -343,8 +349,13 @@ def strong_view_per_sample(
     except ImportError as exc:  # pragma: no cover - torchvision is a dependency
         raise ValueError(f"strong_view_per_sample needs an importable torchvision ({exc})") from exc
     x = images.expand(-1, 3, -1, -1) if c == 1 else images
-    op = _torchvision_ops(policy, int(randaugment_n), int(randaugment_m), 0, tuple(images.shape[-2:]))
-    x = _per_sample(op, x, _draw_seed(generator))
+    if policy == "autoaugment_authors":
+        from sopdeep.authors_augment import authors_autoaugment
+
+        x = authors_autoaugment(x, generator=generator)
+    else:
+        op = _torchvision_ops(policy, int(randaugment_n), int(randaugment_m), 0, tuple(images.shape[-2:]))
+        x = _per_sample(op, x, _draw_seed(generator))
     if c == 1:
         x = x.float().mean(dim=1, keepdim=True).round_().to(torch.uint8)
     x = random_crop_flip(x, generator=generator, pad=pad, flip=flip)

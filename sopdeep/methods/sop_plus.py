@@ -35,14 +35,37 @@ from dataclasses import dataclass
 import torch
 
 from sopdeep.augment import random_crop_flip, strong_augment, strong_view_per_sample
+from sopdeep.datasets import fixed_normalization
 from sopdeep.methods.base import StepOutput
 from sopdeep.methods.sop import SOP, SOPOptions
 from sopdeep.options import option
 from sopdeep.regularizers import sop_plus_penalty
 
-__all__ = ["SOPPlus", "SOPPlusOptions"]
+__all__ = ["SOPPlus", "SOPPlusOptions", "strong_view_settings"]
 
 _STREAM = 0x5EED_50B  # offsets the strong-view generator's seed from the trainer's streams
+_CIFAR10_STATS = fixed_normalization("cifar10")  # (mean, std) in [0, 1], the authors' constants
+
+
+def strong_view_settings(config) -> tuple[str, str]:
+    """(policy, normalisation) of SOP+'s strong view: ``strong_policy`` and ``strong_stats``, or
+    where None the recipe's (authors: their AutoAugment magnitudes, and the CIFAR-10 constants on
+    CIFAR-100 as their loader does; paper: torchvision's AutoAugment, the weak view's statistics).
+
+    >>> from sopdeep.config import TrainConfig
+    >>> strong_view_settings(TrainConfig(method="sop+", recipe="authors", lr_u=1.0, lr_v=10.0, dataset="cifar100"))
+    ('autoaugment_authors', 'cifar10')
+    """
+    authors = config.recipe == "authors"
+    policy = config.strong_policy or ("autoaugment_authors" if authors else "autoaugment")
+    stats = config.strong_stats or ("cifar10" if authors and config.dataset == "cifar100" else "weak")
+    return policy, stats
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last if the (B, C, H, W) batch ``x`` is laid out so (the trainer's choice), else contiguous."""
+    return torch.channels_last if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,15 @@ class SOPPlusOptions(SOPOptions):
 
     lambda_c: float = option(0.9, "weight of the consistency term KL(p(weak) || p(strong))", low=0.0)
     lambda_b: float = option(0.1, "weight of the class-balance term KL(prior || mean prediction)", low=0.0)
-    strong_policy: str = option("autoaugment", "strong view's policy", choices=("autoaugment", "randaugment"))
+    strong_policy: str | None = option(None, "strong view's policy: autoaugment (torchvision's CIFAR-10 policy), "
+                                             "randaugment, or autoaugment_authors (the same 25 sub-policies with "
+                                             "the authors' magnitudes) (None: the recipe's: autoaugment_authors "
+                                             "under authors, autoaugment under paper)",
+                                       choices=("autoaugment", "randaugment", "autoaugment_authors"))
+    strong_stats: str | None = option(None, "normalisation of the strong view: weak (the weak view's) or cifar10 "
+                                            "(the CIFAR-10 constants, as the authors' CIFAR-100 loader does) (None: "
+                                            "cifar10 under recipe authors on cifar100, else weak)",
+                                      choices=("weak", "cifar10"))
     strong_backend: str = option("torchvision", "strong view per sample on the CPU (torchvision, the authors') or "
                                                 "batched on the device (kornia)", choices=("torchvision", "kornia"))
     cutout: int = option(16, "Cutout side in pixels at 32x32 (scaled with the image size)", low=0)
@@ -67,6 +98,11 @@ class SOPPlus(SOP):
     def __init__(self, config, *, rank: int = 0) -> None:
         super().__init__(config, rank=rank)
         self.generator = torch.Generator().manual_seed(int(config.seed) * 1_000_003 + _STREAM + 7919 * rank)
+        self.policy, self.stats = strong_view_settings(config)
+        if self.policy == "autoaugment_authors" and config.strong_backend == "kornia" and config.recipe != "authors":
+            raise ValueError("strong_policy='autoaugment_authors' runs per sample on the CPU; use "
+                             "strong_backend='torchvision'")
+        self._fill = None  # the Cutout fill per channel, read from the first batch (one host copy per run)
 
     def state_dict(self):
         return {"generator": self.generator.get_state()}
@@ -88,17 +124,29 @@ class SOPPlus(SOP):
         pad, cutout = max(1, round(4 * side / 32)), round(c.cutout * side / 32)
         with torch.autocast(batch.raw.device.type, enabled=False):  # augment in float32, outside AMP
             if c.recipe == "authors" or c.strong_backend == "torchvision":
-                fill = 0 if batch.mean is None else batch.mean.detach().flatten().cpu().clamp(0, 255).tolist()
-                x = strong_view_per_sample(batch.raw, generator=self.generator, policy=c.strong_policy, pad=pad,
-                                           cutout=cutout, fill=fill)
+                x = strong_view_per_sample(batch.raw, generator=self.generator, policy=self.policy, pad=pad,
+                                           cutout=cutout, fill=self._cutout_fill(batch))
             else:
                 base = random_crop_flip(batch.raw, generator=self.generator, pad=pad)
-                x = strong_augment(base.float().div_(255.0), generator=self.generator, policy=c.strong_policy,
+                x = strong_augment(base.float().div_(255.0), generator=self.generator, policy=self.policy,
                                    cutout=cutout, backend="kornia")
                 x = x.mul_(255.0).round_().to(torch.uint8)
-            # uint8, so the trainer's own normalisation (and dtype / channels_last) applies
-            strong = batch.normalize(x)
+            if self.stats == "cifar10":  # the authors' CIFAR-100 loader: CIFAR-10 constants on the strong view
+                mean, std = (torch.tensor(s, device=x.device).mul(255.0).view(1, -1, 1, 1) for s in _CIFAR10_STATS)
+                strong = ((x.float() - mean) / std).contiguous(memory_format=_memory_format(batch.images))
+            else:  # uint8, so the trainer's own normalisation (and dtype / channels_last) applies
+                strong = batch.normalize(x)
         return strong.to(dtype=batch.images.dtype)
+
+    def _cutout_fill(self, batch):
+        """The Cutout fill: the strong view's normalisation mean in pixels (the authors fill 0 after
+        normalising), read once per run so that no step waits on a device-to-host copy."""
+        if self._fill is None:
+            if self.stats == "cifar10":
+                self._fill = [255.0 * m for m in _CIFAR10_STATS[0]]
+            else:
+                self._fill = 0 if batch.mean is None else batch.mean.detach().flatten().cpu().clamp(0, 255).tolist()
+        return self._fill
 
     def batch_loss(self, model, batch, state):
         c = self.config

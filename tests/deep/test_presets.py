@@ -113,3 +113,16 @@ def test_fast_presets_share_one_recipe_and_sop_uses_the_effective_alpha():
             assert FAST_SOP_ALPHA * 1024 * (1 - 0.85) == pytest.approx(128.0, rel=1e-12)
     assert fast["fast-cifar10"]["label_smoothing"] == 0.2 and fast["fast-cifar10"]["noise"] == "none"
     assert all("label_smoothing" not in p for n, p in fast.items() if n != "fast-cifar10")
+
+
+def test_authors_table1_cells_are_the_paper_cells_under_the_authors_update_rules():
+    for ds in ("cifar10", "cifar100"):
+        for pct in (20, 40, 60, 80):
+            paper, authors = PRESETS[f"table1-{ds}-sym{pct}"], PRESETS[f"authors-table1-{ds}-sym{pct}"]
+            config = TrainConfig().replace(**authors)
+            assert (config.method, config.arch, config.recipe, config.noise, config.amp) == (
+                "sop", "resnet34", "authors", "sym-authors", "off")
+            # Table A.1's u, v rates become the authors' constant lr_u, lr_v
+            assert (config.lr_u, config.lr_v) == (paper["alpha_u"], paper["alpha_v"])
+            for key in ("epochs", "schedule", "milestones", "batch_size", "lr", "weight_decay", "train_subset"):
+                assert authors[key] == paper[key], key
