@@ -76,13 +76,16 @@ def _authors(column: str, noise: str, rate: float | None) -> dict[str, Any]:
     the paper"). SOP+ columns (their ``config_cifar100.json``): their PreActResNet18, cosine per
     epoch to 2e-4, weight decay 1e-3 on CIFAR-100, their strong view per sample. SOP columns
     (Table 1): Table A.1's ResNet34, multistep schedule and epochs (their configuration for those
-    runs is not released; the schedule is set there, the update rules are the code's)."""
+    runs is not released), on all 50,000 training images: their ``train_val_split`` keeps every
+    index for training (``train_idxs.extend(idxs[:])``), so Table A.1's 45,000 is not what their
+    code trains on."""
     base = _with_noise(column, noise, rate)
     au, av = base.pop("alpha_u"), base.pop("alpha_v")
     if (base["dataset"], noise) == ("cifar100", "asym"):
         au = 0.1  # their README's CIFAR-100 asymmetric command, not Table A.1's 1.0
     kind = {"sym": "sym-authors", "asym": "asym-authors"}.get(noise, noise)
-    base.update(recipe="authors", lr_u=au, lr_v=av, noise=kind, normalization="fixed", amp="off")
+    base.update(recipe="authors", lr_u=au, lr_v=av, noise=kind, normalization="fixed", amp="off", train_subset=0)
+    base.pop("subset_split", None)
     if base["method"] == "sop+":
         base.update(arch="preact18_authors", schedule="cosine_epoch", lr_min=2e-4, strong_backend="torchvision",
                     weight_decay=1e-3 if base["dataset"] == "cifar100" else 5e-4)
