@@ -13,6 +13,13 @@ Side by side on the same data, noisy labels, network, optimiser settings and see
   network that memorised its K-1 folds predicts the held-out fold worse), so the benchmark can
   report a short-training cleanlab as well (``--cl-epochs 40,5``).
 
+Also side by side: sopdeep's cleanlab-named API (``find_label_issues(labels, pred_probs)``
+without a noise score: self-confidence, ``predicted_neq_given`` count) on exactly the
+``pred_probs`` cleanlab gets, and an agreement table of sopdeep's three cleanlab scores,
+``filter_by="predicted_neq_given"`` masks and ``return_indices_ranked_by`` orders against
+cleanlab's on the same inputs (max |difference|, differing entries). Without cleanlab installed
+(``pip install cleanlab``) the benchmark says so and reports sopdeep's rows only.
+
 Reported per row: AUROC of ``1 - label_quality_score`` against the true noisy-label mask,
 precision / recall / flagged fraction of the boolean mask, training time (sum of the trainer's
 per-epoch times, plus the out-of-fold prediction for cleanlab). Printed as a markdown table and
@@ -21,6 +28,10 @@ written to ``OUT/results.csv`` and ``OUT/results.md``; the raw per-sample arrays
 
 Settings (``--setting``):
 
+``synthetic``
+    The tests' synthetic problem (256 seeded images, 4 classes, 40 % symmetric noise), MLP
+    width 64, 30 epochs, batch 32, lr 0.05 constant; SOP α_u = α_v = 10. Seconds on a CPU: the
+    smallest size, a smoke run of the whole benchmark (``--data-root`` not needed).
 ``fmnist``
     Fashion-MNIST, first 10,000 training images, 40 % symmetric noise, MLP 784-512-512-10, 40
     epochs, batch 128, lr 0.05 constant, momentum 0.9, no weight decay; SOP α_u = α_v = 10,
@@ -39,6 +50,7 @@ in ``samples.npz`` today, so :func:`~sopdeep.label_issues.from_run` cannot use i
 
 Examples (from the repository root; torch threads 1 by default)::
 
+    python benchmarks/bench_label_issues.py --setting synthetic --out runs/bench_label_issues/synthetic
     python benchmarks/bench_label_issues.py --setting fmnist \\
         --data-root ../shared/data/fashion-mnist --out runs/bench_label_issues/fmnist
     python benchmarks/bench_label_issues.py --setting cifar10n --data-root ../shared/data \\
@@ -63,12 +75,21 @@ from sopdeep.runs import CHECKPOINT as CHECKPOINT_NAME, load_checkpoint  # noqa:
 from sopdeep.config import TrainConfig  # noqa: E402
 from sopdeep.datasets import ArrayDataset, save_npz  # noqa: E402
 from sopdeep.detection import detection_metrics  # noqa: E402
-from sopdeep.label_issues import find_label_issues, from_run, label_quality_scores  # noqa: E402
+from sopdeep.label_issues import (CLEANLAB_SCORE_METHODS, find_label_issues, from_run,  # noqa: E402
+                                  get_label_quality_scores, label_quality_scores)
 from sopdeep.train import load_data, train  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------
 # settings
+
+
+def synthetic_config(args) -> TrainConfig:
+    return TrainConfig(
+        dataset="synthetic", noise="sym", noise_rate=args.noise_rate, noise_seed=args.seed, arch="mlp",
+        width=args.width or 64, depth=2, epochs=args.epochs or 30, batch_size=32, lr=0.05, momentum=0.9,
+        weight_decay=0.0, schedule="constant", alpha_u=10.0, alpha_v=10.0, seed=args.seed, device=args.device,
+        progress=False, augment="none")
 
 
 def fmnist_config(args) -> TrainConfig:
@@ -169,11 +190,42 @@ def run_cleanlab_cv(config: TrainConfig, out: Path, *, n_folds: int, epochs: int
 # table
 
 
-def rows_for(config: TrainConfig, out: Path, args) -> list[dict]:
-    import cleanlab
-    from cleanlab.filter import find_label_issues as cl_find
-    from cleanlab.rank import get_label_quality_scores as cl_scores
+def _cleanlab():
+    """cleanlab's module, find_label_issues and get_label_quality_scores, or None when not installed."""
+    try:
+        import cleanlab
+        from cleanlab.filter import find_label_issues as cl_find
+        from cleanlab.rank import get_label_quality_scores as cl_scores
+    except ImportError:
+        return None
+    return cleanlab, cl_find, cl_scores
 
+
+def agreement_rows(name: str, labels: np.ndarray, pred_probs: np.ndarray) -> list[dict]:
+    """sopdeep's cleanlab-named scores, mask and orders against cleanlab's on the same inputs."""
+    _, cl_find, cl_scores = _cleanlab()
+    rows = []
+    mask_kw = dict(filter_by="predicted_neq_given")
+    ours_mask, theirs_mask = find_label_issues(labels, pred_probs, **mask_kw), cl_find(labels, pred_probs, **mask_kw)
+    for method in CLEANLAB_SCORE_METHODS:
+        diff = np.abs(get_label_quality_scores(labels, pred_probs, method=method)
+                      - cl_scores(labels, pred_probs, method=method))
+        ours = find_label_issues(labels, pred_probs, return_indices_ranked_by=method, **mask_kw)
+        theirs = cl_find(labels, pred_probs, return_indices_ranked_by=method, **mask_kw)
+        rows.append({"inputs": name, "score": method, "max_abs_score_diff": float(diff.max()),
+                     "mask_entries_differing": int(np.count_nonzero(ours_mask != theirs_mask)),
+                     "ranked_positions_differing": int(np.count_nonzero(ours != theirs)) if ours.size == theirs.size
+                     else -1, "flagged": int(ours_mask.sum())})
+    return rows
+
+
+def rows_for(config: TrainConfig, out: Path, args) -> tuple[list[dict], list[dict]]:
+    have_cleanlab = _cleanlab() is not None
+    if have_cleanlab:
+        cleanlab, cl_find, cl_scores = _cleanlab()
+    else:
+        print("cleanlab is not installed (pip install cleanlab): its rows and the agreement table are skipped; "
+              "sopdeep's cleanlab-named API is reported on the same inputs", flush=True)
     sop = run_sop(config, out)
     run = from_run(sop["run_dir"])
     is_noisy = run["is_noisy"]
@@ -189,27 +241,38 @@ def rows_for(config: TrainConfig, out: Path, args) -> list[dict]:
 
     add("SOP (label_issues defaults)", run["label_quality"], run["is_label_issue"], sop["train_time_s"], 1)
     labels, probs, u2 = run["given_label"], run["pred_prob"], run["noise_score"]
-    add("SOP u^2 > 0.5 (trainer's mask)", 1.0 - u2, u2 > 0.5, sop["train_time_s"], 1)
+    add("SOP u^2 > 0.5 (trainer's per-epoch monitor)", 1.0 - u2, u2 > 0.5, sop["train_time_s"], 1)
     trajectory = out / "sop_u2_trajectory.npy"
     if trajectory.exists():  # a trainer change would record this in samples.npz (see the report)
         u2_mean = np.clip(np.load(trajectory).mean(0), 0.0, 1.0)
         add("SOP, u^2 averaged over epochs", label_quality_scores(labels, probs, u2_mean),
             find_label_issues(labels, probs, u2_mean), sop["train_time_s"], 1)
-    add("cleanlab on SOP's in-sample pred_prob", cl_scores(labels, probs), cl_find(labels, probs),
-        sop["train_time_s"], 1)
+    agreement = []
+    # cleanlab's plain call, answered by sopdeep (no noise score: self-confidence) and by cleanlab
+    add("sopdeep find_label_issues(labels, pred_probs) on SOP's pred_prob", label_quality_scores(labels, probs),
+        find_label_issues(labels, probs), sop["train_time_s"], 1)
+    if have_cleanlab:
+        add("cleanlab on SOP's in-sample pred_prob", cl_scores(labels, probs), cl_find(labels, probs),
+            sop["train_time_s"], 1)
+        agreement += agreement_rows("SOP's pred_prob", labels, probs)
     for epochs in args.cl_epochs:
         cv = run_cleanlab_cv(config, out, n_folds=args.folds, epochs=epochs)
-        add(f"cleanlab {cleanlab.__version__}, {args.folds}-fold CE, {epochs} ep/fold",
-            cl_scores(labels, cv["pred_probs"]), cl_find(labels, cv["pred_probs"]),
-            cv["train_time_s"], args.folds, epochs)
-    return rows
+        oof = cv["pred_probs"]
+        add(f"sopdeep find_label_issues(labels, pred_probs) on {args.folds}-fold CE, {epochs} ep/fold",
+            label_quality_scores(labels, oof), find_label_issues(labels, oof), cv["train_time_s"], args.folds, epochs)
+        if have_cleanlab:
+            add(f"cleanlab {cleanlab.__version__}, {args.folds}-fold CE, {epochs} ep/fold",
+                cl_scores(labels, oof), cl_find(labels, oof), cv["train_time_s"], args.folds, epochs)
+            agreement += agreement_rows(f"{args.folds}-fold CE, {epochs} ep/fold", labels, oof)
+    return rows, agreement
 
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--setting", choices=("fmnist", "cifar10n"), required=True)
-    p.add_argument("--data-root", required=True,
-                   help="fmnist: the Fashion-MNIST folder; cifar10n: the folder holding cifar10-jpeg/ and cifar-n/")
+    p.add_argument("--setting", choices=("synthetic", "fmnist", "cifar10n"), required=True)
+    p.add_argument("--data-root", default=None,
+                   help="fmnist: the Fashion-MNIST folder; cifar10n: the folder holding cifar10-jpeg/ and cifar-n/ "
+                        "(synthetic: not used)")
     p.add_argument("--cache-dir", default="~/.cache/sopdeep", help="cifar10n: decoded CIFAR-10 cache")
     p.add_argument("--out", required=True)
     p.add_argument("--n-train", type=int, default=0, help="training images (0 = the setting's default)")
@@ -217,22 +280,25 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--cl-epochs", default="", help="comma-separated epochs per fold for cleanlab "
                    "(default: the same as SOP)")
     p.add_argument("--width", type=int, default=0, help="network width (0 = the setting's default)")
-    p.add_argument("--noise-rate", type=float, default=0.4, help="fmnist: symmetric noise rate")
+    p.add_argument("--noise-rate", type=float, default=0.4, help="synthetic, fmnist: symmetric noise rate")
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--seed", type=int, default=0, help="noise, initialisation, data order and folds")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     args = p.parse_args(argv)
+    if args.setting != "synthetic" and args.data_root is None:
+        p.error(f"--data-root is required by --setting {args.setting}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = fmnist_config(args) if args.setting == "fmnist" else cifar10n_config(args)
+    config = {"synthetic": synthetic_config, "fmnist": fmnist_config, "cifar10n": cifar10n_config}[args.setting](args)
     args.cl_epochs = [int(e) for e in args.cl_epochs.split(",")] if args.cl_epochs else [config.epochs]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = rows_for(config, out, args)
+    rows, agreement = rows_for(config, out, args)
 
-    realised = float(from_run(out / "sop")["is_noisy"].mean())
-    head = (f"{args.setting}: {config.train_subset} training images, realised noise {realised:.3f}, "
+    is_noisy = from_run(out / "sop")["is_noisy"]
+    realised = float(is_noisy.mean())
+    head = (f"{args.setting}: {is_noisy.size} training images, realised noise {realised:.3f}, "
             f"{config.arch} width {config.width}, {config.epochs} epochs (SOP), lr {config.lr} "
             f"{config.schedule}, weight decay {config.weight_decay}, seed {args.seed}, torch threads "
             f"{torch.get_num_threads()}")
@@ -240,7 +306,20 @@ def main(argv=None) -> list[dict]:
              "training time (s) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['method']} | {r['trainings']} | {r['sample_passes']:g} | {r['auroc']:.4f} | {r['precision']:.3f} | "
-                     f"{r['recall']:.3f} | {r['flagged_fraction']:.3f} | {r['train_time_s']:.0f} |")
+                     f"{r['recall']:.3f} | {r['flagged_fraction']:.3f} | {r['train_time_s']:.1f} |")
+    if agreement:
+        lines += ["", "sopdeep against cleanlab on the same inputs (filter_by=\"predicted_neq_given\" masks, "
+                  "return_indices_ranked_by orders):", "",
+                  "| inputs | score | max abs score diff | mask entries differing | ranked positions differing | "
+                  "flagged |", "|---|---|---|---|---|---|"]
+        lines += [f"| {a['inputs']} | {a['score']} | {a['max_abs_score_diff']:.2e} | {a['mask_entries_differing']} | "
+                  f"{a['ranked_positions_differing']} | {a['flagged']} |" for a in agreement]
+        with open(out / "agreement.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(agreement[0]))
+            w.writeheader()
+            w.writerows(agreement)
+    else:
+        (out / "agreement.csv").unlink(missing_ok=True)  # no cleanlab this time: no stale table
     text = "\n".join(lines)
     print(text)
     (out / "results.md").write_text(text + "\n")

@@ -1,9 +1,13 @@
 """Training-step throughput of each architecture in fp32 and bf16 (+ channels_last), side by side.
 
 All variants are timed in one process, interleaved round by round, so a noisy shared machine
-affects them alike: read the ratios, not the absolute img/s. Example::
+affects them alike: read the ratios, not the absolute img/s. With ``--fast-recipe ROOT`` it then
+trains the ``fast-cifar10`` preset on the CIFAR-10 JPEG export at ``ROOT`` (all 50k/10k images,
+``--fast-epochs`` epochs) and prints its test accuracy and wall time. Examples::
 
-    python benchmarks/bench_throughput.py --arch cnn preact18 --batch-size 256 --steps 4
+    python benchmarks/bench_throughput.py --arch cnn preact18 fast --batch-size 256 --steps 4
+    python benchmarks/bench_throughput.py --arch fast --fast-recipe ../shared/data/cifar10-jpeg \
+        --cache runs/cache/cifar10_jpeg.npz --out runs/bench_fast
 """
 
 from __future__ import annotations
@@ -52,13 +56,30 @@ def bench(arch: str, batch_size: int, steps: int, rounds: int) -> dict[str, floa
     return {name: batch_size / statistics.median(ts) for name, ts in times.items()}
 
 
+def fast_recipe(root: str, cache: str, out: str, epochs: int) -> dict:
+    """Train the ``fast-cifar10`` preset on the JPEG export at ``root``; its summary.json."""
+    from sopdeep.config import TrainConfig
+    from sopdeep.presets import PRESETS
+    from sopdeep.train import train
+
+    config = TrainConfig(**{**PRESETS["fast-cifar10"], "dataset": "cifar10-jpeg", "data_root": root,
+                            "cache_path": cache, "out": out, "epochs": epochs, "progress": False})
+    result = train(config)
+    return result.summary
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", nargs="+", default=["cnn", "preact18"])
+    p.add_argument("--arch", nargs="+", default=["cnn", "preact18", "fast"])
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=2, help="steps per timing")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timings per variant (median)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
+    p.add_argument("--fast-recipe", metavar="ROOT", default=None,
+                   help="also train fast-cifar10 on the CIFAR-10 JPEG export at ROOT (minutes)")
+    p.add_argument("--fast-epochs", type=int, default=10)
+    p.add_argument("--cache", default="runs/cache/cifar10_jpeg.npz", help="decoded npz of the JPEG export")
+    p.add_argument("--out", default="runs/bench_fast", help="run folder of the fast recipe (overwritten)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,6 +90,11 @@ def main(argv=None) -> None:
         r = bench(arch, args.batch_size, args.steps, args.rounds)
         print(f"{arch:<12}" + "".join(f"{r[n]:>12.0f}" for n, _, _ in VARIANTS)
               + f"{r['bf16'] / r['fp32']:>11.2f}{r['bf16+cl'] / r['fp32']:>10.2f}")
+    if args.fast_recipe:
+        s = fast_recipe(args.fast_recipe, args.cache, args.out, args.fast_epochs)
+        print(f"fast-cifar10, {args.fast_epochs} epochs, {s['precision']}, {s['threads']} threads: test acc "
+              f"{s['final_test_acc']:.4f} (best {s['best_test_acc']:.4f}), wall {s['wall_time_s']:.0f} s "
+              f"(training {s['train_time_s']:.0f} s)")
 
 
 if __name__ == "__main__":

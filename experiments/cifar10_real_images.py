@@ -22,9 +22,10 @@ Methods (``--methods``):
   crop, flip, Cutout filled with the mean), class balance on the corrected prediction.
 
 Reported per setting and method, mean ± std over the seeds (sample std): best and final test
-accuracy, detection AUROC of the noise score against the true noisy-label mask (SOP: u²_{i,y_i};
-CE: 1 − p(given label) of the final network), final training accuracy on the noisy labels, wall
-time. Written to ``OUT/results.csv`` (one row per run) and ``OUT/results.md``.
+accuracy, detection AUROC against the true noisy-label mask (``final_issues_auroc``: of 1 −
+``label_quality``, :mod:`sopdeep.label_issues`; run folders made before that summary was the only
+one report the noise score's, ``final_det_auroc``: SOP u²_{i,y_i}, CE 1 − p(given label)), final
+training accuracy on the noisy labels, wall time. Written to ``OUT/results.csv`` (one row per run) and ``OUT/results.md``.
 
 Example (from the repository root; the documented command of the README)::
 
@@ -184,7 +185,7 @@ def main(argv=None) -> list[dict]:
         rows.append({"setting": setting, "method": method, "seed": seed,
                      "realised_noise_rate": s["realised_noise_rate"], "best_test_acc": s["best_test_acc"],
                      "best_epoch": s["best_epoch"], "final_test_acc": s["final_test_acc"],
-                     "det_auroc": s.get("final_det_auroc"), "final_train_acc_noisy": s["final_train_acc_noisy"],
+                     "det_auroc": s.get("final_issues_auroc", s.get("final_det_auroc")), "final_train_acc_noisy": s["final_train_acc_noisy"],
                      "final_train_acc_clean": s["final_train_acc_clean"], "wall_time_s": s["wall_time_s"]})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,9 @@ PreActResNet18, ``--epochs`` (default 25) of SGD with a cosine schedule, lr 0.05
 The paper's Table 4 numbers (93.2 % for SOP+ with PreActResNet18, 300 epochs, 50k images) are
 not the target here: the point is the comparison of the three methods under the same budget.
 
-Reported per method: best and final test accuracy, AUROC of the noise score against the true
-noisy-label mask (SOP/SOP+: u²_{i,y_i}; CE: 1 − p(given label) of the final network), wall time.
+Reported per method: best and final test accuracy, AUROC against the true noisy-label mask
+(``final_issues_auroc``: of 1 − ``label_quality``, :mod:`sopdeep.label_issues`; older run folders:
+the noise score's, SOP/SOP+ u²_{i,y_i}, CE 1 − p(given label)), wall time.
 Results go to ``OUT/results.json`` and ``OUT/results.md``; each run's metrics, per-sample
 outputs and checkpoints to ``OUT/<method>/``.
 
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
         s = res.summary
         results[m] = {
             "best_test_acc": s["best_test_acc"], "best_epoch": s["best_epoch"], "final_test_acc": s["final_test_acc"],
-            "det_auroc": s.get("final_det_auroc"), "realised_noise_rate": s["realised_noise_rate"],
+            "det_auroc": s.get("final_issues_auroc", s.get("final_det_auroc")), "realised_noise_rate": s["realised_noise_rate"],
             "final_train_acc_clean": s["final_train_acc_clean"], "wall_time_s": s["wall_time_s"],
         }
         print(json.dumps({m: results[m]}), flush=True)

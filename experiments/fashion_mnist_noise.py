@@ -8,7 +8,7 @@ u, v of Algorithm 1 (update per mini-batch, ``alpha_u``, ``alpha_v``).
 
 Writes into ``--out``: one run folder per method (``ce/``, ``sop/``: metrics, checkpoints,
 per-sample outputs), ``summary.md`` / ``summary.json`` (best and final test accuracy, detection
-AUROC, wall time) and ``test_accuracy.png`` (test accuracy per epoch, both methods).
+AUROC / precision / recall of ``label_quality`` / ``is_label_issue``, wall time) and ``test_accuracy.png`` (test accuracy per epoch, both methods).
 
 Usage (from the repository root)::
 
@@ -81,8 +81,8 @@ def main(argv=None) -> int:
             "detection AUROC | precision / recall | wall time (s) |", "|---|---|---|---|---|---|---|"]
     for method, r in results.items():
         rows.append(f"| {method} | {r['best_test_acc']:.4f} ({r['best_epoch']}) | {r['final_test_acc']:.4f} | "
-                    f"{r['final_train_acc_noisy']:.4f} | {r['final_det_auroc']:.4f} | "
-                    f"{_fmt(r['final_det_precision'])} / {_fmt(r['final_det_recall'])} | {r['wall_time_s']:.0f} |")
+                    f"{r['final_train_acc_noisy']:.4f} | {r['final_issues_auroc']:.4f} | "
+                    f"{_fmt(r['final_issues_precision'])} / {_fmt(r['final_issues_recall'])} | {r['wall_time_s']:.0f} |")
     head = (f"Fashion-MNIST, first {args.subset} training images, {args.noise_rate:.0%} symmetric noise "
             f"(realised {next(iter(results.values()))['realised_noise_rate']:.4f}), MLP width {args.width}, "
             f"{args.epochs} epochs, lr {args.lr} constant, no weight decay, seed {args.seed}; SOP alpha_u="

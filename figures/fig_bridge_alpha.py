@@ -39,6 +39,16 @@ ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ALONE = (1.0, 10.0, 100.0)
 
 
+def _last_monitor_auroc(run) -> float:
+    """AUROC of the method's noise score (SOP: u² at the label) at the last epoch, against the
+    true noise mask: ``monitor_auroc`` of the history (``det_auroc`` in older run folders)."""
+    if run is None or not run.get("history"):
+        return np.nan
+    last = run["history"][-1]
+    value = last.get("monitor_auroc", last.get("det_auroc"))
+    return np.nan if value is None else value
+
+
 def sweep_configs(runs_dir, data_dir, *, quick=False):
     """(mode, alpha, config) of the deep α sweep; mode in {"both", "u only", "v only", "ce"}."""
     kw = dict(train_subset=2000, epochs=20) if not quick else {}
@@ -130,7 +140,7 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
         deep.append({"mode": mode, "alpha": alpha,  # CE has no α_u, α_v: NaN, as its alpha
                      "alpha_u": getattr(config, "alpha_u", np.nan), "alpha_v": getattr(config, "alpha_v", np.nan),
                      "diverged": run is None, "final_test_acc": s.get("final_test_acc", np.nan),
-                     "best_test_acc": s.get("best_test_acc", np.nan), "det_auroc": s.get("final_det_auroc", np.nan),
+                     "best_test_acc": s.get("best_test_acc", np.nan), "det_auroc": _last_monitor_auroc(run),
                      "train_acc_noisy": s.get("final_train_acc_noisy", np.nan), "config": changed_fields(config)})
     err_lam, err_flow = synthetic_curves(gamma, trials=1 if quick else 3)
     # the linearised problem of fig_bridge_linearized (Fig. 1's network at θ₀, two classes)

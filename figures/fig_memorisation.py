@@ -72,7 +72,7 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
             rows.append({"setting": setting, "method": config.method, "seed": config.seed, "epoch": h["epoch"],
                          "epochs_planned": config.epochs, "finished": not run.get("partial", False),
                          "test_acc": h["test_acc"], "train_acc_noisy": h["train_acc_noisy"],
-                         "train_acc_clean": h["train_acc_clean"], "det_auroc": h.get("det_auroc", np.nan),
+                         "train_acc_clean": h["train_acc_clean"], "det_auroc": h.get("monitor_auroc", h.get("det_auroc", np.nan)),
                          "epoch_time": h["epoch_time"], "config": cfg})
     with atomic_path(Path(data_path)) as tmp:
         pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp, index=False)

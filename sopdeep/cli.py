@@ -63,6 +63,7 @@ _FLAGS = (
     ("--method", "method", str), ("--arch", "arch", str), ("--epochs", "epochs", int),
     ("--batch-size", "batch_size", int), ("--lr", "lr", float), ("--seed", "seed", int),
     ("--device", "device", str), ("--out", "out", str), ("--threads", "threads", int),
+    ("--image-size", "image_size", int),
 )
 
 

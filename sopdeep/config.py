@@ -47,7 +47,7 @@ def _dataset_names() -> tuple[str, ...]:
 def _noise_kinds() -> tuple[str, ...]:
     from sopdeep.noise import NOISE_KINDS
 
-    return tuple(NOISE_KINDS)
+    return ("auto", *NOISE_KINDS)
 
 
 def _architectures() -> tuple[str, ...]:
@@ -60,6 +60,10 @@ def _architectures() -> tuple[str, ...]:
 class TrainConfig:
     """Configuration of one training run (defaults: SOP, PreActResNet18, CIFAR-10, 40% symmetric noise).
 
+    ``noise="auto"`` (the default) is 40% symmetric noise (``noise_rate``) on the benchmarks and
+    no synthetic noise on the user's own data (npz, imagefolder: ``DatasetSpec.user_data``), whose
+    labels are trained on as given; :attr:`applied_noise` is the kind a run applies.
+
     Construct with keyword arguments only: the common fields below and the options of ``method``
     (``sop-train --help`` lists both; :func:`sopdeep.methods.option_fields` gives a method's).
     ``options`` is the method's options object; pass it or flat keywords, not both.
@@ -69,10 +73,13 @@ class TrainConfig:
     dataset: str = option("cifar10", "dataset of sopdeep.datasets.DATASETS", choices=_dataset_names)
     data_root: str = option("", "folder or .npz file the data are read from (never downloaded)")
     cache_path: str = option("", "decoded-JPEG cache (cifar10-jpeg)")
+    image_size: int = option(32, "imagefolder: side in pixels the images are resized to (other datasets: "
+                                 "their files decide, keep 32)", low=1)
     train_subset: int = option(0, "keep n training samples (0 = all; the noise is drawn on the full set)", low=0)
     subset_split: str = option("first", "first: the first n; per_class: n/K random per clean class (seeded)",
                                choices=("first", "per_class"))
-    noise: str = option("sym", "label noise (sopdeep.noise.make_noisy_labels)", choices=_noise_kinds)
+    noise: str = option("auto", "label noise (sopdeep.noise.make_noisy_labels); auto: sym on the benchmarks, "
+                                "none on the user's own data (npz, imagefolder)", choices=_noise_kinds)
     noise_rate: float = option(0.4, "noise rate of the synthetic kinds", low=0.0, high=1.0)
     noise_seed: int = option(0, "seed of the label noise", low=0, high=MAX_SEED)
     cifar_n_path: str = option("", "CIFAR-N label file (noise cifar10n / cifar100n)")
@@ -165,11 +172,39 @@ class TrainConfig:
                                  f"{self.__dict__.get('method')!r}")
         raise AttributeError(f"TrainConfig has no setting {name!r}")
 
+    @property
+    def applied_noise(self) -> str:
+        """The noise kind the run applies: ``noise``, with ``"auto"`` resolved for the dataset
+        (``"none"`` on the user's own data, ``"sym"`` otherwise).
+
+        >>> TrainConfig(dataset="npz").applied_noise, TrainConfig(dataset="cifar10").applied_noise
+        ('none', 'sym')
+        """
+        if self.noise != "auto":
+            return self.noise
+        from sopdeep.datasets import dataset_spec
+
+        return "none" if dataset_spec(self.dataset).user_data else "sym"
+
     def _check_combinations(self) -> None:
+        from sopdeep.datasets import dataset_spec
+
         if self.normalization == "fixed":
             from sopdeep.datasets import fixed_normalization
 
             fixed_normalization(self.dataset)
+        spec = dataset_spec(self.dataset)
+        default = {f.name: f.default for f in common_fields()}
+        if self.image_size != default["image_size"] and "image_size" not in spec.takes:
+            from sopdeep.datasets import DATASETS
+
+            users = " or ".join(repr(name) for name, s in DATASETS.items() if "image_size" in s.takes)
+            raise ValueError(f"image_size applies to dataset {users} only (the files of {self.dataset!r} "
+                             f"decide the size), got image_size={self.image_size}")
+        if self.noise == "auto" and spec.user_data and self.noise_rate != default["noise_rate"]:
+            # the user asked for a rate: adding no noise without a word would hide that
+            raise ValueError(f"noise_rate={self.noise_rate} has no effect: noise='auto' adds no synthetic noise "
+                             f"to the user's dataset {self.dataset!r}; set noise='sym' (or another kind) to add it")
         if self.lr_start > self.lr:
             raise ValueError(f"lr_start must be <= lr, got lr_start={self.lr_start}, lr={self.lr}")
         if self.lr_min > self.lr:

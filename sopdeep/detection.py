@@ -82,7 +82,12 @@ def precision_recall(flagged, is_noisy) -> tuple[float, float]:
 
 
 def detection_metrics(scores, flagged, is_noisy) -> dict[str, float]:
-    """``{"auroc", "precision", "recall", "flagged_fraction"}`` of a noise score and its mask."""
+    """``{"auroc", "precision", "recall", "flagged_fraction"}`` of a noise score and its mask.
+
+    A run's summary reports this once, as ``final_issues_*``: of ``1 - label_quality`` and
+    ``is_label_issue`` (:mod:`sopdeep.label_issues`, no threshold, no clean labels needed); its
+    per-epoch rows log ``monitor_*``, of the method's noise score at ``config.issue_threshold``.
+    """
     p, r = precision_recall(flagged, is_noisy)
     return {"auroc": auroc(scores, is_noisy), "precision": p, "recall": r,
             "flagged_fraction": float(np.mean(np.asarray(flagged)))}

@@ -2,7 +2,8 @@
 
 A run folder holds ``config.json`` (the :class:`~sopdeep.config.TrainConfig`), ``metrics.csv`` and
 ``metrics.jsonl`` (one row per epoch), ``checkpoint.pt`` (everything a resume needs),
-``samples.npz`` (per-sample outputs) and ``summary.json``. Every file is written atomically
+``samples.npz`` (per-sample outputs) and ``summary.json``; :func:`load_model` rebuilds the trained
+network from ``config.json`` and ``checkpoint.pt``. Every file is written atomically
 (:func:`sopcommon.atomic_path`): a kill leaves the previous version or the new one, never a
 truncated file. JSON files are strict: undefined metrics (NaN) are written as ``null``.
 
@@ -47,8 +48,10 @@ from sopcommon import lock_folder as common_lock_folder
 from sopcommon.cli import one_line
 from sopcommon.files import DataFileError, read_json, read_npz
 from sopdeep.config import TrainConfig
+from sopdeep.models import build_model
 
-__all__ = ["RunRecord", "read_run", "read_history", "read_samples", "saved_config", "lock_folder", "open_run", "data_fingerprint",
+__all__ = ["RunRecord", "read_run", "read_history", "read_samples", "saved_config", "load_model", "lock_folder",
+           "open_run", "data_fingerprint",
            "check_fingerprint", "write_config", "write_metrics", "write_samples", "write_summary",
            "strict_json", "write_checkpoint", "load_checkpoint", "restore_checkpoint",
            "RunError", "RunFolderError", "RunFileError", "CheckpointError", "ResumeMismatchError", "NonFiniteLossError",
@@ -338,9 +341,14 @@ def write_summary(folder, summary: dict[str, Any]) -> None:
 
 def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model, optimizer, scaler,
                      state: dict[str, torch.Tensor], method_state: dict[str, torch.Tensor],
-                     device: torch.device, data_fingerprint: str) -> None:
+                     device: torch.device, data_fingerprint: str, network: dict[str, Any] | None = None) -> None:
     """``checkpoint.pt``: model, optimiser, scaler, per-sample and method state, RNG states, config,
-    history, the data fingerprint and the number of epochs done, with its SHA-256."""
+    history, the data fingerprint and the number of epochs done, with its SHA-256.
+
+    ``network`` (:meth:`sopdeep.train.TrainingData.network_inputs`: ``num_classes``,
+    ``in_channels``, ``image_size``, ``mean``, ``std``) is what :func:`load_model` rebuilds the
+    network from; it is stored as JSON text, which ``weights_only`` loading accepts.
+    """
     payload = {
         "epoch": epoch,
         "data_fingerprint": data_fingerprint,
@@ -353,6 +361,8 @@ def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model,
         "method": method_state,
         "rng_cpu": torch.get_rng_state(),
     }
+    if network is not None:
+        payload["network"] = json.dumps(network)
     if device.type == "cuda":
         payload["rng_cuda"] = torch.cuda.get_rng_state(device)
     buffer = io.BytesIO()
@@ -397,3 +407,87 @@ def restore_checkpoint(ckpt: dict[str, Any], *, model, optimizer, scaler, state,
     if device.type == "cuda" and "rng_cuda" in ckpt:
         torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
     return json.loads(ckpt["history"]), int(ckpt["epoch"])
+
+
+class _Standardize(torch.nn.Module):
+    """(x - mean) / std per channel, x in pixel units (B, C, H, W): the run's input standardisation."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        # the formula of sopdeep.train.TrainingData.normalize, so the outputs agree bit for bit
+        return (x.float() - self.mean) / self.std
+
+
+def load_model(folder, *, pixels: bool = False, device="cpu") -> torch.nn.Module:
+    """The trained network of the run in ``folder``, in eval mode, with the weights of its last checkpoint.
+
+    Rebuilt from ``config.json`` (:func:`saved_config`: architecture, width, depth) and
+    ``checkpoint.pt`` (the weights, the class count and the image shape it was trained for); no
+    data are read.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A run folder written by :func:`sopdeep.train.train` with ``checkpoint=True`` (the default).
+    pixels : bool, default False
+        False: the network itself, fed as the run fed it: float images (B, C, H, W) standardised
+        per channel, ``(x - mean) / std`` with the run's statistics
+        (:meth:`sopdeep.train.TrainingData.normalize`). True: that standardisation first, so the
+        module takes images in pixel units, uint8 or float in [0, 255], (B, C, H, W).
+    device : str or torch.device, default "cpu"
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode; maps images to logits (B, K). The run's final predictions (``samples.npz``:
+        ``pred_prob``) are ``softmax(load_model(folder, pixels=True)(x_train))`` when the run used
+        ``tta="none"`` (``"flip"`` also averages the logits of the mirror images) and fp32
+        (``amp="off"``; bf16 / fp16 runs predicted in that precision).
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: no such folder, no saved configuration, no checkpoint (the run
+        had ``checkpoint=False`` or no epoch finished), a damaged checkpoint, one written before
+        checkpoints recorded the network's inputs, or weights that do not fit the architecture.
+
+    Examples
+    --------
+    ::
+
+        net = load_model("runs/x", pixels=True)
+        logits = net(torch.from_numpy(images_nhwc_uint8).permute(0, 3, 1, 2))
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"cannot load a model from {folder}: no such run folder")
+    path = folder / CHECKPOINT
+    try:
+        config = saved_config(folder)
+        if not path.is_file():
+            raise RunFolderError(f"{path} does not exist (the run had checkpoint=false, or stopped before its "
+                                 "first epoch ended): train it with checkpoint=true")
+        ckpt = load_checkpoint(path)
+    except (RunError, OSError, ValueError) as exc:
+        raise ValueError(f"cannot load a model from {folder}: {one_line(str(exc), limit=300)}") from None
+    if "network" not in ckpt:
+        raise ValueError(f"cannot load a model from {folder}: {path} was written before checkpoints recorded the "
+                         "network's inputs; build it with sopdeep.train.make_model and load_state_dict(load_checkpoint"
+                         "(path)['model'])")
+    net = json.loads(ckpt["network"])
+    # the width / depth rule of sopdeep.train.setup.make_model (0: the architecture's default)
+    options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
+    try:
+        model = build_model(config.arch, net["num_classes"], in_channels=net["in_channels"],
+                            image_size=tuple(net["image_size"]), **options)
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(f"cannot load a model from {folder}: the weights of {path} do not fit arch={config.arch!r} "
+                         f"of {folder / CONFIG} ({one_line(str(exc), limit=200)})") from None
+    if pixels:
+        model = torch.nn.Sequential(_Standardize(net["mean"], net["std"]), model)
+    return model.to(device).eval()

@@ -140,7 +140,8 @@ def load_dataset(name, root=None, *, cache_path=None, image_size=None, seed=0):
     cache_path : str or Path, optional
         For "cifar10-jpeg" only: where the decoded npz is cached (required there).
     image_size : int or (int, int), optional
-        For "imagefolder" only: the size images are resized to (default 32).
+        For "imagefolder" only: the size images are resized to (default 32; a run's
+        ``TrainConfig.image_size``).
     seed : int, default 0
         For data drawn in memory ("synthetic"): the seed it is drawn from; files ignore it.
 

@@ -60,6 +60,9 @@ class ArrayDataset:
         A short name ("cifar10", "cifar100", "fashion-mnist", ...).
     classes : tuple of str, default ()
         Class names, empty or of length ``num_classes``.
+    train_paths : tuple of str, default ()
+        Where each training image came from (image folders: its path relative to the root), in the
+        order of ``x_train``; empty when the images were not read from files of their own.
 
     All arrays are validated on construction and made read-only.
     """
@@ -71,6 +74,7 @@ class ArrayDataset:
     num_classes: int
     name: str = "arrays"
     classes: tuple = field(default_factory=tuple)
+    train_paths: tuple = field(default_factory=tuple)
 
     def __post_init__(self):
         k = self.num_classes
@@ -94,7 +98,12 @@ class ArrayDataset:
             arr = np.ascontiguousarray(arr)
             arr.flags.writeable = False
             object.__setattr__(self, attr, arr)
+        paths = tuple(str(p) for p in self.train_paths)
+        if paths and len(paths) != xtr.shape[0]:
+            raise ValueError(f"train_paths must be empty or have one path per training image ({xtr.shape[0]}), "
+                             f"got {len(paths)}")
         object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "train_paths", paths)
         object.__setattr__(self, "name", str(self.name))
 
     @property
@@ -151,7 +160,10 @@ class ArrayDataset:
 
         xtr, ytr = take(self.x_train, self.y_train, train_indices, "train_indices", self.n_train)
         xte, yte = take(self.x_test, self.y_test, test_indices, "test_indices", self.n_test)
-        return ArrayDataset(xtr, ytr, xte, yte, self.num_classes, self.name, self.classes)
+        paths = self.train_paths
+        if paths and train_indices is not None:
+            paths = tuple(paths[i] for i in np.asarray(train_indices).tolist())
+        return ArrayDataset(xtr, ytr, xte, yte, self.num_classes, self.name, self.classes, paths)
 
     def __repr__(self):
         return (f"ArrayDataset(name={self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "

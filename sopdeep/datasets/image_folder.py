@@ -18,6 +18,7 @@ _SPLIT_DIRS = {"train": ("train",), "test": ("test", "val")}
 
 
 def _read_folder_split(folder, class_to_idx, size, mode):
+    # (images, labels, paths): in make_dataset's order, classes sorted, then files sorted in each
     from PIL import Image, UnidentifiedImageError
     from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
@@ -38,7 +39,7 @@ def _read_folder_split(folder, class_to_idx, size, mode):
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise ValueError(f"{path} is not a readable image: {exc}") from exc
         y[i] = label
-    return x, y
+    return x, y, [path for path, _ in samples]
 
 
 def load_image_folder(root, *, image_size=32, channels=3, name="imagefolder"):
@@ -55,6 +56,12 @@ def load_image_folder(root, *, image_size=32, channels=3, name="imagefolder"):
     (sorted paths, torchvision's image extensions), decoded with Pillow, converted to RGB (or L) and
     resized to ``image_size`` with bilinear interpolation.
 
+    Sample order: class by class in the order of the class indices (sorted folder names), and in
+    each class folder the files sorted by path (subfolders included, as :func:`os.walk` finds them
+    sorted). Row ``i`` of ``x_train`` is the file ``train_paths[i]``, written relative to ``root``
+    with ``/`` separators (``"train/cat/001.png"``); a run writes these paths into its
+    ``samples.npz`` as ``path``, so every per-sample output names its file.
+
     Parameters
     ----------
     root : str or Path
@@ -69,7 +76,8 @@ def load_image_folder(root, *, image_size=32, channels=3, name="imagefolder"):
     Returns
     -------
     ArrayDataset
-        ``classes`` the sorted class folder names, K = their number.
+        ``classes`` the sorted class folder names, K = their number; ``train_paths`` the files of
+        the training images, in their order.
 
     Raises
     ------
@@ -106,6 +114,7 @@ def load_image_folder(root, *, image_size=32, channels=3, name="imagefolder"):
         raise ValueError(f"{folders['test']} has class folders absent from {folders['train']}: {unknown}")
     mode = "RGB" if channels == 3 else "L"
     size = (int(size[0]), int(size[1]))
-    x_train, y_train = _read_folder_split(folders["train"], class_to_idx, size, mode)
-    x_test, y_test = _read_folder_split(folders["test"], class_to_idx, size, mode)
-    return ArrayDataset(x_train, y_train, x_test, y_test, len(classes), name, tuple(classes))
+    x_train, y_train, train_files = _read_folder_split(folders["train"], class_to_idx, size, mode)
+    x_test, y_test, _ = _read_folder_split(folders["test"], class_to_idx, size, mode)
+    paths = tuple(Path(p).relative_to(root).as_posix() for p in train_files)  # make_dataset joins onto root
+    return ArrayDataset(x_train, y_train, x_test, y_test, len(classes), name, tuple(classes), paths)

@@ -50,7 +50,9 @@ class DatasetSpec:
         The weak view ``augment="auto"`` resolves to: one of :data:`AUGMENTS`, or a rule
         ``augment(image_shape) -> str`` on the (H, W, C) of the loaded images.
     user_data : bool
-        The images and labels are the user's own (npz, imagefolder), not a benchmark.
+        The images and labels are the user's own (npz, imagefolder), not a benchmark: a run's
+        ``noise="auto"`` trains on their labels as given (no synthetic noise), and its summary
+        reports no realised noise rate (no clean labels are known).
     aliases : tuple of str
         Further names accepted for it (lower case).
     takes : tuple of str

@@ -3,7 +3,8 @@ uint8 images (:class:`TrainingData`, :func:`training_data`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,19 +13,23 @@ from sopdeep.config import TrainConfig
 from sopdeep.datasets import dataset_spec, fixed_normalization, load_dataset, split_indices
 from sopdeep.noise import make_noisy_labels
 
-__all__ = ["TrainingData", "load_data", "training_data", "to_device"]
+__all__ = ["TrainingData", "applied_noise", "load_data", "training_data", "to_device"]
+
+# the kinds whose rate is config.noise_rate (none and the human CIFAR-N labels have no set rate)
+_RATED_KINDS = ("sym", "sym-all", "asym", "sym-authors", "asym-authors")
 
 
 def load_data(config: TrainConfig):
     """(ArrayDataset, NoisyLabels) as the config says, cut to ``config.train_subset`` samples
-    (the noise is drawn on the full set first)."""
-    if dataset_spec(config.dataset).needs_root and not config.data_root:
+    (the noise, ``config.applied_noise``, is drawn on the full set first)."""
+    spec = dataset_spec(config.dataset)
+    if spec.needs_root and not config.data_root:
         raise ValueError("data_root must be set (a local folder; nothing is downloaded)")
     # seed: the data drawn in memory ("synthetic") depend on the run's seed; files ignore it
     ds = load_dataset(config.dataset, config.data_root or None, cache_path=config.cache_path or None,
-                      seed=config.seed)
+                      image_size=config.image_size if "image_size" in spec.takes else None, seed=config.seed)
     noisy = make_noisy_labels(
-        ds.y_train, config.noise, config.noise_rate, num_classes=ds.num_classes,
+        ds.y_train, config.applied_noise, config.noise_rate, num_classes=ds.num_classes,
         dataset=config.dataset,
         cifar_n_path=config.cifar_n_path or None, cifar_n_label=config.cifar_n_label,
         random_state=config.noise_seed)
@@ -36,6 +41,30 @@ def load_data(config: TrainConfig):
             idx = np.arange(config.train_subset)
         ds, noisy = ds.subset(train_indices=idx), noisy.subset(idx)
     return ds, noisy
+
+
+def applied_noise(config: TrainConfig, realised_rate: float) -> dict[str, Any]:
+    """What a run reports of its label noise (``summary.json``): the noise actually applied.
+
+    ``noise``: the kind (``config.applied_noise``, so ``"auto"`` resolved); ``noise_rate``: the
+    rate asked of a synthetic kind, None for ``"none"`` and the human CIFAR-N labels;
+    ``realised_noise_rate``: ``realised_rate`` (:attr:`TrainingData.realised_rate`), the fraction
+    of training labels that differ from the clean ones, measured where those are known (synthetic
+    noise, CIFAR-N; 0.0 for a benchmark without noise), None for the user's own labels trained
+    on as given (nobody knows how many are wrong); CIFAR-N runs add ``noise_label_set``
+    (``"worst"``, ..., ``"noisy"``).
+    """
+    kind = config.applied_noise
+    report: dict[str, Any] = {
+        "noise": kind,
+        "noise_rate": config.noise_rate if kind in _RATED_KINDS else None,
+        "realised_noise_rate": float(realised_rate),
+    }
+    if kind == "none" and dataset_spec(config.dataset).user_data:
+        report["realised_noise_rate"] = None  # the given labels are all there is: no clean labels
+    if kind in ("cifar10n", "cifar100n"):
+        report["noise_label_set"] = "noisy" if kind == "cifar100n" else config.cifar_n_label
+    return report
 
 
 @dataclass
@@ -53,6 +82,8 @@ class TrainingData:
     std: torch.Tensor
     realised_rate: float
     memory_format: torch.memory_format
+    #: per-sample columns the dataset supplies for the run's ``samples.npz`` (image folders: ``path``)
+    sample_info: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -63,6 +94,14 @@ class TrainingData:
         """(H, W, C) of the images, as :attr:`sopdeep.datasets.ArrayDataset.image_shape`."""
         _, c, h, w = self.x_train.shape
         return int(h), int(w), int(c)
+
+    def network_inputs(self) -> dict[str, Any]:
+        """What the network is built for and fed, as plain numbers (a checkpoint's ``network``):
+        ``num_classes``, ``in_channels``, ``image_size`` [H, W] and the ``mean`` / ``std`` (pixel
+        units, per channel) of :meth:`normalize`."""
+        h, w, c = self.image_shape
+        return {"num_classes": int(self.num_classes), "in_channels": c, "image_size": [h, w],
+                "mean": self.mean.flatten().cpu().tolist(), "std": self.std.flatten().cpu().tolist()}
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) to standardised float (per channel, A.4)."""
@@ -100,6 +139,7 @@ def to_device(ds, noisy, device: torch.device, normalization: str = "dataset", d
         mean=torch.tensor(mean01 * 255.0, dtype=torch.float32).view(1, -1, 1, 1).to(device),
         std=torch.tensor(np.maximum(std01 * 255.0, 1.0), dtype=torch.float32).view(1, -1, 1, 1).to(device),
         realised_rate=float(noisy.realised_rate),
+        sample_info={"path": np.asarray(ds.train_paths, dtype=str)} if ds.train_paths else {},
         # channels_last on both devices: on this project's AVX-512 CPU it adds 1.4-1.5x to bf16's 2.5x
         # (benchmarks/bench_throughput.py: cnn 535 -> 1333 -> 2036 img/s, preact18 50 -> 128 -> 178)
         memory_format=torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format)

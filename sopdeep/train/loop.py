@@ -32,7 +32,7 @@ from sopdeep.config import TrainConfig
 from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch
-from sopdeep.train.data import TrainingData, load_data, to_device
+from sopdeep.train.data import TrainingData, applied_noise, load_data, to_device
 from sopdeep.train.schedule import learning_rate
 from sopdeep.train.setup import RunState, build_run, check_names, resolve_device
 
@@ -54,20 +54,24 @@ class TrainResult:
     history : list of dict
         One row per epoch (also ``metrics.csv`` / ``metrics.jsonl``): ``lr``, ``train_loss`` and
         its terms, ``train_acc_noisy`` / ``train_acc_clean`` (running, on augmented batches),
-        ``test_acc``, ``det_auroc`` / ``det_precision`` / ``det_recall`` /
-        ``det_flagged_fraction`` of the noise score (flagged: above ``config.issue_threshold``, a
-        monitor) against the true noise mask, ``epoch_time``.
+        ``test_acc``, ``monitor_auroc`` / ``monitor_precision`` / ``monitor_recall`` /
+        ``monitor_flagged_fraction``: a training monitor of the method's noise score against the
+        true noise mask (flagged: above ``config.issue_threshold``; not the run's result, which
+        is the summary's ``final_issues_*``), ``epoch_time``.
     samples : dict of ndarray
         Per-sample outputs (also ``samples.npz``): ``given_label``, ``noise_score`` (higher = more
         likely mislabelled), ``label_quality`` in [0, 1] (higher = cleaner) and
         ``is_label_issue`` (their count estimated without clean labels), both from
         :func:`sopdeep.label_issues.run_label_issues`; ``corrected_label`` (argmax of f(x), eval
         mode, un-augmented), ``pred_prob`` (N, K); ``clean_label``, ``is_noisy`` when known;
-        SOP's ``correction`` s_i (N, K).
+        SOP's ``correction`` s_i (N, K); ``path`` (image folders: each image's file relative to
+        the root, :func:`sopdeep.datasets.load_image_folder`).
     summary : dict
-        Best / final test accuracy, final detection metrics (``final_det_*``: the noise score and
-        its threshold, as per epoch; ``final_issues_*``: 1 - label_quality and is_label_issue),
-        wall time (``summary.json``); undefined values are None, so it is strict JSON.
+        Best / final test accuracy, the one set of detection metrics against the true noise mask
+        (when known), ``final_issues_auroc`` (of 1 - ``label_quality``) and
+        ``final_issues_precision`` / ``_recall`` / ``_flagged_fraction`` (of ``is_label_issue``),
+        i.e. of what ``samples.npz`` gives a user without clean labels; wall time
+        (``summary.json``); undefined values are None, so it is strict JSON.
     method_state : dict of Tensor
         The method's non-per-sample state (SOP+: its strong-view generator).
     """
@@ -160,7 +164,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
             runs.write_checkpoint(folder, epoch=epoch + 1, config=config, history=history, model=run.model,
                                   optimizer=run.optimizer, scaler=run.scaler, state=run.state,
                                   method_state=run.method.state_dict(), device=device,
-                                  data_fingerprint=fingerprint)
+                                  data_fingerprint=fingerprint, network=data.network_inputs())
         if env.is_main:
             runs.write_metrics(folder, history)
         if progress is not None:
@@ -249,7 +253,7 @@ def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[
         "train_acc_noisy": int(sums["correct_noisy"]) / n,
         "train_acc_clean": int(sums["correct_clean"]) / n,
         "test_acc": test_correct / data.x_test.shape[0],
-        **_detection(config, data, 1.0 - label_prob if scores is None else scores, prefix="det_"),
+        **_detection(config, data, 1.0 - label_prob if scores is None else scores, prefix="monitor_"),
     }
 
 
@@ -276,11 +280,12 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
     if data.is_noisy is not None:
         samples["clean_label"] = data.clean_train.cpu().numpy()
         samples["is_noisy"] = data.is_noisy
+    samples.update(data.sample_info)  # the dataset's own columns (image folders: each image's path)
     tests = [row["test_acc"] for row in history]
     last = history[-1] if history else {}
     summary: dict[str, Any] = {
-        "method": config.method, "dataset": config.dataset, "noise": config.noise,
-        "noise_rate": config.noise_rate, "realised_noise_rate": data.realised_rate,
+        "method": config.method, "dataset": config.dataset,
+        **applied_noise(config, data.realised_rate),  # the noise applied ("auto" resolved), not the setting
         "epochs": len(history),
         "best_test_acc": max(tests) if tests else None,
         "best_epoch": int(np.argmax(tests)) + 1 if tests else None,
@@ -290,9 +295,9 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": sum(row["epoch_time"] for row in history),
         "precision": run.precision, "threads": run.threads,  # what ran (amp="auto" depends on the device)
-        **_detection(config, data, scores, prefix="final_det_"),
     }
     if data.is_noisy is not None:
+        # the one detection summary: the run's own label_quality and is_label_issue (no threshold)
         summary.update({"final_issues_" + key: val for key, val in detection_metrics(
             1.0 - quality, samples["is_label_issue"], data.is_noisy).items()})
     if data.is_noisy is not None:
@@ -358,7 +363,8 @@ def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels:
 
 
 def _detection(config, data: TrainingData, scores: torch.Tensor | None, *, prefix: str) -> dict[str, float]:
-    """Detection metrics of a noise score against the true noise mask (empty when unknown)."""
+    """Per-epoch monitor: a noise score against the true noise mask at ``config.issue_threshold``
+    (empty when unknown)."""
     if scores is None or data.is_noisy is None:
         return {}
     s = scores.detach().float().cpu().numpy()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from sopdeep.detection import auroc
-from sopdeep.label_issues import (NUM_ISSUES_METHODS, SCORE_METHODS, estimate_num_issues,
-                                  find_label_issues, from_run, label_quality_scores)
+from sopdeep.label_issues import (CLEANLAB_SCORE_METHODS, NUM_ISSUES_METHODS, SCORE_METHODS, estimate_num_issues,
+                                  find_label_issues, from_run, get_label_quality_scores, label_quality_scores,
+                                  order_label_issues)
 
 
 def _random_inputs(n=50, k=4, seed=0):
@@ -26,12 +29,136 @@ def test_scores_have_one_value_per_sample_in_unit_interval(method):
     assert np.all((q >= 0) & (q <= 1))
 
 
-def test_self_confidence_equals_cleanlab():
+# the same formulas in float64, evaluated in another order: equal to a few ulps of 1
+ROUND_OFF = 1e-12
+
+
+def _cleanlab_scores_by_hand(labels, probs):
+    """The three cleanlab scores from their definitions, one sample at a time in plain Python."""
+    out = {name: [] for name in CLEANLAB_SCORE_METHODS}
+    k = probs.shape[1]
+    for y, row in zip(labels, probs.tolist()):
+        out["self_confidence"].append(row[y])
+        out["normalized_margin"].append((1 + row[y] - max(v for j, v in enumerate(row) if j != y)) / 2)
+        entropy = -sum(v * math.log(v) for v in row if v > 0) / math.log(k)
+        s = entropy / max(row[y], 1e-6)
+        out["confidence_weighted_entropy"].append(math.log(1 + s) / max(s, 1e-6))
+    return {name: np.array(v) for name, v in out.items()}
+
+
+def _inputs_with_one_hot_rows(n=60, k=5, seed=1):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.3), size=n)  # peaked rows: small entropies
+    labels = rng.integers(0, k, size=n)
+    probs[:3] = np.eye(k)[labels[:3]]            # one-hot at the label: entropy 0
+    probs[3:6] = np.eye(k)[(labels[3:6] + 1) % k]  # one-hot elsewhere: p_y = 0
+    return labels, probs
+
+
+@pytest.mark.parametrize("method", CLEANLAB_SCORE_METHODS)
+def test_cleanlab_scores_equal_their_definitions(method):
+    labels, probs = _inputs_with_one_hot_rows()
+    expected = _cleanlab_scores_by_hand(labels, probs)[method]
+    np.testing.assert_allclose(get_label_quality_scores(labels, probs, method=method), expected,
+                               rtol=0, atol=ROUND_OFF)
+    np.testing.assert_allclose(label_quality_scores(labels, probs, method=method), expected, rtol=0, atol=ROUND_OFF)
+
+
+def test_normalized_margin_and_entropy_on_worked_rows():
+    # p = (0.5, 0.3, 0.2), label 0: margin 0.2 -> 0.6; label 2: margin -0.3 -> 0.35
+    probs = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]])
+    np.testing.assert_allclose(get_label_quality_scores([0, 2], probs, method="normalized_margin"), [0.6, 0.35],
+                               rtol=0, atol=ROUND_OFF)
+    # uniform over K = 2 at the label: H = 1, s = 1 / 0.5 = 2, score log(3) / 2
+    q = get_label_quality_scores([0], [[0.5, 0.5]], method="confidence_weighted_entropy")
+    np.testing.assert_allclose(q, [math.log(3) / 2], rtol=0, atol=ROUND_OFF)
+
+
+@pytest.mark.parametrize("method", CLEANLAB_SCORE_METHODS)
+def test_scores_equal_cleanlab(method):
     cleanlab_rank = pytest.importorskip("cleanlab.rank")
-    labels, probs, _ = _random_inputs()
-    ours = label_quality_scores(labels, probs, method="self_confidence")
-    theirs = cleanlab_rank.get_label_quality_scores(labels, probs, method="self_confidence")
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)  # the same arithmetic, float64
+    labels, probs = _inputs_with_one_hot_rows()
+    theirs = cleanlab_rank.get_label_quality_scores(labels, probs, method=method)
+    # cleanlab's own implementation of the same definitions: equal to round-off
+    np.testing.assert_allclose(get_label_quality_scores(labels, probs, method=method), theirs, rtol=0, atol=ROUND_OFF)
+
+
+@pytest.mark.parametrize("ranked_by", [None, *CLEANLAB_SCORE_METHODS])
+def test_find_label_issues_with_cleanlabs_arguments_equals_cleanlab(ranked_by):
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")
+    labels, probs, _ = _random_inputs(n=200, k=4, seed=7)  # continuous scores: no exact ties
+    labels[:3] = 1
+    probs[0] = [0.4, 0.4, 0.1, 0.1]  # an exact tie with the label: cleanlab counts it for the label
+    probs[1] = [0.4 + 4e-7, 0.4 - 4e-7, 0.1, 0.1]  # a near tie (within 1e-6): also the label's
+    probs[2] = [0.4 + 4e-6, 0.4 - 4e-6, 0.1, 0.1]  # beyond 1e-6: a disagreement
+    kwargs = dict(filter_by="predicted_neq_given", return_indices_ranked_by=ranked_by)
+    ours = find_label_issues(labels, probs, **kwargs)
+    theirs = cleanlab_filter.find_label_issues(labels, probs, **kwargs)
+    assert ours.dtype == theirs.dtype and np.count_nonzero(ours) > 0  # a non-empty mask or list to compare
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_prediction_ties_count_for_the_given_label():
+    labels = np.array([1, 1, 1, 0])
+    probs = np.array([[0.4, 0.4, 0.2], [0.4 + 4e-7, 0.4 - 4e-7, 0.2], [0.4 + 4e-6, 0.4 - 4e-6, 0.2], [0.1, 0.6, 0.3]])
+    np.testing.assert_array_equal(find_label_issues(labels, probs, filter_by="predicted_neq_given"),
+                                  [False, False, True, True])
+    assert estimate_num_issues(labels, probs) == 2
+
+
+@pytest.mark.parametrize("rank_by", CLEANLAB_SCORE_METHODS)
+def test_order_label_issues_equals_cleanlab(rank_by):
+    cleanlab_rank = pytest.importorskip("cleanlab.rank")
+    labels, probs, _ = _random_inputs(n=200, k=4, seed=8)
+    mask = np.random.default_rng(0).random(200) < 0.3
+    np.testing.assert_array_equal(order_label_issues(mask, labels, probs, rank_by=rank_by),
+                                  cleanlab_rank.order_label_issues(mask, labels, probs, rank_by=rank_by))
+
+
+def test_without_a_noise_score_the_score_is_self_confidence():
+    labels, probs, _ = _random_inputs(n=40, seed=2)
+    p_label = probs[np.arange(40), labels]
+    np.testing.assert_array_equal(label_quality_scores(labels, probs), p_label)
+    # cleanlab's plain call: m = #(argmax != label) flagged, lowest p(label) first
+    m = int(np.count_nonzero(probs.argmax(1) != labels))
+    ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
+    np.testing.assert_array_equal(ranked, np.argsort(p_label)[:m])
+    np.testing.assert_array_equal(np.flatnonzero(find_label_issues(labels, probs)), np.sort(ranked))
+
+
+def test_saturated_noise_scores_are_ordered_by_self_confidence():
+    # six wrong labels with u² saturated at 1, p(label) NOT in index order, and two clean ones
+    labels = np.zeros(8, dtype=np.int64)
+    p_label = np.array([0.30, 0.05, 0.20, 0.10, 0.25, 0.15, 0.9, 0.8])
+    probs = np.c_[p_label, 1 - p_label]
+    u2 = np.r_[np.ones(6), 0.0, 0.1]
+    by_confidence = [1, 3, 5, 2, 4, 0]  # p(label) rising; index order would be 0..5
+    for method in ("correction", "sop"):
+        ranked = find_label_issues(labels, probs, u2, method=method, num_issues=6, return_indices_ranked_by="severity")
+        np.testing.assert_array_equal(ranked, by_confidence)
+    # the cut at m breaks the tie the same way: the two least confident of the saturated six
+    np.testing.assert_array_equal(np.flatnonzero(find_label_issues(labels, probs, u2, method="correction",
+                                                                   num_issues=2)), [1, 3])
+
+
+def test_equal_borda_scores_are_ordered_by_self_confidence():
+    # rank sums: u² ranks (3, 2, 1) + (1 - p) ranks (2, 3, 1) = (5, 5, 2): samples 0 and 1 tie
+    labels = np.zeros(3, dtype=np.int64)
+    p_label = np.array([0.6, 0.5, 0.9])
+    probs = np.c_[p_label, 1 - p_label]
+    u2 = np.array([0.9, 0.8, 0.1])
+    q = label_quality_scores(labels, probs, u2)
+    assert q[0] == q[1] < q[2]  # an exact tie, not one made or broken by round-off
+    ranked = find_label_issues(labels, probs, u2, num_issues=3, return_indices_ranked_by="severity")
+    np.testing.assert_array_equal(ranked, [1, 0, 2])
+
+
+def test_equal_self_confidence_is_ordered_by_margin():
+    labels = np.zeros(3, dtype=np.int64)
+    # p(label) 0.4 twice: margin 0.4 - 0.3 = 0.1 (sample 0) and 0.4 - 0.6 = -0.2 (sample 1)
+    probs = np.array([[0.4, 0.3, 0.3], [0.4, 0.6, 0.0], [0.9, 0.05, 0.05]])
+    ranked = find_label_issues(labels, probs, num_issues=3, return_indices_ranked_by="self_confidence")
+    np.testing.assert_array_equal(ranked, [1, 0, 2])
 
 
 def test_sop_score_falls_with_correction_and_rises_with_label_probability():
@@ -80,7 +207,9 @@ def test_ranked_indices_are_the_mask_in_order_of_rising_quality(num_issues):
     (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [np.nan, 0.5]]), "pred_probs"),
     (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]], noise_score=[0.1, 1.5]), "noise_score"),
     (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]], noise_score=[0.1]), "noise_score"),
-    (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]]), "noise_score"),
+    (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]], method="sop"), "noise_score"),
+    (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]], method="correction"), "noise_score"),
+    (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]], noise_score="self_confidence"), "noise_score"),
     (dict(labels=[0, 1], pred_probs=[[0.5, 0.5], [0.5, 0.5]], noise_score=[0, 0], method="margin"), "method"),
 ])
 def test_bad_input_raises(kwargs, match):
@@ -93,8 +222,18 @@ def test_bad_num_issues_and_ranking_raise():
     for bad in ("all", -1, 6, True, 2.0):
         with pytest.raises(ValueError, match="num_issues"):
             find_label_issues(labels, probs, u2, num_issues=bad)
-    with pytest.raises(ValueError, match="return_indices_ranked_by"):
-        find_label_issues(labels, probs, u2, return_indices_ranked_by="self_confidence")
+    for bad in ("margin", "sop_score"):
+        with pytest.raises(ValueError, match="return_indices_ranked_by"):
+            find_label_issues(labels, probs, u2, return_indices_ranked_by=bad)
+    with pytest.raises(ValueError, match="return_indices_ranked_by"):  # SOP's score needs u²
+        find_label_issues(labels, probs, return_indices_ranked_by="sop")
+    for bad in ("prune_by_noise_rate", "confident_learning", "low_self_confidence", "threshold"):
+        with pytest.raises(ValueError, match="filter_by"):
+            find_label_issues(labels, probs, u2, filter_by=bad)
+    with pytest.raises(ValueError, match="num_issues"):  # cleanlab's rule flags every disagreement
+        find_label_issues(labels, probs, u2, filter_by="predicted_neq_given", num_issues=2)
+    with pytest.raises(ValueError, match="label_issues_mask"):
+        order_label_issues(np.ones(4, bool), labels, probs)
 
 
 def _write_samples(folder, with_correction):
@@ -167,10 +306,15 @@ def test_one_sop_run_ranks_the_wrong_labels_first(tmp_path):
                       device="cpu", progress=False, out=str(tmp_path / "run"), alpha_u=10.0, alpha_v=10.0,
                       checkpoint=False)
     try:
-        train(cfg)
+        res = train(cfg)
     finally:
         torch.set_num_threads(threads)
     run = from_run(tmp_path / "run")
+    # the one detection summary scores the run's own outputs; the threshold family is gone
+    detection_keys = {key for key in res.summary if key.endswith(("_auroc", "_precision", "_recall"))}
+    assert detection_keys == {"final_issues_auroc", "final_issues_precision", "final_issues_recall"}
+    assert res.summary["final_issues_auroc"] == auroc(1.0 - run["label_quality"], run["is_noisy"])
+    assert {"monitor_auroc", "monitor_precision", "monitor_recall"} <= set(res.history[-1])
     assert auroc(1.0 - run["label_quality"], run["is_noisy"]) > 0.85
     assert auroc(run["noise_score"], run["is_noisy"]) > 0.91
     assert np.all((run["label_quality"] >= 0) & (run["label_quality"] <= 1))

@@ -5,6 +5,7 @@ but more epochs allowed, same data), read_run / saved_config, strict-JSON summar
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -210,8 +211,16 @@ def test_non_finite_loss_says_what_was_kept_and_what_to_do(tmp_path):
 def test_summary_is_strict_json_when_a_metric_is_undefined(tmp_path):
     # issue_threshold 1: nothing is flagged, so detection precision is undefined (NaN)
     res = train(_tiny(tmp_path, issue_threshold=1.0))
-    assert res.summary["final_det_precision"] is None
+    assert math.isnan(res.history[-1]["monitor_precision"])  # the monitor's precision is undefined
     json.dumps(res.summary, allow_nan=False)
+
+    def refuse(name):
+        raise AssertionError(f"non-strict JSON constant {name} in metrics.jsonl")
+
+    folder = Path(res.config.out)
+    rows = [json.loads(line, parse_constant=refuse) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["monitor_precision"] is None  # written as null
+    json.loads((folder / "summary.json").read_text(), parse_constant=refuse)
 
 
 def test_every_run_exception_is_one_class_family():
