@@ -8,9 +8,17 @@ accuracy on the noisy labels (dashed: how much of the noise is fitted). (a) Fash
 ~40 % noise; first 1,000 test images), CNN of width 32, no augmentation, batch 32, constant lr
 0.05, no weight decay, 40 epochs; SOP α_u = α_v = 10. (CPU-sized: 5,000 images took 157 s per
 epoch on the shared 2-core machine, so the set was cut to 1,000 and the batch to 32 to keep the
-number of SGD steps.) Mean ± std over the seeds listed in the data file.
+number of SGD steps.) (c), (d) full CIFAR-10 (JPEG export, 50,000 / 10,000 images), 40 %
+symmetric noise and the CIFAR-10N "worst" labels, the fast recipe (``fast`` network, batch 1024,
+Nesterov SGD, triangle schedule, crops + flips, test-time flip) with plain CE, 25 epochs; SOP
+α_u = α_v = 0.833 by the effective-α rule (``experiments/cifar10_full_scale.py``, which trains
+them; this figure only reads them). Mean ± std over the seeds listed in the data file.
 
 Each curve is one ordinary ``sopdeep`` run folder under ``runs_dir`` (cached: a rerun reads them).
+:func:`update_full_scale` replaces only the full-scale rows of an existing data table::
+
+    python -m figures.fig_memorisation --full-scale runs/full_scale_e25 \
+        --data results/figures/fig_memorisation_data.csv && python -m figures fig_memorisation
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ DATA_FILE = NAME + "_data.csv"
 METHODS = ("ce", "sop")
 COLUMNS = ("setting", "method", "seed", "epoch", "epochs_planned", "finished", "test_acc", "train_acc_noisy",
            "train_acc_clean", "det_auroc", "epoch_time", "config")
+#: full-scale settings -> the experiment's setting name in its run folders ``<name>-s<seed>-<method>``
+FULL_SCALE = {"cifar10-full-sym40": "sym40", "cifar10-full-worst": "worst"}
+#: the directory of the full-scale run folders under ``runs_dir`` (experiments/cifar10_full_scale.py --out)
+FULL_SCALE_DIR = "full_scale_e25"
 
 
 def all_configs(runs_dir, data_dir, *, quick=False, seeds=(0, 1), cifar_seeds=(0, 1)):
@@ -65,17 +77,57 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
             runs[i] = run
     rows = []
     for (setting, config), run in zip(pairs, runs):
-        if run is None:
-            continue
-        cfg = changed_fields(config)
-        for h in run["history"]:
-            rows.append({"setting": setting, "method": config.method, "seed": config.seed, "epoch": h["epoch"],
-                         "epochs_planned": config.epochs, "finished": not run.get("partial", False),
-                         "test_acc": h["test_acc"], "train_acc_noisy": h["train_acc_noisy"],
-                         "train_acc_clean": h["train_acc_clean"], "det_auroc": h.get("monitor_auroc", h.get("det_auroc", np.nan)),
-                         "epoch_time": h["epoch_time"], "config": cfg})
+        if run is not None:
+            rows += _rows(setting, config, run)
+    rows += full_scale_rows(Path(runs_dir) / FULL_SCALE_DIR)
     with atomic_path(Path(data_path)) as tmp:
         pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp, index=False)
+
+
+def _rows(setting, config, run):
+    """The per-epoch table rows of one run (``run``: :func:`figures._runs.ensure_runs`'s dict)."""
+    cfg = changed_fields(config)
+    return [{"setting": setting, "method": config.method, "seed": config.seed, "epoch": h["epoch"],
+             "epochs_planned": config.epochs, "finished": not run.get("partial", False),
+             "test_acc": h["test_acc"], "train_acc_noisy": h["train_acc_noisy"],
+             "train_acc_clean": h["train_acc_clean"], "det_auroc": h.get("monitor_auroc", h.get("det_auroc", np.nan)),
+             "epoch_time": h["epoch_time"], "config": cfg} for h in run["history"]]
+
+
+def full_scale_rows(folder, *, seeds=(0, 1)):
+    """Rows of the full-scale run folders under ``folder`` that exist (finished or as far as they
+    got; never trained here: ``experiments/cifar10_full_scale.py`` makes them)."""
+    from sopdeep.runs import saved_config
+
+    rows = []
+    for setting, name in FULL_SCALE.items():
+        for seed in seeds:
+            for method in METHODS:
+                run_dir = Path(folder) / f"{name}-s{seed}-{method}"
+                if not (run_dir / "config.json").exists():
+                    continue
+                config = saved_config(run_dir).replace(out=str(run_dir))  # wherever the folders moved
+                run = ensure_runs([config], train=False, progress=False)[0]
+                if run is not None:
+                    rows += _rows(setting, config, run)
+    return rows
+
+
+def update_full_scale(data_path, folder):
+    """Replace the full-scale rows of the data table ``data_path`` with those of the run folders
+    under ``folder``; the other rows are kept byte for byte. Returns the number of rows written."""
+    import pandas as pd
+
+    from sopcommon import atomic_path
+
+    df = read_table(data_path)
+    kept = df[~df.setting.isin(list(FULL_SCALE))]
+    new = pd.DataFrame(full_scale_rows(folder), columns=list(COLUMNS))
+    if new.empty:
+        raise DataFileError(folder, "no full-scale run folder (<setting>-s<seed>-<method>) with metrics here")
+    with atomic_path(Path(data_path)) as tmp:
+        pd.concat([kept, new], ignore_index=True).to_csv(tmp, index=False)
+    return len(new)
 
 
 #: the columns :func:`plot` reads, with their kinds (see :func:`sopcommon.files.check_table`)
@@ -114,16 +166,22 @@ def plot(data_path, out_dir):
     import matplotlib.pyplot as plt
 
     df = read_table(data_path)
-    settings = [s for s in ("fashion-mnist", "cifar10n-worst") if s in set(df.setting)]
+    settings = [s for s in ("fashion-mnist", "cifar10n-worst", *FULL_SCALE) if s in set(df.setting)]
     if not settings:   # no panel to draw: refuse rather than publish an empty figure
         raise DataFileError(data_path, f"not a {NAME} data table: no row of setting fashion-mnist or "
                                        "cifar10n-worst")
     apply_style()
     titles = {"fashion-mnist": "(a) Fashion-MNIST (10k images), 40% symmetric noise, MLP 784-512-512-10",
-              "cifar10n-worst": "(b) CIFAR-10N worst labels (1k images), CNN width 32"}
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 3.8), squeeze=False)
+              "cifar10n-worst": "(b) CIFAR-10N worst labels (1k images), CNN width 32",
+              "cifar10-full-sym40": "(c) full CIFAR-10 (50k images), 40% symmetric noise, fast recipe",
+              "cifar10-full-worst": "(d) full CIFAR-10N worst labels (50k images), fast recipe"}
+    ncols = min(len(settings), 2)
+    nrows = -(-len(settings) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(settings):]:
+        ax.axis("off")
     colors = {"ce": "tab:red", "sop": "tab:blue"}
-    for ax, setting in zip(axes[0], settings):
+    for ax, setting in zip(axes.flat, settings):
         d = df[df.setting == setting]
         for method in METHODS:
             dm = d[d.method == method]
@@ -145,3 +203,26 @@ def plot(data_path, out_dir):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out_dir, NAME)
+
+
+def main(argv=None) -> int:
+    """``python -m figures.fig_memorisation --full-scale DIR --data CSV``: :func:`update_full_scale`."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m figures.fig_memorisation",
+                                description="replace the full-scale rows of the figure's data table")
+    p.add_argument("--full-scale", required=True, help="folder of the full-scale run folders")
+    p.add_argument("--data", required=True, help="the data table to update (fig_memorisation_data.csv)")
+    args = p.parse_args(argv)
+    try:
+        n = update_full_scale(args.data, args.full_scale)
+    except (DataFileError, OSError, ValueError) as err:
+        print(f"fig_memorisation: error: {one_line(str(err))}", file=sys.stderr)
+        return 1
+    print(f"{n} full-scale rows written to {args.data}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

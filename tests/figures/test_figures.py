@@ -18,6 +18,7 @@ from figures import fig_implicit_bias
 from figures.cli import build_parser, figure_options, main, options_for
 from figures.output import locked_folder
 from figures.registry import FIGURES, GROUPS, is_deep
+from sopcommon.files import DataFileError
 from soptheory.phase import load_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,3 +383,31 @@ def test_ctrl_c_is_one_line_saying_what_was_kept(tmp_path, fake_fig2, monkeypatc
     assert_one_error_line(capsys, "interrupted", "complete sets", "rerun the same command")
     assert set(tags(tmp_path).values()) == {"first"}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figure_files(fig_implicit_bias))
+
+
+def test_full_scale_rows_replace_only_their_own_in_the_memorisation_table(tmp_path):
+    import pandas as pd
+
+    from figures import fig_memorisation as fm
+    from sopdeep.config import TrainConfig
+    from sopdeep.train import train
+
+    full = tmp_path / "full"
+    for method in ("ce", "sop"):  # two tiny stand-ins for the experiment's sym40 folders
+        train(TrainConfig(dataset="synthetic", arch="mlp", width=16, epochs=2, batch_size=64, lr=0.05,
+                          schedule="constant", noise="sym", noise_rate=0.4, device="cpu", progress=False,
+                          method=method, out=str(full / f"sym40-s0-{method}")))
+    table = tmp_path / fm.DATA_FILE
+    shutil.copy(Path(__file__).parents[2] / "results" / "figures" / fm.DATA_FILE, table)
+    before = pd.read_csv(table)
+    assert fm.update_full_scale(table, full) == 4  # 2 runs x 2 epochs
+    after = pd.read_csv(table)
+    old = after[~after.setting.isin(list(fm.FULL_SCALE))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, before[~before.setting.isin(list(fm.FULL_SCALE))].reset_index(drop=True))
+    new = after[after.setting == "cifar10-full-sym40"]
+    assert sorted(set(new.method)) == ["ce", "sop"] and set(new.epoch) == {1, 2}
+    assert fm.update_full_scale(table, full) == 4 and len(pd.read_csv(table)) == len(after)  # idempotent
+    paths = fm.plot(table, tmp_path / "out")
+    assert all(Path(p).exists() for p in paths)
+    with pytest.raises(DataFileError, match="no full-scale run folder"):
+        fm.update_full_scale(table, tmp_path / "empty")
