@@ -132,7 +132,11 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     config = TrainConfig() if base is None else base
     if args.preset is not None:
         if args.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
+            import difflib
+
+            close = difflib.get_close_matches(args.preset, sorted(PRESETS), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown preset {args.preset!r}{hint} (--list-presets shows all {len(PRESETS)})")
         config = config.replace(**PRESETS[args.preset])
     named = {key: getattr(args, key) for _, key, _ in _FLAGS if getattr(args, key) is not None}
     if args.no_progress:

@@ -160,7 +160,8 @@ def load_dataset(name, root=None, *, cache_path=None, image_size=None, seed=0):
             raise ValueError(f"{key} is only used for name={users}, got name={name!r}")
     for key in spec.requires:
         if given.get(key) is None:
-            raise ValueError(f"{key} is required for name={spec.name!r} ({spec.description})")
+            raise ValueError(f"{key} is required for dataset {spec.name!r} ({spec.description}); "
+                             f"pass --set {key}=PATH (TrainConfig({key}=...))")
     if spec.needs_root and (root is None or str(root) == ""):
         raise ValueError(f"root must be set for name={spec.name!r}: a local folder or file "
                          f"({spec.description}); nothing is downloaded")

@@ -128,3 +128,14 @@ def test_authors_table1_cells_are_the_paper_cells_under_the_authors_update_rules
                 assert authors[key] == paper[key], key
             # their train_val_split keeps all 50,000 images for training; Table A.1 says 45,000
             assert (paper["train_subset"], config.train_subset) == (45000, 0)
+
+
+def test_unknown_preset_is_one_line_with_close_names(capsys, tmp_path):
+    from sopdeep.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse's error: exit status 2, usage + one line
+        main(["--preset", "fast-cifar", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("sop-train: error: unknown preset") and "did you mean fast-cifar10" in last
+    assert "--list-presets" in last
