@@ -46,7 +46,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-__all__ = ["random_crop_flip", "strong_augment", "strong_view_per_sample", "make_views", "to_float",
+__all__ = ["random_crop_flip", "crop_flip_draws", "strong_augment", "strong_view_per_sample", "make_views", "to_float",
            "STRONG_POLICIES", "PER_SAMPLE_POLICIES", "BACKENDS",
            "ERASE_MODES"]
 
@@ -76,13 +76,39 @@ def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.
     return images.to(dtype)
 
 
+def crop_flip_draws(n: int, *, generator: torch.Generator, pad: int = 4, flip: bool = True,
+                    device=None) -> dict[str, torch.Tensor]:
+    """The random part of :func:`random_crop_flip` for ``n`` images at once: offsets and coins.
+
+    ``offsets`` (2, n) int64 in ``0..2 pad`` (rows, columns; absent when ``pad`` is 0) and ``coins``
+    (n,) bool (absent without ``flip``), drawn from ``generator`` in that order and moved to
+    ``device`` in one copy. The trainer draws them for every sample once per epoch, so its steps
+    only index a device tensor (no host-to-device copy per step).
+
+    >>> d = crop_flip_draws(3, generator=torch.Generator().manual_seed(0), pad=2)
+    >>> d["offsets"].shape, d["coins"].dtype
+    (torch.Size([2, 3]), torch.bool)
+    """
+    _check_generator(generator)
+    if int(pad) != pad or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+    gdev = generator.device
+    draws = {}
+    if pad > 0:
+        draws["offsets"] = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=gdev)
+    if flip:
+        draws["coins"] = torch.rand(n, generator=generator, device=gdev) < 0.5
+    return {key: value.to(device or gdev) for key, value in draws.items()}
+
+
 def random_crop_flip(
     images: torch.Tensor,
     *,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     pad: int = 4,
     padding_mode: str = "zeros",
     flip: bool = True,
+    draws: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Random translation crop plus horizontal flip, batched (the weak view).
 
@@ -99,19 +125,22 @@ def random_crop_flip(
     ----------
     images : Tensor of shape (batch, channels, height, width)
         uint8 or float, any device.
-    generator : torch.Generator
+    generator : torch.Generator, optional
         Source of the offsets and coins (draws on the generator's device, moved to the images').
+        Required unless ``draws`` is given.
     pad : int, default 4
         Padding :math:`p` (A.4 / standard CIFAR practice). 0 disables the crop.
     padding_mode : {"zeros", "reflect"}, default "zeros"
     flip : bool, default True
+    draws : dict, optional
+        Offsets and coins of these images (:func:`crop_flip_draws`, rows selected), used instead
+        of drawing: ``offsets`` (2, batch) with ``pad > 0``, ``coins`` (batch,) with ``flip``.
 
     Returns
     -------
     Tensor of the same shape, dtype and device as ``images``.
     """
     _check_images(images)
-    _check_generator(generator)
     if int(pad) != pad or pad < 0:
         raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
     if padding_mode not in ("zeros", "reflect"):
@@ -119,10 +148,13 @@ def random_crop_flip(
     b, c, h, w = images.shape
     if padding_mode == "reflect" and pad >= min(h, w):
         raise ValueError(f"pad must be smaller than the image size for reflect padding, got {pad}")
-    gdev = generator.device
+    if draws is None:
+        draws = crop_flip_draws(b, generator=generator, pad=pad, flip=flip, device=images.device)
+    elif (pad > 0 and draws["offsets"].shape != (2, b)) or (flip and draws["coins"].shape != (b,)):
+        raise ValueError(f"draws must hold offsets (2, {b}) and coins ({b},) for a batch of {b} images")
     out = images
     if pad > 0:
-        offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator, device=gdev).to(images.device)
+        offsets = draws["offsets"]
         mode = "constant" if padding_mode == "zeros" else "reflect"
         padded = F.pad(images, (pad, pad, pad, pad), mode=mode)
         rows = (offsets[0][:, None] + torch.arange(h, device=images.device))[:, None, :, None]  # (B, 1, H, 1)
@@ -131,8 +163,7 @@ def random_crop_flip(
         cidx = torch.arange(c, device=images.device)[None, :, None, None]
         out = padded[bidx, cidx, rows, cols]  # (B, C, H, W), contiguous like the input
     if flip:
-        coins = torch.rand(b, generator=generator, device=gdev).to(images.device) < 0.5
-        out = torch.where(coins[:, None, None, None], out.flip(-1), out)
+        out = torch.where(draws["coins"][:, None, None, None], out.flip(-1), out)
     return out
 
 

@@ -9,7 +9,8 @@ set-up is :mod:`sopdeep.train.setup`, the data :mod:`sopdeep.train.data`, the le
 Randomness (no global seeding leaks out of :func:`train`): model initialisation runs inside
 ``torch.random.fork_rng`` seeded with ``config.seed`` (the RNG states are checkpointed);
 u, v are drawn from ``torch.Generator().manual_seed(config.seed)``; the data order and
-augmentation of epoch ``e`` from a CPU generator seeded with ``(config.seed, e)``; label noise
+augmentation of epoch ``e`` from a CPU generator seeded with ``(config.seed, e)`` (the order, then
+the weak view's crop offsets and flip coins of all N samples, once per epoch); label noise
 from ``config.noise_seed``. On the CPU a resumed run is bit-identical to an uninterrupted one.
 """
 
@@ -27,7 +28,7 @@ import torch
 
 from sopdeep import distributed as ddp
 from sopdeep import runs
-from sopdeep.augment import random_crop_flip
+from sopdeep.augment import crop_flip_draws, random_crop_flip
 from sopdeep.config import TrainConfig
 from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
@@ -187,6 +188,10 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
     """
     gen = _epoch_generator(config.seed, epoch)
     order = torch.randperm(data.n, generator=gen).to(run.device)
+    pad = config.crop_pad if run.augment == "crop_flip" else 0
+    # the weak view's offsets and coins of every sample, drawn once per epoch and copied to the
+    # device once: a step only indexes them (no host-to-device copy that would wait on the device)
+    draws = None if run.augment == "none" else crop_flip_draws(data.n, generator=gen, pad=pad, device=run.device)
     sums = {"loss": torch.zeros((), device=run.device, dtype=torch.float64),
             "correct_noisy": torch.zeros((), device=run.device, dtype=torch.int64),
             "correct_clean": torch.zeros((), device=run.device, dtype=torch.int64)}
@@ -196,7 +201,8 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
             group["lr"] = lr * group.get("lr_scale", 1.0)
         idx = ddp.shard(order[run.bounds[step]:run.bounds[step + 1]], run.env)
         raw = data.x_train.index_select(0, idx)
-        weak = _augment(raw, run.augment, gen, pad=config.crop_pad, padding_mode=config.crop_padding)
+        weak = raw if draws is None else random_crop_flip(
+            raw, pad=pad, padding_mode=config.crop_padding, draws={k: v[..., idx] for k, v in draws.items()})
         batch = Batch(indices=idx, images=data.normalize(weak),
                       labels=data.y_train.index_select(0, idx), raw=raw, normalize=data.normalize,
                       mean=data.mean.flatten())
@@ -313,16 +319,6 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
 
 # ------------------------------------------------------------------------------------------------
 # small pieces
-
-
-def _augment(x: torch.Tensor, mode: str, generator: torch.Generator, *, pad: int = 4,
-             padding_mode: str = "zeros") -> torch.Tensor:
-    """The weak view: none, flip only, or crop (``pad`` pixels, ``padding_mode``) + flip, drawn
-    from ``generator``."""
-    if mode == "none":
-        return x
-    return random_crop_flip(x, generator=generator, pad=pad if mode == "crop_flip" else 0,
-                            padding_mode=padding_mode)
 
 
 def _diverged(config, epoch, what) -> NonFiniteLossError:

@@ -182,3 +182,20 @@ def test_torchvision_backend_of_strong_augment_draws_per_sample():
     x = to_float(_one_image_repeated())
     y = strong_augment(x, generator=torch.Generator().manual_seed(1), backend="torchvision", cutout=0)
     assert len({bytes(img.numpy().tobytes()) for img in y}) >= 4
+
+
+def test_given_draws_are_the_generators_draws_and_select_per_sample():
+    from sopdeep.augment import crop_flip_draws
+
+    x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    drawn = random_crop_flip(x, generator=torch.Generator().manual_seed(4), pad=2, padding_mode="reflect")
+    draws = crop_flip_draws(6, generator=torch.Generator().manual_seed(4), pad=2)
+    assert torch.equal(random_crop_flip(x, pad=2, padding_mode="reflect", draws=draws), drawn)
+    # a batch of some samples takes their columns of an epoch's table: image i gets draw i
+    pick = torch.tensor([4, 1])
+    sub = random_crop_flip(x[pick], pad=2, padding_mode="reflect", draws={k: v[..., pick] for k, v in draws.items()})
+    assert torch.equal(sub, drawn[pick])
+    with pytest.raises(ValueError, match="draws must hold"):
+        random_crop_flip(x, pad=2, draws={k: v[..., :3] for k, v in draws.items()})
+    with pytest.raises(ValueError, match="generator"):
+        random_crop_flip(x, pad=2)

@@ -119,12 +119,13 @@ def test_learning_rate_schedules():
 
 def test_weak_view_keeps_the_trainer_draws_crop_offsets_then_coins():
     # resumed runs stay bit-identical only if the draws from the epoch generator keep their
-    # order: b row offsets, b column offsets, then b flip coins
-    from sopdeep.train.loop import _augment
+    # order: after the epoch's permutation, N row offsets, N column offsets, then N flip coins
+    # (one table per epoch, indexed by sample; sopdeep.train.loop.train_one_epoch)
+    from sopdeep.augment import crop_flip_draws, random_crop_flip
 
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
     g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
-    out = _augment(x, "crop_flip", g1)
+    out = random_crop_flip(x, pad=4, draws=crop_flip_draws(2, generator=g1, pad=4))
     dy = torch.randint(0, 9, (2,), generator=g2)
     dx = torch.randint(0, 9, (2,), generator=g2)
     flip = torch.rand(2, generator=g2) < 0.5
@@ -133,10 +134,9 @@ def test_weak_view_keeps_the_trainer_draws_crop_offsets_then_coins():
         ref = padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8]
         assert torch.equal(out[i], ref.flip(2) if flip[i] else ref)
     assert torch.equal(g1.get_state(), g2.get_state())
-    assert torch.equal(_augment(x, "none", g1), x)
     # the layout stays the input's (a permuted view changes the conv kernel's rounding)
     for img in (x, x[:, :1].contiguous()):
-        assert _augment(img, "crop_flip", g1).stride() == img.stride()
+        assert random_crop_flip(img, pad=4, draws=crop_flip_draws(2, generator=g1, pad=4)).stride() == img.stride()
 
 
 def _strict_loads(text):
