@@ -12,6 +12,8 @@ Backends: ``nccl`` on CUDA, ``gloo`` on CPU (tested with 2 processes on CPU).
 
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import dataclass
 
@@ -78,7 +80,7 @@ def shard(indices: torch.Tensor, env: DistEnv) -> torch.Tensor:
 
 
 def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEnv,
-              keys: tuple[str, ...] | None = None) -> None:
+              keys: tuple[str, ...] | None = None, *, batch: torch.Tensor | None = None) -> None:
     """Make every rank's per-sample tables agree after a step that updated ``indices`` locally.
 
     For each tensor ``T`` in ``state`` (rows indexed by sample), gathers ``(indices, T[indices])``
@@ -94,9 +96,17 @@ def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEn
     env : DistEnv
     keys : tuple of str, optional
         The tables to synchronise; default all of ``state``.
+    batch : LongTensor of shape (B,), optional
+        The global batch ``indices`` is this rank's :func:`shard` of, the same on every rank (the
+        trainer's: every rank knows the epoch's order). Then no rank needs another's sizes or
+        indices, and all tables travel in one packed collective (one per dtype) instead of two
+        index gathers and one gather per table.
     """
     keys = tuple(sorted(state)) if keys is None else tuple(keys)
     if not env.enabled or not keys:
+        return
+    if batch is not None:
+        _sync_rows_packed(state, keys, batch, env)
         return
     device = state[keys[0]].device
     idx = indices.to(device)
@@ -118,6 +128,31 @@ def sync_rows(state: dict[str, torch.Tensor], indices: torch.Tensor, env: DistEn
         gathered = [torch.empty_like(rows) for _ in range(env.world_size)]
         dist.all_gather(gathered, rows.contiguous())
         table.index_copy_(0, all_idx, torch.cat([g[:s] for g, s in zip(gathered, sizes)]))
+
+
+def _sync_rows_packed(state, keys, batch, env) -> None:
+    """:func:`sync_rows` for a known global batch: rank r owns ``tensor_split(batch, W)[r]``."""
+    device = state[keys[0]].device
+    batch = batch.to(device)
+    sizes = [part.numel() for part in torch.tensor_split(batch, env.world_size)]  # known to every rank
+    mine, m = torch.tensor_split(batch, env.world_size)[env.rank], max(sizes)
+    by_dtype: dict[torch.dtype, list[str]] = {}
+    for key in keys:
+        by_dtype.setdefault(state[key].dtype, []).append(key)
+    for dtype, group in by_dtype.items():
+        # this rank's rows of every table of the group side by side: (b, sum of row sizes)
+        rows = torch.cat([state[key].index_select(0, mine).reshape(mine.numel(), -1) for key in group], dim=1)
+        if rows.shape[0] < m:
+            rows = torch.cat([rows, rows.new_zeros((m - rows.shape[0], rows.shape[1]))])
+        gathered = [torch.empty_like(rows) for _ in range(env.world_size)]
+        dist.all_gather(gathered, rows.contiguous())
+        every = torch.cat([g[:s] for g, s in zip(gathered, sizes)])  # rows of batch, in its order
+        start = 0
+        for key in group:
+            table = state[key]
+            width = math.prod(table.shape[1:])  # 1 for a table of scalars (N,)
+            table.index_copy_(0, batch, every[:, start:start + width].reshape((batch.numel(),) + table.shape[1:]))
+            start += width
 
 
 def wrap_model(model: torch.nn.Module, env: DistEnv, *, device: torch.device, sync_bn: bool = False):

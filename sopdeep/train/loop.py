@@ -199,7 +199,8 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
         lr = learning_rate(config, epoch * run.steps_per_epoch + step, run.steps_per_epoch)
         for group in run.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        idx = ddp.shard(order[run.bounds[step]:run.bounds[step + 1]], run.env)
+        global_batch = order[run.bounds[step]:run.bounds[step + 1]]
+        idx = ddp.shard(global_batch, run.env)
         raw = data.x_train.index_select(0, idx)
         weak = raw if draws is None else random_crop_flip(
             raw, pad=pad, padding_mode=config.crop_padding, draws={k: v[..., idx] for k, v in draws.items()})
@@ -221,7 +222,8 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
             sums[f"term_{name}"] = sums.get(f"term_{name}", 0.0) + value.double() * bsz
         logits = out.logits.detach().float()
         label_prob.index_copy_(0, idx, torch.softmax(logits, 1).gather(1, batch.labels[:, None])[:, 0])
-        ddp.sync_rows({**run.state, "label_prob": label_prob}, idx, run.env)  # rows other ranks updated
+        # rows other ranks updated: one packed collective, as every rank knows the global batch
+        ddp.sync_rows({**run.state, "label_prob": label_prob}, idx, run.env, batch=global_batch)
         pred = logits.argmax(1)
         sums["correct_noisy"] += (pred == batch.labels).sum()
         sums["correct_clean"] += (pred == data.clean_train.index_select(0, idx)).sum()

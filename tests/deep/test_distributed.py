@@ -19,28 +19,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _sync_worker(rank, world, port, out_dir):
+def _sync_worker(rank, world, port, out_dir, packed):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     from sopdeep.distributed import cleanup, init_from_env
 
     env = init_from_env("cpu")
     n, k = 11, 3
-    state = {"u": torch.zeros(n, 1), "v": torch.zeros(n, k)}
+    # u (N, 1), v (N, K), a table of scalars and one of another dtype: two packed groups
+    state = {"u": torch.zeros(n, 1), "v": torch.zeros(n, k), "p": torch.zeros(n), "c": torch.zeros(n, 2).long()}
     # two steps; the second global batch is short and splits unevenly (sizes 2 and 1)
     for step, batch in enumerate([torch.tensor([7, 2, 9, 0, 4]), torch.tensor([1, 10, 3])]):
         mine = shard(batch, env)
         # the local update: a value identifying (rank, step, row), written only to my rows
-        state["u"].index_copy_(0, mine, (100 * rank + 10 * step + mine).float()[:, None])
-        state["v"].index_copy_(0, mine, (100 * rank + 10 * step + mine).float()[:, None].repeat(1, k) + 0.5)
-        sync_rows(state, mine, env)
+        tag = (100 * rank + 10 * step + mine).float()
+        state["u"].index_copy_(0, mine, tag[:, None])
+        state["v"].index_copy_(0, mine, tag[:, None].repeat(1, k) + 0.5)
+        state["p"].index_copy_(0, mine, tag + 0.25)
+        state["c"].index_copy_(0, mine, tag.long()[:, None].repeat(1, 2) * torch.tensor([1, -1]))
+        sync_rows(state, mine, env, batch=batch if packed else None)
     torch.save(state, os.path.join(out_dir, f"state{rank}.pt"))
     cleanup(env)
 
 
-def test_sync_rows_each_row_written_once_by_its_owner(tmp_path):
+@pytest.mark.parametrize("packed", [False, True])
+def test_sync_rows_each_row_written_once_by_its_owner(tmp_path, packed):
     world, port = 2, _free_port()
-    mp.start_processes(_sync_worker, args=(world, port, str(tmp_path)), nprocs=world, start_method="spawn")
+    mp.start_processes(_sync_worker, args=(world, port, str(tmp_path), packed), nprocs=world, start_method="spawn")
     s0 = torch.load(tmp_path / "state0.pt", weights_only=True)
     s1 = torch.load(tmp_path / "state1.pt", weights_only=True)
     for key in ("u", "v"):
@@ -52,7 +57,12 @@ def test_sync_rows_each_row_written_once_by_its_owner(tmp_path):
         for r in rows:
             expected[r] = 100 * rank + 10 * step + r
     assert torch.equal(s0["u"][:, 0], expected)
-    assert torch.equal(s0["v"], expected[:, None].repeat(1, 3) + torch.where(expected[:, None] > 0, 0.5, 0.0))
+    written = expected > 0  # row 0 was written by rank 1 in step 0 with tag 100
+    assert torch.equal(s0["v"], expected[:, None].repeat(1, 3) + torch.where(written[:, None], 0.5, 0.0))
+    assert torch.equal(s0["p"], expected + torch.where(written, 0.25, 0.0))
+    assert torch.equal(s0["c"], expected.long()[:, None].repeat(1, 2) * torch.tensor([1, -1]))
+    for key in ("p", "c"):
+        assert torch.equal(s0[key], s1[key])
 
 
 def test_shard_partitions_the_batch():
