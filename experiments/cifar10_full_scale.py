@@ -160,12 +160,21 @@ def write_results(rows: list[dict], results: Path, args, alpha: float) -> None:
             f"{_fmt(r['best_test_acc'])} ({r['best_epoch']}) | {_fmt(r['final_test_acc'])} | "
             f"{_fmt(r['final_train_acc_noisy'])} | {_fmt(r['clean_fraction'], 3)} | {_fmt(r['issues_auroc'], 3)} | "
             f"{_fmt(r['issues_precision'], 3)} | {_fmt(r['issues_recall'], 3)} | {_fmt(r['wall_time_s'], 0)} |")
-    command = ("python experiments/cifar10_full_scale.py --data-dir ../shared/data --out runs/full_scale "
-               "--cache-dir runs/cache --results experiments/results/cifar10_full_scale")
-    if args.epochs != 10:
-        command += f" --epochs {args.epochs}"
-    lines += ["", f"Command: `{command}`"]
+    lines += ["", f"Command: `{command_of(args)}`"]
     atomic_write_bytes(results / "results.md", ("\n".join(lines) + "\n").encode())
+
+
+def command_of(args) -> str:
+    """The command line that makes this table (the arguments as given; defaults left out)."""
+    command = (f"python experiments/cifar10_full_scale.py --data-dir {args.data_dir} --out {args.out} "
+               f"--cache-dir {args.cache_dir}")
+    if args.results:
+        command += f" --results {args.results}"
+    for flag, value, default in (("--epochs", args.epochs, 10), ("--seeds", args.seeds, 2),
+                                 ("--settings", args.settings, None), ("--methods", args.methods, ",".join(METHODS))):
+        if value != default:
+            command += f" {flag} {value}"
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
