@@ -371,9 +371,9 @@ def _detection(config, data: TrainingData, scores: torch.Tensor | None, *, prefi
 
 
 def _epoch_line(config, row: dict[str, Any]) -> str:
-    """``epoch 3/40  loss 0.812  train acc 0.640 (noisy labels)  test acc 0.801  12.3 s``."""
+    """``epoch 3/40  loss 0.812  train acc 0.640 (given labels)  test acc 0.801  12.3 s``."""
     return (f"epoch {row['epoch']}/{config.epochs}  loss {row['train_loss']:.4f}  train acc "
-            f"{row['train_acc_noisy']:.3f} (noisy labels)  test acc {row['test_acc']:.3f}  {row['epoch_time']:.1f} s")
+            f"{row['train_acc_noisy']:.3f} (given labels)  test acc {row['test_acc']:.3f}  {row['epoch_time']:.1f} s")
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:

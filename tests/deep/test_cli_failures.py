@@ -383,3 +383,13 @@ def test_subprocess_resume_without_saved_run(tmp_path):
     done = _sop_train(["--out", "never", "--resume"], tmp_path)
     assert done.returncode == EXIT_USAGE and done.stderr.count("\n") == 1
     assert "never does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_no_progress_prints_one_line_per_epoch(tmp_path, capsys):
+    import re
+
+    args = ["--dataset", "synthetic", "--arch", "mlp", "--epochs", "2", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    pattern = r"epoch {}/2  loss \d+\.\d{{4}}  train acc \d\.\d{{3}} \(given labels\)  test acc \d\.\d{{3}}  \d+\.\d s"
+    assert [bool(re.fullmatch(pattern.format(e), line)) for e, line in zip((1, 2), lines)] == [True, True], lines
