@@ -103,6 +103,7 @@ class SOPPlus(SOP):
             raise ValueError("strong_policy='autoaugment_authors' runs per sample on the CPU; use "
                              "strong_backend='torchvision'")
         self._fill = None  # the Cutout fill per channel, read from the first batch (one host copy per run)
+        self._stats = None  # the CIFAR-10 constants on the device, for strong_stats="cifar10"
 
     def state_dict(self):
         return {"generator": self.generator.get_state()}
@@ -132,11 +133,18 @@ class SOPPlus(SOP):
                                    cutout=cutout, backend="kornia")
                 x = x.mul_(255.0).round_().to(torch.uint8)
             if self.stats == "cifar10":  # the authors' CIFAR-100 loader: CIFAR-10 constants on the strong view
-                mean, std = (torch.tensor(s, device=x.device).mul(255.0).view(1, -1, 1, 1) for s in _CIFAR10_STATS)
+                mean, std = self._cifar10_stats(x.device)
                 strong = ((x.float() - mean) / std).contiguous(memory_format=_memory_format(batch.images))
             else:  # uint8, so the trainer's own normalisation (and dtype / channels_last) applies
                 strong = batch.normalize(x)
         return strong.to(dtype=batch.images.dtype)
+
+    def _cifar10_stats(self, device):
+        """The CIFAR-10 (mean, std) in pixels as (1, 3, 1, 1) tensors on ``device``, built once per
+        run (not a host-to-device copy per step)."""
+        if self._stats is None or self._stats[0].device != device:
+            self._stats = tuple(torch.tensor(s, device=device).mul(255.0).view(1, -1, 1, 1) for s in _CIFAR10_STATS)
+        return self._stats
 
     def _cutout_fill(self, batch):
         """The Cutout fill: the strong view's normalisation mean in pixels (the authors fill 0 after
