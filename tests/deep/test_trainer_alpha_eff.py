@@ -5,8 +5,8 @@ batch-mean loss for θ, per-sample u, v steps of α·τ (``SOP.after_backward``:
 gradient, :func:`~sopdeep.sop_loss.uv_step_size`, :func:`~sopdeep.sop_loss.sgd_step`) — runs the
 flow (16) on the summed loss with the ratio ``α_eff = α·B·(1 − β)``, not α. Here the real method
 object steps u, v, θ's optimiser is built with ``train/setup.py``'s arguments and τ comes from
-``train.learning_rate``; only the loss (the squared loss of (14) instead of SOP's cross-entropy) and
-the ten-line batch loop are written out, since the trainer's loop feeds images to a network.
+``train.learning_rate``, all through :func:`sopdeep.squared_sop.train_squared_sop` (only the loss,
+the squared loss of (14) instead of SOP's cross-entropy, and the batch loop are its own).
 """
 
 import numpy as np
@@ -14,8 +14,7 @@ import torch
 
 from soptheory import flow_limit, make_problem
 from sopdeep.config import TrainConfig
-from sopdeep.methods import Batch, StepOutput, get_method
-from sopdeep.train import learning_rate
+from sopdeep.squared_sop import train_squared_sop
 
 GAMMA = 1e-3  # the theory's u0 = v0 = γ·1 (a constant start; docs/bridge.md maps a Gaussian one)
 
@@ -24,36 +23,11 @@ def _run_trainer(prob, *, alpha, batch_size, momentum, lr, epochs, seed=0):
     """(θ, s) after ``epochs`` passes of the trainer's optimiser over the rows of J."""
     config = TrainConfig(method="sop", alpha_u=alpha, alpha_v=alpha, project_uv=False, batch_size=batch_size,
                          momentum=momentum, lr=lr, schedule="constant", weight_decay=0.0)
-    method = get_method(config)
     J, y = torch.tensor(prob.J), torch.tensor(prob.y)
-    n, p = J.shape
-    theta = torch.zeros(p, dtype=torch.float64, requires_grad=True)  # the linear "network": f(x_i) = J_i θ
-    state = {"u": torch.full((n, 1), GAMMA, dtype=torch.float64), "v": torch.full((n, 1), GAMMA, dtype=torch.float64)}
-    # as train/setup.py builds it (one θ group, torch's default dampening 0)
-    opt = torch.optim.SGD([{"params": [theta], "weight_decay": config.weight_decay}], lr=config.lr,
-                          momentum=config.momentum, nesterov=config.nesterov)
-    gen = torch.Generator().manual_seed(seed)
-    steps_per_epoch = -(-n // batch_size)
-    step = 0
-    for _ in range(epochs):
-        for idx in torch.randperm(n, generator=gen).split(batch_size):
-            tau = learning_rate(config, step, steps_per_epoch)
-            for group in opt.param_groups:
-                group["lr"] = tau
-            u_rows = state["u"].index_select(0, idx).requires_grad_(True)
-            v_rows = state["v"].index_select(0, idx).requires_grad_(True)
-            r = J[idx] @ theta + u_rows[:, 0] ** 2 - v_rows[:, 0] ** 2 - y[idx]
-            loss = 0.5 * r.square().mean()  # (14) per sample, a batch mean as SOP.batch_loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            batch = Batch(indices=idx, images=J[idx], labels=torch.zeros(idx.numel(), dtype=torch.long), raw=J[idx],
-                          normalize=lambda x: x)
-            method.after_backward(batch, StepOutput(loss=loss, logits=r, ctx={"u_rows": u_rows, "v_rows": v_rows}),
-                                  state, tau)
-            step += 1
-    s = (state["u"].square() - state["v"].square())[:, 0]
-    return theta.detach().numpy(), s.numpy()
+    net = torch.nn.Linear(J.shape[1], 1, bias=False).double()  # the linear "network": f(x_i) = J_i θ
+    torch.nn.init.zeros_(net.weight)
+    result = train_squared_sop(net, J, y, config, gamma=GAMMA, epochs=epochs, seed=seed)
+    return net.weight.detach().numpy()[0], result.s
 
 
 def _rel(a, b):
