@@ -3,7 +3,7 @@
 All variants are timed in one process, interleaved round by round, so a noisy shared machine
 affects them alike: read the ratios, not the absolute img/s. With ``--fast-recipe ROOT`` it then
 trains the ``fast-cifar10`` preset on the CIFAR-10 JPEG export at ``ROOT`` (all 50k/10k images,
-``--fast-epochs`` epochs) and prints its test accuracy and wall time. Examples::
+``--fast-epochs`` epochs, default the preset's) and prints its test accuracy and wall time. Examples::
 
     python benchmarks/bench_throughput.py --arch cnn preact18 fast --batch-size 256 --steps 4
     python benchmarks/bench_throughput.py --arch fast --fast-recipe ../shared/data/cifar10-jpeg \
@@ -56,14 +56,15 @@ def bench(arch: str, batch_size: int, steps: int, rounds: int) -> dict[str, floa
     return {name: batch_size / statistics.median(ts) for name, ts in times.items()}
 
 
-def fast_recipe(root: str, cache: str, out: str, epochs: int) -> dict:
+def fast_recipe(root: str, cache: str, out: str, epochs: int | None) -> dict:
     """Train the ``fast-cifar10`` preset on the JPEG export at ``root``; its summary.json."""
     from sopdeep.config import TrainConfig
     from sopdeep.presets import PRESETS
     from sopdeep.train import train
 
-    config = TrainConfig(**{**PRESETS["fast-cifar10"], "dataset": "cifar10-jpeg", "data_root": root,
-                            "cache_path": cache, "out": out, "epochs": epochs, "progress": False})
+    preset = PRESETS["fast-cifar10"]
+    config = TrainConfig(**{**preset, "dataset": "cifar10-jpeg", "data_root": root, "cache_path": cache,
+                            "out": out, "epochs": epochs or preset["epochs"], "progress": False})
     result = train(config)
     return result.summary
 
@@ -77,7 +78,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     p.add_argument("--fast-recipe", metavar="ROOT", default=None,
                    help="also train fast-cifar10 on the CIFAR-10 JPEG export at ROOT (minutes)")
-    p.add_argument("--fast-epochs", type=int, default=10)
+    p.add_argument("--fast-epochs", type=int, default=None, help="epochs of the fast recipe (default: the preset's)")
     p.add_argument("--cache", default="runs/cache/cifar10_jpeg.npz", help="decoded npz of the JPEG export")
     p.add_argument("--out", default="runs/bench_fast", help="run folder of the fast recipe (overwritten)")
     args = p.parse_args(argv)
@@ -92,7 +93,7 @@ def main(argv=None) -> None:
               + f"{r['bf16'] / r['fp32']:>11.2f}{r['bf16+cl'] / r['fp32']:>10.2f}")
     if args.fast_recipe:
         s = fast_recipe(args.fast_recipe, args.cache, args.out, args.fast_epochs)
-        print(f"fast-cifar10, {args.fast_epochs} epochs, {s['precision']}, {s['threads']} threads: test acc "
+        print(f"fast-cifar10, {s['epochs']} epochs, {s['precision']}, {s['threads']} threads: test acc "
               f"{s['final_test_acc']:.4f} (best {s['best_test_acc']:.4f}), wall {s['wall_time_s']:.0f} s "
               f"(training {s['train_time_s']:.0f} s)")
 

@@ -72,8 +72,8 @@ def run_configs(args) -> list[tuple[str, int, str, "TrainConfig"]]:  # noqa: F82
     from sopdeep.presets import PRESETS
 
     data_dir = Path(args.data_dir).expanduser().resolve()
-    # the clean recipe less its label smoothing and its noise (each run sets its own)
-    recipe = {k: v for k, v in PRESETS["fast-cifar10"].items() if k not in ("label_smoothing", "noise", "method")}
+    # the noisy presets' recipe (the clean one less its label smoothing and airbench's other switches)
+    recipe = {k: v for k, v in PRESETS["fast-cifar10-ce-sym40"].items() if k not in ("noise", "noise_rate", "method")}
     recipe.update(dataset="cifar10-jpeg", data_root=str(data_dir / "cifar10-jpeg"),
                   cache_path=str(Path(args.cache_dir).expanduser() / "cifar10_jpeg.npz"),
                   epochs=args.epochs, device=args.device, progress=not args.no_progress)

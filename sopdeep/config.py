@@ -90,6 +90,9 @@ class TrainConfig:
     crop_pad: int = option(4, "padding of the random crop of the crop_flip view, pixels per side", low=0)
     crop_padding: str = option("zeros", "padding of the random crop: zeros (A.4) or reflect (airbench)",
                                choices=("zeros", "reflect"))
+    flip: str = option("random", "horizontal flip of the weak view: random (a coin per sample and epoch) or "
+                                 "alternate (airbench: epoch 1's coins, every image mirrored again on each "
+                                 "even epoch)", choices=("random", "alternate"))
     normalization: str = option("dataset", "dataset: the training set's channel statistics; fixed: the authors' "
                                            "constants", choices=("dataset", "fixed"))
     # network and optimiser of θ
@@ -112,6 +115,11 @@ class TrainConfig:
     lr_start: float = option(0.0, "first lr of triangle", low=0.0)
     warmup_fraction: float = option(0.23, "triangle: fraction of the steps spent rising to lr", low=0.0,
                                     high=1.0, high_open=True)
+    lookahead: int = option(0, "every k steps move a slow copy of theta and the BatchNorm statistics toward "
+                               "the network by 1 - 0.95^k (t/T)^3 and restart the network from it; the run ends "
+                               "on the slow copy (airbench: 5); 0: off", low=0)
+    stem_bias_epochs: int = option(0, "arch fast: epochs the whitening stem's bias trains before it is frozen "
+                                      "(airbench: 3); 0: it trains throughout", low=0)
     bias_lr_scale: float = option(1.0, "lr factor of the BatchNorm parameters (airbench: 64); their weight "
                                        "decay per step stays that of the other weights", low=0.0, low_open=True)
     # method (its own options: config.options)
@@ -130,8 +138,12 @@ class TrainConfig:
     out: str = option("runs/default", "run folder")
     eval_batch_size: int = option(1024, "batch size of evaluation", low=1)
     tta: str = option("none", "test-time augmentation of every evaluation (test accuracy, final predictions): "
-                              "none, or flip (the mean of the logits of x and of its mirror image)",
-                      choices=("none", "flip"))
+                              "none; flip (the mean of the logits of x and of its mirror image); flip_translate "
+                              "(airbench: half flip, half the flip of x shifted one pixel up-left and down-right)",
+                      choices=("none", "flip", "flip_translate"))
+    tta_on: str = option("every_evaluation", "where tta applies: every_evaluation, or last_test (airbench: the "
+                                            "last epoch's test accuracy only; the rest un-augmented, 6x cheaper "
+                                            "with flip_translate)", choices=("every_evaluation", "last_test"))
     progress: bool = option(True, "progress bar")
     checkpoint: bool = option(True, "write a checkpoint every epoch")
     options: Any = field(default=None)
@@ -205,6 +217,8 @@ class TrainConfig:
             # the user asked for a rate: adding no noise without a word would hide that
             raise ValueError(f"noise_rate={self.noise_rate} has no effect: noise='auto' adds no synthetic noise "
                              f"to the user's dataset {self.dataset!r}; set noise='sym' (or another kind) to add it")
+        if self.stem_bias_epochs and self.arch != "fast":
+            raise ValueError(f"stem_bias_epochs applies to arch 'fast' only (its whitening stem), got arch={self.arch!r}")
         if self.lr_start > self.lr:
             raise ValueError(f"lr_start must be <= lr, got lr_start={self.lr_start}, lr={self.lr}")
         if self.lr_min > self.lr:

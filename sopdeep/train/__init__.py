@@ -1,6 +1,8 @@
 """Training: :func:`train` (``train(config) -> TrainResult``) and the pieces it is made of.
 
-* :mod:`~sopdeep.train.loop`: :func:`train`, :func:`train_one_epoch`, evaluation and the finish;
+* :mod:`~sopdeep.train.loop`: :func:`train`, :func:`train_one_epoch`, evaluation (:func:`tta_logits`)
+  and the finish;
+* :mod:`~sopdeep.train.lookahead`: airbench's lookahead on the network's weights;
 * :mod:`~sopdeep.train.setup`: the run built in one place (:class:`RunState`: device, precision,
   network, optimiser, method), :func:`make_model`, :func:`check_names`;
 * :mod:`~sopdeep.train.data`: :func:`load_data` (dataset and label noise) and :func:`training_data`
@@ -9,9 +11,9 @@
 """
 
 from sopdeep.train.data import TrainingData, load_data, training_data
-from sopdeep.train.loop import NonFiniteLossError, TrainResult, train, train_one_epoch
+from sopdeep.train.loop import NonFiniteLossError, TrainResult, tta_logits, train, train_one_epoch
 from sopdeep.train.schedule import learning_rate
 from sopdeep.train.setup import RunState, check_names, make_model
 
-__all__ = ["train", "TrainResult", "train_one_epoch", "learning_rate", "load_data", "training_data", "make_model",
-           "NonFiniteLossError", "check_names", "TrainingData", "RunState"]
+__all__ = ["train", "TrainResult", "train_one_epoch", "tta_logits", "learning_rate", "load_data", "training_data",
+           "make_model", "NonFiniteLossError", "check_names", "TrainingData", "RunState"]

@@ -34,10 +34,11 @@ from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch
 from sopdeep.train.data import TrainingData, applied_noise, load_data, to_device
+from sopdeep.train.lookahead import lookahead_decay, lookahead_step_
 from sopdeep.train.schedule import learning_rate
 from sopdeep.train.setup import RunState, build_run, check_names, resolve_device
 
-__all__ = ["train", "train_one_epoch", "TrainResult", "NonFiniteLossError"]
+__all__ = ["train", "train_one_epoch", "tta_logits", "TrainResult", "NonFiniteLossError"]
 
 NonFiniteLossError = runs.NonFiniteLossError  # re-exported: the run's exceptions live in sopdeep.runs
 
@@ -148,7 +149,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
         runs.check_fingerprint(ckpt, fingerprint, folder)
         history, start_epoch = runs.restore_checkpoint(
             ckpt, model=run.model, optimizer=run.optimizer, scaler=run.scaler, state=run.state,
-            method=run.method, device=device)
+            method=run.method, device=device, lookahead=run.lookahead)
     if env.is_main:  # the run starts: only now is anything written into the folder
         runs.write_config(folder, config)
     progress = _progress_bar(config, env, run.steps_per_epoch, start_epoch)
@@ -165,7 +166,8 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
             runs.write_checkpoint(folder, epoch=epoch + 1, config=config, history=history, model=run.model,
                                   optimizer=run.optimizer, scaler=run.scaler, state=run.state,
                                   method_state=run.method.state_dict(), device=device,
-                                  data_fingerprint=fingerprint, network=data.network_inputs())
+                                  data_fingerprint=fingerprint, network=data.network_inputs(),
+                                  lookahead=run.lookahead)
         if env.is_main:
             runs.write_metrics(folder, history)
         if progress is not None:
@@ -192,6 +194,10 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
     # the weak view's offsets and coins of every sample, drawn once per epoch and copied to the
     # device once: a step only indexes them (no host-to-device copy that would wait on the device)
     draws = None if run.augment == "none" else crop_flip_draws(data.n, generator=gen, pad=pad, device=run.device)
+    if draws is not None and config.flip == "alternate":
+        draws["coins"] = _first_epoch_coins(config.seed, data.n, pad, run.device) ^ bool(epoch % 2)
+    total_steps = config.epochs * run.steps_per_epoch
+    stem_bias = _frozen_stem_bias(config, run.model, epoch)
     sums = {"loss": torch.zeros((), device=run.device, dtype=torch.float64),
             "correct_noisy": torch.zeros((), device=run.device, dtype=torch.int64),
             "correct_clean": torch.zeros((), device=run.device, dtype=torch.int64)}
@@ -212,10 +218,18 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
         loss = callbacks["loss"](epoch, step, out.loss) if "loss" in callbacks else out.loss
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
+        if stem_bias is not None:  # frozen: SGD skips a parameter without a gradient (no decay, no momentum)
+            stem_bias.grad = None
         run.scaler.step(run.optimizer)
         grad_scale = float(run.scaler.get_scale()) if run.scaler.is_enabled() else 1.0
         run.scaler.update()
         run.method.after_backward(batch, out, run.state, lr, grad_scale)
+        if run.lookahead is not None:
+            done = epoch * run.steps_per_epoch + step + 1
+            if done % config.lookahead == 0:
+                lookahead_step_(run.lookahead, run.model, lookahead_decay(done, total_steps, config.lookahead))
+            if done == total_steps:  # the run ends on the slow copy
+                lookahead_step_(run.lookahead, run.model, 1.0)
         bsz = idx.numel()
         sums["loss"] += loss.detach().double() * bsz
         for name, value in out.terms.items():
@@ -246,7 +260,8 @@ def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[
         raise _diverged(config, epoch, f"non-finite training loss ({train_loss})")
     try:
         test_correct = sum(int((logits.argmax(1) == y).sum())
-                           for _, logits, y in _predict(config, run, data, data.x_test, data.y_test))
+                           for _, logits, y in _predict(config, run, data, data.x_test, data.y_test,
+                                                        tta=_tta_of(config, last=epoch + 1 == config.epochs)))
     except NonFiniteLossError:
         # the loss can stay finite while the logits overflow (--lr 1e12): the same divergence
         if progress is not None:
@@ -338,9 +353,16 @@ def _diverged(config, epoch, what) -> NonFiniteLossError:
         "or start a new run in another out folder with a lower lr, alpha_u or alpha_v.")
 
 
+def _tta_of(config, *, last: bool = False) -> str:
+    """The test-time augmentation of an evaluation: ``config.tta`` on every one, or with
+    ``tta_on="last_test"`` on the last epoch's test accuracy only."""
+    return config.tta if config.tta_on == "every_evaluation" or last else "none"
+
+
 @torch.no_grad()
-def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels: torch.Tensor):
-    """Yield (indices, float32 logits, labels) over ``x`` in eval mode, un-augmented.
+def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels: torch.Tensor, *, tta=None):
+    """Yield (indices, float32 logits, labels) over ``x`` in eval mode, un-augmented but for the
+    test-time augmentation ``tta`` (None: :func:`_tta_of`).
 
     Non-finite logits (a diverged network) raise :class:`NonFiniteLossError`: nothing downstream
     (accuracy, probabilities, label issues) means anything on them.
@@ -349,15 +371,53 @@ def _predict(config, run: RunState, data: TrainingData, x: torch.Tensor, labels:
     for lo in range(0, x.shape[0], config.eval_batch_size):
         idx = torch.arange(lo, min(lo + config.eval_batch_size, x.shape[0]), device=run.device)
         with run.autocast():
-            images = data.normalize(x[idx])
-            logits = run.net(images).float()
-            if config.tta == "flip":  # the mean of the logits of x and of its mirror image
-                logits = 0.5 * (logits + run.net(images.flip(-1)).float())
+            logits = tta_logits(run.net, data.normalize(x[idx]), _tta_of(config) if tta is None else tta)
         if not bool(torch.isfinite(logits).all()):   # one sync per evaluation batch
             run.model.train()
             raise _diverged(config, None, "non-finite network outputs (logits)")
         yield idx, logits, labels[idx]
     run.model.train()
+
+
+def tta_logits(net, images: torch.Tensor, tta: str) -> torch.Tensor:
+    """float32 logits of ``images`` (B, C, H, W) under the test-time augmentation ``tta``.
+
+    ``none``: ``f(x)``; ``flip``: ``(f(x) + f(x̄)) / 2``, x̄ the mirror image; ``flip_translate``
+    (airbench's level 2): ``m(x) / 2 + (m(x↖) + m(x↘)) / 4``, m the flip mean and x↖, x↘ the image
+    shifted by one pixel up-left and down-right (reflect padding).
+
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))
+    >>> tta_logits(net, torch.zeros(3, 1, 3, 4), "flip_translate").shape
+    torch.Size([3, 2])
+    """
+    def mirrored(x):  # the mean of the logits of x and of its mirror image
+        return 0.5 * (net(x).float() + net(x.flip(-1)).float())
+
+    if tta not in ("none", "flip", "flip_translate"):
+        raise ValueError(f"tta must be none, flip or flip_translate, got {tta!r}")
+    if tta == "none":
+        return net(images).float()
+    if tta == "flip":
+        return mirrored(images)
+    # flip_translate (airbench): half the flip view, a quarter each of x shifted by one pixel
+    # up-left and down-right (reflect padding)
+    h, w = images.shape[-2:]
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
+    return 0.5 * mirrored(images) + 0.25 * (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:]))
+
+
+def _first_epoch_coins(seed: int, n: int, pad: int, device) -> torch.Tensor:
+    """The flip coins of epoch 1 (as :func:`train_one_epoch` drew them): the alternating flip's base."""
+    gen = _epoch_generator(seed, 0)
+    torch.randperm(n, generator=gen)  # the epoch's order comes first in its generator
+    return crop_flip_draws(n, generator=gen, pad=pad, device=device)["coins"]
+
+
+def _frozen_stem_bias(config, model, epoch: int):
+    """The fast net's whitening-stem bias when ``stem_bias_epochs`` have passed (frozen), else None."""
+    if config.stem_bias_epochs and epoch >= config.stem_bias_epochs:
+        return model.whiten.bias
+    return None
 
 
 def _detection(config, data: TrainingData, scores: torch.Tensor | None, *, prefix: str) -> dict[str, float]:

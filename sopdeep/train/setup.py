@@ -20,6 +20,7 @@ from sopdeep.fast_net import FastNet, init_whitening
 from sopdeep.methods import get_method
 from sopdeep.models import ARCHITECTURES, build_model
 from sopdeep.train.data import TrainingData
+from sopdeep.train.lookahead import init_lookahead
 
 __all__ = ["RunState", "apply_threads", "build_run", "check_names", "cpu_supports_bf16", "make_model",
            "precision_name", "resolve_device", "theta_groups"]
@@ -146,6 +147,7 @@ class RunState:
     augment: str  # "none", "flip" or "crop_flip"
     bounds: list[int]  # batch boundaries in the epoch's order
     threads: int = 0  # torch's CPU threads in use (recorded in summary.json)
+    lookahead: dict[str, torch.Tensor] | None = None  # the slow copy of config.lookahead (None: off)
 
     @property
     def precision(self) -> str:
@@ -184,4 +186,4 @@ def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device:
     return RunState(model=model, net=torch.compile(net) if config.compile else net, optimizer=optimizer,
                     scaler=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
                     method=method, state=state, env=env, device=device, augment=augment, bounds=bounds,
-                    threads=threads)
+                    threads=threads, lookahead=init_lookahead(model) if config.lookahead else None)

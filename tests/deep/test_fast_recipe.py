@@ -162,3 +162,143 @@ def test_fast_arch_trains_with_whitened_stem_and_flip_tta(tmp_path):
         logits = 0.5 * (net(xt) + net(xt.flip(-1)))
     acc = float((logits.argmax(1) == torch.tensor(data.y_test)).double().mean())
     assert result.summary["final_test_acc"] == pytest.approx(acc, abs=1.5 / len(xt))
+
+
+# ------------------------------------------------------------------------------------------------
+# airbench's other switches: lookahead, the stem bias freeze, the alternating flip, translate TTA
+
+
+def test_lookahead_step_is_the_lerp_then_restart_of_every_float_entry():
+    from sopdeep.train.lookahead import init_lookahead, lookahead_decay, lookahead_step_
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    net(torch.randn(8, 3))  # running statistics move off their start
+    slow = init_lookahead(net)
+    phi = {k: v.double().numpy().copy() for k, v in slow.items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    net(torch.randn(8, 3))
+    w = {k: v.double().numpy().copy() for k, v in net.state_dict().items() if v.is_floating_point()}
+    decay = lookahead_decay(30, 40, 5)
+    assert decay == pytest.approx(0.95 ** 5 * (30 / 40) ** 3, rel=1e-15)
+    lookahead_step_(slow, net, decay)
+    assert "num_batches_tracked" not in slow  # the integer counter is left alone
+    for key, value in net.state_dict().items():
+        if key in phi:
+            expected = decay * phi[key] + (1 - decay) * w[key]  # numpy, float64
+            np.testing.assert_allclose(value.numpy(), expected, rtol=FP32_RTOL, atol=FP32_RTOL)
+            assert torch.equal(value, slow[key])  # the network restarts from the slow copy
+    with pytest.raises(ValueError, match="decay"):
+        lookahead_step_(slow, net, 1.5)
+
+
+def test_trainer_applies_lookahead_every_k_steps_and_ends_on_the_slow_copy(tmp_path, monkeypatch):
+    import sopdeep.train.loop as loop
+
+    calls = []
+    real = loop.lookahead_step_
+
+    def recording(slow, model, decay):
+        calls.append(decay)
+        real(slow, model, decay)
+
+    monkeypatch.setattr(loop, "lookahead_step_", recording)
+    config, _ = _fast_run(tmp_path, lookahead=2, epochs=3)  # 96 samples / 32 = 3 steps per epoch, T = 9
+    train(config)
+    expected = [0.95 ** 2 * (t / 9) ** 3 for t in (2, 4, 6, 8)] + [1.0]
+    assert calls == pytest.approx(expected, rel=1e-15)
+
+
+def _interrupt_after_first_epoch(epoch, row):
+    if epoch == 0:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("switches", [dict(lookahead=2), dict(flip="alternate", stem_bias_epochs=1)])
+def test_resume_with_the_airbench_switches_is_bit_identical(tmp_path, switches):
+    config, _ = _fast_run(tmp_path, epochs=3, **switches)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks={"epoch": _interrupt_after_first_epoch})
+    resumed = train(config, resume=True)
+    straight = train(config.replace(out=str(tmp_path / "straight")))
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert [r["test_acc"] for r in straight.history] == [r["test_acc"] for r in resumed.history]
+
+
+def test_stem_bias_stops_training_after_its_epochs(tmp_path):
+    # a constant lr: the first epoch is the same whatever the number of epochs
+    one, _ = _fast_run(tmp_path, epochs=1, schedule="constant", out=str(tmp_path / "one"))
+    three, _ = _fast_run(tmp_path, epochs=3, schedule="constant", stem_bias_epochs=1, out=str(tmp_path / "three"))
+    a, b = train(one).model, train(three).model
+    assert torch.equal(a.whiten.bias, b.whiten.bias)  # frozen after epoch 1: no step, no decay
+    assert float(a.whiten.bias.detach().abs().max()) > 0  # it did train in epoch 1 (from zeros)
+    assert not torch.equal(a.linear.weight, b.linear.weight)  # the rest trained on
+    with pytest.raises(ValueError, match="arch 'fast'"):
+        TrainConfig(arch="cnn", stem_bias_epochs=3)
+
+
+def test_alternating_flip_mirrors_every_image_again_on_even_epochs(tmp_path, monkeypatch):
+    import sopdeep.train.loop as loop
+
+    flipped = []  # per epoch, per sample: was its view the mirror image? (one step = one epoch)
+    real = loop.Batch
+
+    def recording(**kw):
+        raw, idx = kw["raw"], kw["indices"]
+        is_flip = torch.tensor([torch.equal(kw["images"][i], kw["normalize"](raw[i:i + 1].flip(-1))[0])
+                               for i in range(len(idx))])
+        out = torch.zeros(len(idx), dtype=torch.bool)
+        out[idx] = is_flip
+        flipped.append(out)
+        return real(**kw)
+
+    monkeypatch.setattr(loop, "Batch", recording)
+
+    def per_epoch(flip):
+        flipped.clear()
+        config, _ = _fast_run(tmp_path, epochs=3, batch_size=96, augment="flip", flip=flip, out=str(tmp_path / flip))
+        train(config)
+        return list(flipped)
+
+    rand, alt = per_epoch("random"), per_epoch("alternate")
+    assert 20 < int(rand[0].sum()) < 76  # about half of the 96 (binomial sd 4.9: 5.7 sd either side)
+    assert torch.equal(alt[0], rand[0])  # epoch 1: the random flip's own coins
+    assert torch.equal(alt[1], ~rand[0]) and torch.equal(alt[2], rand[0])
+    assert not torch.equal(rand[1], ~rand[0])  # the random flip redraws instead
+
+
+def test_flip_translate_tta_is_the_weighted_mean_of_six_views(tmp_path):
+    config, data = _fast_run(tmp_path, tta="flip_translate")
+    result = train(config)
+    net = result.model.eval()
+    x = torch.tensor(data.x_train).permute(0, 3, 1, 2).float().div(255)
+    mean, std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
+    xt = ((torch.tensor(data.x_test).permute(0, 3, 1, 2).float().div(255) - mean) / std).numpy()
+    padded = np.pad(xt, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    h = xt.shape[-1]
+    views = [xt, padded[..., :h, :h], padded[..., 2:, 2:]]  # as is, shifted up-left, down-right
+
+    def mirrored(v):
+        v = torch.tensor(np.ascontiguousarray(v))
+        with torch.no_grad():
+            return 0.5 * (net(v) + net(v.flip(-1)))
+
+    logits = 0.5 * mirrored(views[0]) + 0.25 * (mirrored(views[1]) + mirrored(views[2]))
+    acc = float((logits.argmax(1) == torch.tensor(data.y_test)).double().mean())
+    assert result.summary["final_test_acc"] == pytest.approx(acc, abs=1.5 / len(xt))
+
+
+def test_tta_on_last_test_augments_the_last_test_evaluation_only(tmp_path):
+    every, _ = _fast_run(tmp_path, epochs=2, schedule="constant", tta="flip_translate", out=str(tmp_path / "every"))
+    last = every.replace(tta_on="last_test", out=str(tmp_path / "last"))
+    plain = every.replace(tta="none", out=str(tmp_path / "plain"))
+    a, b, c = train(every), train(last), train(plain)
+    for key, value in c.model.state_dict().items():  # evaluation never changes the training
+        assert torch.equal(value, b.model.state_dict()[key]) and torch.equal(value, a.model.state_dict()[key])
+    assert b.history[0]["test_acc"] == c.history[0]["test_acc"]    # epoch 1: un-augmented
+    assert b.history[-1]["test_acc"] == a.history[-1]["test_acc"]  # the last: with the six views
+    assert np.array_equal(b.samples["pred_prob"], c.samples["pred_prob"])  # train-set outputs: plain
+    assert not np.array_equal(a.samples["pred_prob"], c.samples["pred_prob"])

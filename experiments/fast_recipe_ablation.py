@@ -1,0 +1,163 @@
+"""The fast recipe on clean CIFAR-10, switch by switch: what each of airbench's ideas buys here.
+
+Every run is the ``fast-cifar10`` preset (``sopdeep.presets``) on the CIFAR-10 JPEG export, all
+50,000 / 10,000 images, with one change (``VARIANTS``): at 10 epochs the full recipe, the recipe
+with one switch left out (lookahead, the alternating flip, the stem-bias freeze), and the recipe
+without any of them (``v1``: the noisy presets' recipe, label smoothing on); and the preset itself
+(16 epochs). The test-time augmentation is not a training switch: the final network of each run is
+evaluated again with no views, the flip and the six views (``tta_rows``), from its run folder.
+
+Each run is a cached, resumable run folder ``OUT/<variant>/``; ``results.csv`` / ``results.md``
+are rewritten after every run. Wall times are those of this project's 2-core CPU, which other jobs
+shared during some runs: the accuracy columns are the result, the times a guide.
+
+Example (from the repository root; about 9 minutes a 10-epoch run)::
+
+    python experiments/fast_recipe_ablation.py --data-dir ../shared/data --out runs/ablate \\
+        --cache-dir runs/cache --results experiments/results/fast_recipe_ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sopcommon import atomic_write_bytes  # noqa: E402
+from cifar10_full_scale import _fmt, run_one  # noqa: E402
+
+#: variant -> (what it changes, overrides of the fast-cifar10 preset)
+VARIANTS = {
+    "all_e16": ("the preset: every switch, 16 epochs", {}),
+    "all_e10": ("every switch, 10 epochs", {"epochs": 10}),
+    "no_lookahead": ("lookahead off", {"epochs": 10, "lookahead": 0}),
+    "flip_random": ("random flips instead of alternating", {"epochs": 10, "flip": "random"}),
+    "stem_bias_trained": ("stem bias trained throughout", {"epochs": 10, "stem_bias_epochs": 0}),
+    "v1_e10": ("none of the four (test-time flip only)",
+               {"epochs": 10, "flip": "random", "lookahead": 0, "stem_bias_epochs": 0, "tta": "flip",
+                "tta_on": "every_evaluation"}),
+}
+TTA_LEVELS = ("none", "flip", "flip_translate")
+ROW_KEYS = ("variant", "change", "epochs", "final_test_acc", "best_test_acc", "tta", "test_acc_tta_none",
+            "test_acc_tta_flip", "test_acc_tta_flip_translate", "train_time_s", "wall_time_s")
+
+
+def variant_config(name: str, args):
+    """The TrainConfig of one variant."""
+    from sopdeep.config import TrainConfig
+    from sopdeep.presets import PRESETS
+
+    data_dir = Path(args.data_dir).expanduser().resolve()
+    settings = {**PRESETS["fast-cifar10"], **VARIANTS[name][1]}
+    settings.update(dataset="cifar10-jpeg", data_root=str(data_dir / "cifar10-jpeg"),
+                    cache_path=str(Path(args.cache_dir).expanduser() / "cifar10_jpeg.npz"),
+                    out=str(Path(args.out) / name), device=args.device, progress=not args.no_progress)
+    return TrainConfig(**settings)
+
+
+def tta_accuracies(config) -> dict[str, float]:
+    """Test accuracy of the run's final network with each test-time augmentation (eval mode, the
+    run's precision on the CPU: bf16 autocast when the run used it)."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from sopdeep.runs import load_model
+    from sopdeep.train import tta_logits
+
+    folder = Path(config.out)
+    summary = json.loads((folder / "summary.json").read_text())
+    net = load_model(folder, pixels=True)
+    data = np.load(config.cache_path)
+    x = torch.from_numpy(data["x_test"]).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(data["y_test"]).long()
+    out = {}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=summary.get("precision") == "bf16"):
+        for tta in TTA_LEVELS:
+            correct = sum(int((tta_logits(net, x[lo:lo + 1000].float(), tta).argmax(1) == y[lo:lo + 1000]).sum())
+                          for lo in range(0, len(y), 1000))
+            out[tta] = correct / len(y)
+    return out
+
+
+def write_results(rows: list[dict], results: Path, command: str) -> None:
+    """``results.csv`` and ``results.md`` (the table), atomically."""
+    results.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in ROW_KEYS} for r in rows)
+    atomic_write_bytes(results / "results.csv", buf.getvalue().encode())
+    lines = [
+        "The fast recipe on clean CIFAR-10 (JPEG export, 50,000 / 10,000), one switch at a time. "
+        "final test acc: the run's own last evaluation (with its `tta`); the three tta columns: its final "
+        "network re-evaluated with no views, the flip, and the six views.",
+        "",
+        "| variant | change | epochs | final test acc (run's tta) | tta none | tta flip | tta six views | "
+        "train (s) | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['change']} | {r['epochs']} | {_fmt(r['final_test_acc'])} ({r['tta']}) | "
+            f"{_fmt(r['test_acc_tta_none'])} | {_fmt(r['test_acc_tta_flip'])} | "
+            f"{_fmt(r['test_acc_tta_flip_translate'])} | {_fmt(r['train_time_s'], 0)} | {_fmt(r['wall_time_s'], 0)} |")
+    lines += ["", f"Command: `{command}`"]
+    atomic_write_bytes(results / "results.md", ("\n".join(lines) + "\n").encode())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="The fast recipe on clean CIFAR-10, one airbench switch at a time")
+    p.add_argument("--data-dir", required=True, help="folder holding cifar10-jpeg/")
+    p.add_argument("--out", required=True, help="folder of the run folders")
+    p.add_argument("--cache-dir", default="runs/cache", help="where the decoded CIFAR-10 npz is kept")
+    p.add_argument("--results", default=None, help="folder of results.csv / results.md (default: OUT)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    from sopcommon.cli import fail, one_line
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    names = args.variants.split(",")
+    if not set(names) <= set(VARIANTS):
+        parser.error(f"--variants must be a subset of {','.join(VARIANTS)}, got {args.variants!r}")
+    command = (f"python experiments/fast_recipe_ablation.py --data-dir {args.data_dir} --out {args.out} "
+               f"--cache-dir {args.cache_dir}" + (f" --results {args.results}" if args.results else ""))
+    try:
+        rows = []
+        for i, name in enumerate(names):
+            config = variant_config(name, args)
+            t0 = time.perf_counter()
+            print(f"[{i + 1}/{len(names)}] {name} -> {config.out}", file=sys.stderr, flush=True)
+            summary = run_one(config)
+            tta = tta_accuracies(config)
+            rows.append({"variant": name, "change": VARIANTS[name][0], "epochs": config.epochs,
+                         "final_test_acc": summary["final_test_acc"], "best_test_acc": summary["best_test_acc"],
+                         "tta": config.tta, **{f"test_acc_tta_{k}": v for k, v in tta.items()},
+                         "train_time_s": summary.get("train_time_s"), "wall_time_s": summary.get("wall_time_s")})
+            print(f"[{i + 1}/{len(names)}] done in {time.perf_counter() - t0:.0f} s: final test acc "
+                  f"{_fmt(summary['final_test_acc'])}", file=sys.stderr, flush=True)
+            write_results(rows, Path(args.results or args.out), command)
+    except KeyboardInterrupt:
+        print("fast_recipe_ablation: interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (one line, not a traceback, from the command line)
+        fail("fast_recipe_ablation", one_line(err))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
