@@ -69,12 +69,17 @@ def tta_accuracies(config) -> dict[str, float]:
     import numpy as np
     import torch
 
+    from sopcommon.cli import one_line
     from sopdeep.runs import load_model
     from sopdeep.train import tta_logits
 
     folder = Path(config.out)
     summary = json.loads((folder / "summary.json").read_text())
-    net = load_model(folder, pixels=True)
+    try:
+        net = load_model(folder, pixels=True)
+    except ValueError as err:  # e.g. a run folder of an older sopdeep: its own final accuracy still stands
+        print(f"  no re-evaluation of {folder}: {one_line(err)}", file=sys.stderr)
+        return {}
     data = np.load(config.cache_path)
     x = torch.from_numpy(data["x_test"]).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(data["y_test"]).long()
@@ -143,7 +148,7 @@ def main(argv=None) -> int:
             print(f"[{i + 1}/{len(names)}] {name} -> {config.out}", file=sys.stderr, flush=True)
             summary = run_one(config)
             tta = tta_accuracies(config)
-            rows.append({"variant": name, "change": VARIANTS[name][0], "epochs": config.epochs,
+            rows.append({**{f"test_acc_tta_{k}": None for k in TTA_LEVELS},"variant": name, "change": VARIANTS[name][0], "epochs": config.epochs,
                          "final_test_acc": summary["final_test_acc"], "best_test_acc": summary["best_test_acc"],
                          "tta": config.tta, **{f"test_acc_tta_{k}": v for k, v in tta.items()},
                          "train_time_s": summary.get("train_time_s"), "wall_time_s": summary.get("wall_time_s")})

@@ -180,7 +180,8 @@ def _build() -> dict[str, dict[str, Any]]:
 PRESETS: dict[str, dict[str, Any]] = _build()
 
 #: Why each preset uses its recipe, name -> one line (shown by :func:`list_presets`).
-FAST_REASON = ("recipe=fast: our own speed recipe (airbench94-shaped net, 10 epochs, batch 1024), not the "
+FAST_REASON = ("recipe=fast: our own speed recipe (airbench94-shaped net, batch 1024; 16 epochs with airbench's "
+               "other switches clean, 10 without them noisy), not the "
                "paper's setting; SOP steps u, v as recipe=paper does, alpha by the effective-alpha rule "
                "(docs/bridge.md)")
 PRESET_REASONS: dict[str, str] = {name: FAST_REASON if name.startswith("fast-") else RECIPE_REASONS[p["recipe"]]
