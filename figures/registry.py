@@ -18,15 +18,15 @@ A new figure needs a module with this interface and one line here.
 
 from __future__ import annotations
 
-from . import (fig_bridge_alpha, fig_bridge_jacobian, fig_bridge_linearized, fig_implicit_bias,
-               fig_memorisation, fig_phase_transition, fig_recovery_error)
+from . import (fig_bridge_alpha, fig_bridge_jacobian, fig_bridge_linearized, fig_bridge_regimes, fig_bridge_trainer,
+               fig_implicit_bias, fig_memorisation, fig_phase_transition, fig_recovery_error)
 
 __all__ = ["FIGURES", "GROUPS", "is_deep"]
 
 FIGURES = {module.NAME: module
            for module in (fig_implicit_bias, fig_recovery_error, fig_phase_transition,
                           fig_memorisation, fig_bridge_jacobian, fig_bridge_linearized,
-                          fig_bridge_alpha)}
+                          fig_bridge_alpha, fig_bridge_trainer, fig_bridge_regimes)}
 
 
 def is_deep(figure):
