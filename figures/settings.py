@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_RUNS_DIR", "LAMBDAS", "CLASSES", "SOP_SETTINGS", "cache_folder", "cifar10n_npz",
-           "fmnist_config", "cifar_config", "changed_fields", "deep_init_std"]
+           "fmnist_config", "cifar_config", "changed_fields", "deep_init_std",
+           "FULL_SCALE_DIR", "FAST_SETTINGS", "fast_cifar_config", "effective_alpha"]
 
 DEFAULT_DATA_DIR = "../shared/data"  # the figures CLI's --data-dir default
 DEFAULT_RUNS_DIR = "runs/figures"    # and its --runs-dir default
@@ -22,6 +23,12 @@ LAMBDAS = np.logspace(-4, 4, 33)     # λ grid of program (25) on the linearised
 CLASSES = (0, 1)                     # the two classes of the linearised (one-output) problem
 # SOP's own settings in Figure 1's runs; a CE run has no such options (its configuration refuses them)
 SOP_SETTINGS = {"update": "batch", "alpha_u": 10.0, "alpha_v": 10.0}
+
+#: the folder of the full-scale CIFAR-10 run folders under a runs directory
+#: (``experiments/cifar10_full_scale.py --out``; ``fig_memorisation`` reads the same folder)
+FULL_SCALE_DIR = "full_scale_e25"
+#: the full-scale settings of ``experiments/cifar10_full_scale.py``: (noise kind, rate, CIFAR-10N label)
+FAST_SETTINGS = {"sym40": ("sym", 0.4, None), "worst": ("cifar10n", None, "worst")}
 
 
 def deep_init_std():
@@ -92,3 +99,51 @@ def changed_fields(config):
 
     default = TrainConfig().to_dict()
     return json.dumps({k: v for k, v in config.to_dict().items() if default.get(k) != v}, sort_keys=True)
+
+
+def fast_cifar_config(runs_dir, data_dir, *, setting="sym40", method="sop", seed=0, epochs=25, device="auto"):
+    """The full CIFAR-10 run of ``experiments/cifar10_full_scale.py`` (fast recipe, 50,000 images).
+
+    The same ``TrainConfig`` as that script's ``run_configs`` with ``--out <runs_dir>/FULL_SCALE_DIR
+    --cache-dir <runs_dir>/cache --epochs epochs --no-progress``: the recipe of the noisy ``fast-*``
+    presets (the fast network, batch 1024, momentum 0.85, no label smoothing), plain CE or SOP at :data:`sopdeep.presets.FAST_SOP_ALPHA` (the effective-α rule
+    of ``docs/bridge.md``), u, v at std 1e-8, the paper's recipe. ``setting`` is a key of
+    :data:`FAST_SETTINGS`; the folder is ``<runs_dir>/FULL_SCALE_DIR/<setting>-s<seed>-<method>``.
+
+    Examples
+    --------
+    >>> c = fast_cifar_config("runs", "../shared/data")
+    >>> c.out, c.batch_size, c.momentum, round(c.alpha_u, 4)
+    ('runs/full_scale_e25/sym40-s0-sop', 1024, 0.85, 0.8333)
+    """
+    from sopdeep.config import TrainConfig
+    from sopdeep.presets import FAST_SOP_ALPHA, PRESETS
+
+    if setting not in FAST_SETTINGS:
+        raise ValueError(f"setting must be one of {', '.join(FAST_SETTINGS)}, got {setting!r}")
+    data_dir = Path(data_dir).expanduser().resolve()  # as the experiment records it
+    kind, rate, cifar_n = FAST_SETTINGS[setting]
+    # the noisy fast presets' recipe (the fast network, batch 1024, no label smoothing), less their noise
+    recipe = {k: v for k, v in PRESETS["fast-cifar10-ce-sym40"].items() if k not in ("noise", "noise_rate", "method")}
+    recipe.update(dataset="cifar10-jpeg", data_root=str(data_dir / "cifar10-jpeg"),
+                  cache_path=str(cache_folder(runs_dir) / "cifar10_jpeg.npz"), epochs=epochs, device=device,
+                  progress=False, noise=kind, noise_seed=seed, seed=seed)
+    if rate is not None:
+        recipe["noise_rate"] = rate
+    if cifar_n is not None:
+        recipe.update(cifar_n_label=cifar_n, cifar_n_path=str(data_dir / "cifar-n" / "CIFAR-10_human.pt"))
+    if method == "sop":
+        recipe.update(alpha_u=FAST_SOP_ALPHA, alpha_v=FAST_SOP_ALPHA, init_std=1e-8, recipe="paper")
+    return TrainConfig(**recipe, method=method, out=str(Path(runs_dir) / FULL_SCALE_DIR / f"{setting}-s{seed}-{method}"))
+
+
+def effective_alpha(config):
+    """α_eff = α·B·(1 − β) of a SOP run (``docs/bridge.md``: batch-mean θ loss, per-sample u, v
+    steps, momentum β on θ, the paper's u, v schedule), with α = ``alpha_u``.
+
+    Examples
+    --------
+    >>> round(effective_alpha(fast_cifar_config("runs", "../shared/data")), 6)
+    128.0
+    """
+    return float(config.alpha_u) * float(config.batch_size) * (1.0 - float(config.momentum))
