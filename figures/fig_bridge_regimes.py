@@ -195,7 +195,7 @@ def two_layer_relu(d, width, parametrisation, *, seed=0):
     return TwoLayerReLU()
 
 
-def squared_config(batch_size=BATCH, *, alpha_eff=ALPHA_EFF, uv_step=UV_STEP):
+def squared_config(batch_size=BATCH, *, alpha_eff=None, uv_step=None):
     """The trainer's settings of regimes (a)-(d): SOP at ``α = α_eff / (B(1 − β))`` with θ's rate
     ``τ = uv_step / α`` (constant), β = 0.9, no weight decay, no projection of u, v (the theory's
     u, v are unconstrained).
@@ -208,6 +208,9 @@ def squared_config(batch_size=BATCH, *, alpha_eff=ALPHA_EFF, uv_step=UV_STEP):
     """
     from sopdeep.config import TrainConfig
 
+    # the module's constants read at call time (None), so the cache key and the trainer always agree
+    alpha_eff = ALPHA_EFF if alpha_eff is None else alpha_eff
+    uv_step = UV_STEP if uv_step is None else uv_step
     alpha = alpha_eff / (batch_size * (1.0 - MOMENTUM))
     return TrainConfig(method="sop", alpha_u=alpha, alpha_v=alpha, project_uv=False, batch_size=batch_size,
                        momentum=MOMENTUM, lr=uv_step / alpha, schedule="constant", weight_decay=0.0)
@@ -425,7 +428,9 @@ def _compute(data_path, *, quick, progress, data_dir, runs_dir, n_samples, epoch
     cache = Path(runs_dir) / ("quick_regimes" if quick else "regimes")  # one file per finished regime
     cache.mkdir(parents=True, exist_ok=True)
     for i, (letter, kind, width) in enumerate(tqdm(regimes, desc=NAME, disable=not progress)):
-        cell = cache / f"{i}_{letter}_{kind.replace(' ', '-')}_w{width}_n{n_samples}_e{epochs}.npz"
+        ep = QUICK["net_epochs"] if quick and kind in ("ntk", "sp") else epochs
+        key = _cell_key(kind, width, n_samples, ep, gamma, config)
+        cell = cache / f"{i}_{letter}_{kind.replace(' ', '-')}_w{width}_n{n_samples}_e{ep}_{key}.npz"
         if cell.exists():  # an interrupted compute resumes here (delete the folder to recompute)
             row, arrays = _read_cell(cell)
             rows.append(row)
@@ -444,7 +449,6 @@ def _compute(data_path, *, quick, progress, data_dir, runs_dir, n_samples, epoch
             row.update({"alpha_eff": alpha_eff, "kernel_change": _rel(g1["K"], g0["K"]),
                         "config": changed_fields(config)})
         else:
-            ep = QUICK["net_epochs"] if quick and kind in ("ntk", "sp") else epochs
             s, init, end, extra = _train_regime(kind, width, x, y, mask, lam_pred, gamma, epochs=ep, seed=i)
             row = _summary(letter, kind, width, s, init, end, lam_pred, mask, signed=True)
             row.update({"alpha_eff": ALPHA_EFF, "gamma": gamma, "epochs": ep, **extra})
@@ -455,6 +459,21 @@ def _compute(data_path, *, quick, progress, data_dir, runs_dir, n_samples, epoch
         store.update({f"{i}|{k}": v for k, v in arrays.items()})
     atomic_savez(Path(data_path), {"rows_json": np.array(json.dumps(rows)), "keys": np.array(list(store)),
                                    **{f"a{j}": v for j, v in enumerate(store.values())}})
+
+
+def _cell_key(kind, width, n_samples, epochs, gamma, deep_config):
+    """12 hex digits of a hash of everything a regime's cell depends on (its trainer's settings, γ,
+    α_eff, the pooling, the deep run's configuration), so that a cached cell of other settings is
+    never reused."""
+    import hashlib
+
+    if kind == "deep sop":
+        settings = {k: v for k, v in deep_config.to_dict().items() if k not in ("out", "progress")}
+    else:
+        settings = {"trainer": squared_config(min(BATCH, n_samples)).to_dict(), "gamma": gamma,
+                    "alpha_eff": ALPHA_EFF, "pool": POOL, "width": width, "epochs": epochs}
+    text = json.dumps({"kind": kind, "n": n_samples, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _read_cell(path):

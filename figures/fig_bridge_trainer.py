@@ -47,7 +47,7 @@ import numpy as np
 from sopcommon import atomic_savez
 from sopcommon.files import DataFileError, read_npz
 
-from .settings import effective_alpha
+from .settings import FIG2_GAMMA, FIG2_LAM_RANGE, FIG2_N_LAM, FIG2_PROBLEM, effective_alpha
 from .style import CURVE_COLOR, HEATMAP_CMAP, apply_style, save_figure
 
 __all__ = ["NAME", "DATA_FILE", "DEEP", "PROBLEM", "GAMMA", "LAM_RANGE", "SETUP", "trainer_config",
@@ -57,12 +57,8 @@ NAME = "fig_bridge_trainer"
 DEEP = True  # trains (a linear model, minutes): `python -m figures` redraws it unless --deep compute
 DATA_FILE = NAME + "_data.npz"
 
-# Figure 2's instance (figures.fig_implicit_bias.SETUP["full"] and LAM_RANGE: figures may not
-# import each other; tests/figures/test_fig_bridge_trainer.py checks that the two agree)
-PROBLEM = dict(N=20, p=40, r=3, k=3, seed=0)
-GAMMA = float(np.exp(-8.0))
-LAM_RANGE = (1e-4, 1.0)
-N_LAM = 40          # Figure 2's λ grid (heat maps)
+# Figure 2's instance and λ grid (heat maps), shared with fig_implicit_bias through figures.settings
+PROBLEM, GAMMA, LAM_RANGE, N_LAM = FIG2_PROBLEM, FIG2_GAMMA, FIG2_LAM_RANGE, FIG2_N_LAM
 N_LAM_FINE = 4 * (N_LAM - 1) + 1  # 157: a 4x finer λ grid holding Figure 2's, to locate each row's valley
 BATCH_SIZE = 5      # divides N = 20: every sample gets the same ratio α·B (docs/bridge.md)
 MOMENTUM = 0.9

@@ -36,6 +36,7 @@ from soptheory import (
     solve_convex_batched,
 )
 
+from .settings import FIG2_GAMMA, FIG2_LAM_RANGE, FIG2_N_LAM, FIG2_PROBLEM
 from .style import CURVE_COLOR, HEATMAP_CMAP, apply_style, save_figure
 
 __all__ = ["NAME", "DATA_FILE", "SETUP", "compute", "plot"]
@@ -43,11 +44,11 @@ __all__ = ["NAME", "DATA_FILE", "SETUP", "compute", "plot"]
 NAME = "fig2"
 DATA_FILE = NAME + "_data.npz"
 SETUP = {
-    "full": dict(N=20, p=40, r=3, k=3, gamma=np.exp(-8.0), n_alpha=40, n_lam=40, seed=0),
-    "quick": dict(N=20, p=40, r=3, k=3, gamma=np.exp(-8.0), n_alpha=6, n_lam=6, seed=0),
+    "full": dict(**FIG2_PROBLEM, gamma=FIG2_GAMMA, n_alpha=40, n_lam=FIG2_N_LAM),
+    "quick": dict(**FIG2_PROBLEM, gamma=FIG2_GAMMA, n_alpha=6, n_lam=6),
 }
 ALPHA_RANGE = (4.0, 4000.0)
-LAM_RANGE = (1e-4, 1.0)
+LAM_RANGE = FIG2_LAM_RANGE
 
 
 def compute(data_path, *, quick=False, method="gd", solver="batched"):

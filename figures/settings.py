@@ -15,7 +15,8 @@ import numpy as np
 
 __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_RUNS_DIR", "LAMBDAS", "CLASSES", "SOP_SETTINGS", "cache_folder", "cifar10n_npz",
            "fmnist_config", "cifar_config", "changed_fields", "deep_init_std",
-           "FULL_SCALE_DIR", "FAST_SETTINGS", "fast_cifar_config", "effective_alpha"]
+           "FULL_SCALE_DIR", "FAST_SETTINGS", "fast_cifar_config", "effective_alpha",
+           "FIG2_PROBLEM", "FIG2_GAMMA", "FIG2_LAM_RANGE", "FIG2_N_LAM"]
 
 DEFAULT_DATA_DIR = "../shared/data"  # the figures CLI's --data-dir default
 DEFAULT_RUNS_DIR = "runs/figures"    # and its --runs-dir default
@@ -23,6 +24,13 @@ LAMBDAS = np.logspace(-4, 4, 33)     # λ grid of program (25) on the linearised
 CLASSES = (0, 1)                     # the two classes of the linearised (one-output) problem
 # SOP's own settings in Figure 1's runs; a CE run has no such options (its configuration refuses them)
 SOP_SETTINGS = {"update": "batch", "alpha_u": 10.0, "alpha_v": 10.0}
+
+#: Figure 2's instance (``fig_implicit_bias``), which ``fig_bridge_trainer`` redraws with the deep
+#: trainer: the problem ``make_problem(N, p, r, k, random_state=seed)``, γ, and its λ grid
+FIG2_PROBLEM = dict(N=20, p=40, r=3, k=3, seed=0)
+FIG2_GAMMA = float(np.exp(-8.0))
+FIG2_LAM_RANGE = (1e-4, 1.0)
+FIG2_N_LAM = 40
 
 #: the folder of the full-scale CIFAR-10 run folders under a runs directory
 #: (``experiments/cifar10_full_scale.py --out``; ``fig_memorisation`` reads the same folder)

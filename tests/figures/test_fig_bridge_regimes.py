@@ -123,3 +123,25 @@ def test_bad_input_is_refused_in_one_line(tmp_path):
         fbr.random_features(torch.zeros(2, 3, dtype=torch.float64), 0)
     with pytest.raises(ValueError, match="n_samples must be <= 128 or a multiple"):
         fbr.compute(tmp_path / "never.npz", n_samples=200, progress=False)
+
+
+def test_cached_cells_are_reused_only_under_the_same_settings(quick, tmp_path, monkeypatch):
+    from sopdeep.config import TrainConfig
+
+    cache = quick.parent / "runs" / "quick_regimes"
+    cells = sorted(p.name for p in cache.glob("*.npz"))
+    assert len(cells) == len(fbr.QUICK["regimes"])
+    again = tmp_path / fbr.DATA_FILE  # a second compute on the same runs folder reads every cell back
+    fbr.compute(again, quick=True, runs_dir=str(quick.parent / "runs"), progress=False)
+    assert sorted(p.name for p in cache.glob("*.npz")) == cells
+    assert fbr.read(again)[0] == fbr.read(quick)[0]
+    # any setting a cell depends on changes its key, so a stale cell is never read back
+    key = fbr._cell_key("linear", 0, 40, 1500, 1e-8, TrainConfig())
+    assert key == fbr._cell_key("linear", 0, 40, 1500, 1e-8, TrainConfig())
+    assert key != fbr._cell_key("linear", 0, 40, 1500, 1e-6, TrainConfig())
+    for name, value in (("ALPHA_EFF", 2 * fbr.ALPHA_EFF), ("UV_STEP", fbr.UV_STEP / 2)):
+        with monkeypatch.context() as m:
+            m.setattr(fbr, name, value)
+            assert fbr._cell_key("linear", 0, 40, 1500, 1e-8, TrainConfig()) != key
+    deep = fbr._cell_key("deep sop", 0, 40, 1500, 1e-8, TrainConfig(alpha_u=1.0))
+    assert deep != fbr._cell_key("deep sop", 0, 40, 1500, 1e-8, TrainConfig(alpha_u=2.0))

@@ -18,7 +18,7 @@ def quick(tmp_path_factory):
 
 
 def test_it_is_figure_2s_problem_and_lambda_grid():
-    # the constants are copies (figures may not import each other): they must stay Figure 2's
+    # both figures read the instance from figures.settings: the bridge figure must stay Figure 2's
     from figures import fig_implicit_bias as f2
 
     full = f2.SETUP["full"]
