@@ -135,9 +135,40 @@ def _fmt(v, digits=4):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _parse(value: str):
+    """A csv cell back as None, int or float (else the string)."""
+    if value == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def merged_rows(rows: list[dict], results_csv: Path, epochs: int) -> list[dict]:
+    """``rows`` with the rows of an earlier ``results.csv`` at the same ``epochs`` that they do not
+    replace (same setting, seed, method), in the grid's order: a ``--settings`` subset adds to the
+    table instead of overwriting it."""
+    new = {(r["setting"], r["seed"], r["method"]) for r in rows}
+    kept = []
+    if results_csv.exists():
+        with open(results_csv, newline="") as f:
+            for old in csv.DictReader(f):
+                old = {k: _parse(old.get(k, "")) for k in ROW_KEYS}
+                if (old["setting"], old["seed"], old["method"]) not in new and old["epochs"] == epochs:
+                    kept.append(old)
+    order = {g: i for i, g in enumerate(GRID)}
+    return sorted(kept + rows, key=lambda r: (order.get((r["setting"], r["seed"]), len(order)),
+                                              METHODS.index(r["method"]) if r["method"] in METHODS else 0))
+
+
 def write_results(rows: list[dict], results: Path, args, alpha: float) -> None:
-    """``results.csv`` (every finished run) and ``results.md`` (the table), atomically."""
+    """``results.csv`` and ``results.md`` (the table), atomically: the finished runs of this
+    invocation merged with the earlier table's other rows (:func:`merged_rows`)."""
     results.mkdir(parents=True, exist_ok=True)
+    rows = merged_rows(rows, results / "results.csv", args.epochs)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
     writer.writeheader()
@@ -160,18 +191,19 @@ def write_results(rows: list[dict], results: Path, args, alpha: float) -> None:
             f"{_fmt(r['best_test_acc'])} ({r['best_epoch']}) | {_fmt(r['final_test_acc'])} | "
             f"{_fmt(r['final_train_acc_noisy'])} | {_fmt(r['clean_fraction'], 3)} | {_fmt(r['issues_auroc'], 3)} | "
             f"{_fmt(r['issues_precision'], 3)} | {_fmt(r['issues_recall'], 3)} | {_fmt(r['wall_time_s'], 0)} |")
-    lines += ["", f"Command: `{command_of(args)}`"]
+    lines += ["", f"Command (the whole table; a `--settings` subset adds its rows to it): `{command_of(args, whole=True)}`"]
     atomic_write_bytes(results / "results.md", ("\n".join(lines) + "\n").encode())
 
 
-def command_of(args) -> str:
-    """The command line that makes this table (the arguments as given; defaults left out)."""
+def command_of(args, *, whole=False) -> str:
+    """The command line that makes this table (the arguments as given; defaults left out;
+    ``whole``: without ``--settings``, the command of every setting)."""
     command = (f"python experiments/cifar10_full_scale.py --data-dir {args.data_dir} --out {args.out} "
                f"--cache-dir {args.cache_dir}")
     if args.results:
         command += f" --results {args.results}"
     for flag, value, default in (("--epochs", args.epochs, 10), ("--seeds", args.seeds, 2),
-                                 ("--settings", args.settings, None), ("--methods", args.methods, ",".join(METHODS))):
+                                 ("--settings", None if whole else args.settings, None), ("--methods", args.methods, ",".join(METHODS))):
         if value != default:
             command += f" {flag} {value}"
     return command
