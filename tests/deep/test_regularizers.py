@@ -142,7 +142,7 @@ def test_logged_balance_is_the_kl_the_authors_cross_entropy_minus_log_k():
     f_bar = torch.softmax(logits, dim=1).mean(0)
     ce = -(torch.full((5,), 0.2, dtype=torch.float64) * f_bar.log()).sum()
     # float64 and K = 5 terms: agreement to ~1e-15 expected; 1e-12 leaves rounding room
-    assert abs(float(ce - kl) - math.log(5)) < 1e-12
+    assert abs(float((ce - kl).detach()) - math.log(5)) < 1e-12
     (g_kl,) = torch.autograd.grad(kl, logits, retain_graph=True)
     (g_ce,) = torch.autograd.grad(ce, logits)
     assert torch.allclose(g_kl, g_ce, rtol=0, atol=1e-12)  # same gradient, so the same training step
