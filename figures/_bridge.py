@@ -37,6 +37,20 @@ def two_class_subset(config, n, classes, *, data=None):
     return {"idx": idx, "y": y, "is_noisy": is_noisy[idx], "x": x[idx], "num_classes": num_classes}
 
 
+def _cached_gram(config, n, classes, *, trained, prefix, suffix):
+    """(path, its arrays or None) of a run folder's cached Gram file
+    ``<prefix><state>_n<n>_c<a>-<b><suffix>.npz``, state ``init`` or ``trained_e<checkpoint epoch>``."""
+    from sopdeep.runs import load_checkpoint
+
+    a, b = classes
+    state = f"trained_e{int(load_checkpoint(Path(config.out) / 'checkpoint.pt')['epoch'])}" if trained else "init"
+    path = Path(config.out) / f"{prefix}{state}_n{n}_c{a}-{b}{suffix}.npz"
+    if not path.exists():
+        return path, None
+    with np.load(path) as z:
+        return path, {key: z[key] for key in z.files}
+
+
 def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=512 * 2**20):
     """K = J J^T (float64) and f(θ) of the logit difference on the subset, for the network at
     initialisation (``trained=False``) or after training; cached as an npz in the run folder."""
@@ -44,16 +58,13 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
 
     from sopcommon import atomic_savez
     from sopdeep.jacobian import jacobian_gram
-    from sopdeep.runs import load_checkpoint
     from sopdeep.train import training_data
     from figures._runs import load_run_model
 
     a, b = classes
-    state = f"trained_e{int(load_checkpoint(Path(config.out) / 'checkpoint.pt')['epoch'])}" if trained else "init"
-    path = Path(config.out) / f"gram_{state}_n{n}_c{a}-{b}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            return {key: z[key] for key in z.files}
+    path, cached = _cached_gram(config, n, classes, trained=trained, prefix="gram_", suffix="")
+    if cached is not None:
+        return cached
     data = training_data(config)
     sub = two_class_subset(config, n, classes, data=data)
     model = load_run_model(config, trained=trained, data=data)
@@ -167,11 +178,10 @@ def network_gram(config, n, classes, *, trained, dtype=None, bn_images=BN_IMAGES
 
     dtype = torch.float64 if dtype is None else dtype
     a, b = classes
-    state = f"trained_e{int(load_checkpoint(Path(config.out) / 'checkpoint.pt')['epoch'])}" if trained else "init"
-    path = Path(config.out) / f"gram_fast_{state}_n{n}_c{a}-{b}_{str(dtype).split('.')[-1]}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            return {key: z[key] for key in z.files}
+    path, cached = _cached_gram(config, n, classes, trained=trained, prefix="gram_fast_",
+                                suffix="_" + str(dtype).split(".")[-1])
+    if cached is not None:
+        return cached
     data = training_data(config)
     sub = two_class_subset(config, n, classes, data=data)
     model = initial_network(config, data)
