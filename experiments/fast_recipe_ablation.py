@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
-from cifar10_full_scale import _fmt, run_one  # noqa: E402
+from cifar10_full_scale import _fmt, _parse, run_one  # noqa: E402
 
 #: variant -> (what it changes, overrides of the fast-cifar10 preset)
 VARIANTS = {
@@ -39,6 +39,7 @@ VARIANTS = {
     "no_lookahead": ("lookahead off", {"epochs": 10, "lookahead": 0}),
     "flip_random": ("random flips instead of alternating", {"epochs": 10, "flip": "random"}),
     "stem_bias_trained": ("stem bias trained throughout", {"epochs": 10, "stem_bias_epochs": 0}),
+    "amp_off": ("fp32 throughout (amp=off) instead of bf16 autocast", {"epochs": 10, "amp": "off"}),
     "v1_e10": ("none of the four (test-time flip only)",
                {"epochs": 10, "flip": "random", "lookahead": 0, "stem_bias_epochs": 0, "tta": "flip",
                 "tta_on": "every_evaluation"}),
@@ -92,9 +93,26 @@ def tta_accuracies(config) -> dict[str, float]:
     return out
 
 
+def merged_rows(rows: list[dict], results_csv: Path) -> list[dict]:
+    """``rows`` with the rows of an earlier ``results.csv`` of the other variants, in the order of
+    :data:`VARIANTS`: a ``--variants`` subset adds to the table instead of overwriting it."""
+    new = {r["variant"] for r in rows}
+    kept = []
+    if results_csv.exists():
+        with open(results_csv, newline="") as f:
+            kept = [{k: _parse(old.get(k, "")) for k in ROW_KEYS} for old in csv.DictReader(f)
+                    if old["variant"] not in new and old["variant"] in VARIANTS]
+    for r in kept:  # the description column is text even where it reads as a number
+        r["change"] = VARIANTS[r["variant"]][0]
+    order = list(VARIANTS)
+    return sorted(kept + rows, key=lambda r: order.index(r["variant"]))
+
+
 def write_results(rows: list[dict], results: Path, command: str) -> None:
-    """``results.csv`` and ``results.md`` (the table), atomically."""
+    """``results.csv`` and ``results.md`` (the table), atomically: this invocation's runs merged
+    with the earlier table's other variants (:func:`merged_rows`)."""
     results.mkdir(parents=True, exist_ok=True)
+    rows = merged_rows(rows, results / "results.csv")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
     writer.writeheader()

@@ -52,3 +52,32 @@ def test_rows_of_another_epoch_count_are_not_mixed_in(exp, tmp_path):
     exp.write_results([_row(exp, "sym40", 0, "ce", 0.81, epochs=10)], tmp_path, _args(exp, "sym40"), 0.8333)
     rows = exp.merged_rows([_row(exp, "worst", 0, "ce", 0.78)], tmp_path / "results.csv", 25)
     assert [(r["setting"], r["epochs"]) for r in rows] == [("worst", 25)]
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    spec = importlib.util.spec_from_file_location("fast_recipe_ablation", ROOT / "experiments" / "fast_recipe_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _variant_row(ablation, variant, acc):
+    row = dict.fromkeys(ablation.ROW_KEYS)
+    row.update(variant=variant, change=ablation.VARIANTS[variant][0], epochs=10, final_test_acc=acc,
+               best_test_acc=acc, tta="flip_translate", train_time_s=500.0, wall_time_s=520.0)
+    return row
+
+
+def test_an_ablation_subset_adds_its_variants_in_the_table_order(ablation, tmp_path):
+    ablation.write_results([_variant_row(ablation, "all_e10", 0.905), _variant_row(ablation, "no_lookahead", 0.902)],
+                           tmp_path, "cmd")
+    # a later run of one new variant and one rerun: the other variant is kept, VARIANTS' order
+    ablation.write_results([_variant_row(ablation, "amp_off", 0.907), _variant_row(ablation, "all_e10", 0.906)],
+                           tmp_path, "cmd")
+    with open(tmp_path / "results.csv", newline="") as f:
+        table = [(r["variant"], float(r["final_test_acc"])) for r in csv.DictReader(f)]
+    order = list(ablation.VARIANTS)
+    assert table == sorted([("all_e10", 0.906), ("no_lookahead", 0.902), ("amp_off", 0.907)],
+                           key=lambda r: order.index(r[0]))
+    assert "| amp_off | fp32 throughout" in (tmp_path / "results.md").read_text()
