@@ -160,9 +160,9 @@ class SOPPlus(SOP):
         c = self.config
         b = batch.images.shape[0]
         if c.lambda_c > 0:
-            both = torch.cat([batch.images, self.strong_view(batch)])
-            if batch.images.is_contiguous(memory_format=torch.channels_last):
-                both = both.contiguous(memory_format=torch.channels_last)
+            # in the trainer's layout whatever the strong view's (cat of mixed layouts gives NCHW)
+            both = torch.cat([batch.images, self.strong_view(batch)]).contiguous(
+                memory_format=_memory_format(batch.images))
             logits_all = model(both)
             logits, logits_s = logits_all[:b], logits_all[b:]
         else:
