@@ -14,12 +14,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def exp():
-    spec = importlib.util.spec_from_file_location("cifar10_full_scale", ROOT / "experiments" / "cifar10_full_scale.py")
+def _load_script(name):
+    """An experiments/ script as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return _load_script("cifar10_full_scale")
 
 
 def _row(exp, setting, seed, method, acc, epochs=25):
@@ -56,10 +61,7 @@ def test_rows_of_another_epoch_count_are_not_mixed_in(exp, tmp_path):
 
 @pytest.fixture(scope="module")
 def ablation():
-    spec = importlib.util.spec_from_file_location("fast_recipe_ablation", ROOT / "experiments" / "fast_recipe_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_script("fast_recipe_ablation")
 
 
 def _variant_row(ablation, variant, acc):
