@@ -48,9 +48,9 @@ def lookahead_step_(slow: dict[str, torch.Tensor], model: torch.nn.Module, decay
     """``slow ← decay·slow + (1 − decay)·w`` then ``w ← slow``, for every entry of ``slow`` (in place).
 
     >>> net = torch.nn.Linear(1, 1, bias=False); slow = init_lookahead(net)
-    >>> _ = net.weight.data.add_(1.0); w = float(net.weight)
+    >>> _ = net.weight.data.add_(1.0); w = float(net.weight.detach())
     >>> lookahead_step_(slow, net, 0.75)
-    >>> round(float(net.weight) - (0.75 * (w - 1.0) + 0.25 * w), 6)
+    >>> round(float(net.weight.detach()) - (0.75 * (w - 1.0) + 0.25 * w), 6)
     0.0
     """
     if not 0.0 <= decay <= 1.0:
