@@ -147,18 +147,21 @@ def _parse(value: str):
     return value
 
 
+def earlier_rows(results_csv: Path, row_keys) -> list[dict]:
+    """The rows of an earlier ``results.csv`` (none if it is absent), cells parsed by :func:`_parse`."""
+    if not results_csv.exists():
+        return []
+    with open(results_csv, newline="") as f:
+        return [{k: _parse(old.get(k, "")) for k in row_keys} for old in csv.DictReader(f)]
+
+
 def merged_rows(rows: list[dict], results_csv: Path, epochs: int) -> list[dict]:
     """``rows`` with the rows of an earlier ``results.csv`` at the same ``epochs`` that they do not
     replace (same setting, seed, method), in the grid's order: a ``--settings`` subset adds to the
     table instead of overwriting it."""
     new = {(r["setting"], r["seed"], r["method"]) for r in rows}
-    kept = []
-    if results_csv.exists():
-        with open(results_csv, newline="") as f:
-            for old in csv.DictReader(f):
-                old = {k: _parse(old.get(k, "")) for k in ROW_KEYS}
-                if (old["setting"], old["seed"], old["method"]) not in new and old["epochs"] == epochs:
-                    kept.append(old)
+    kept = [old for old in earlier_rows(results_csv, ROW_KEYS)
+            if (old["setting"], old["seed"], old["method"]) not in new and old["epochs"] == epochs]
     order = {g: i for i, g in enumerate(GRID)}
     return sorted(kept + rows, key=lambda r: (order.get((r["setting"], r["seed"]), len(order)),
                                               METHODS.index(r["method"]) if r["method"] in METHODS else 0))

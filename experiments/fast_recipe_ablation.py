@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
-from cifar10_full_scale import _fmt, _parse, run_one  # noqa: E402
+from cifar10_full_scale import _fmt, earlier_rows, run_one  # noqa: E402
 
 #: variant -> (what it changes, overrides of the fast-cifar10 preset)
 VARIANTS = {
@@ -97,12 +97,8 @@ def merged_rows(rows: list[dict], results_csv: Path) -> list[dict]:
     """``rows`` with the rows of an earlier ``results.csv`` of the other variants, in the order of
     :data:`VARIANTS`: a ``--variants`` subset adds to the table instead of overwriting it."""
     new = {r["variant"] for r in rows}
-    kept = []
-    if results_csv.exists():
-        with open(results_csv, newline="") as f:
-            kept = [{k: _parse(old.get(k, "")) for k in ROW_KEYS} for old in csv.DictReader(f)
-                    if old["variant"] not in new and old["variant"] in VARIANTS]
-    for r in kept:  # the description column is text even where it reads as a number
+    kept = [old for old in earlier_rows(results_csv, ROW_KEYS) if old["variant"] not in new and old["variant"] in VARIANTS]
+    for r in kept:  # the description as VARIANTS gives it now (a csv cell is parsed as a number where it can be)
         r["change"] = VARIANTS[r["variant"]][0]
     order = list(VARIANTS)
     return sorted(kept + rows, key=lambda r: order.index(r["variant"]))
