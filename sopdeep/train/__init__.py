@@ -10,10 +10,10 @@
 * :mod:`~sopdeep.train.schedule`: :func:`learning_rate`.
 """
 
-from sopdeep.train.data import TrainingData, load_data, training_data
+from sopdeep.train.data import TrainingData, load_data, subset_indices, training_data
 from sopdeep.train.loop import NonFiniteLossError, TrainResult, tta_logits, train, train_one_epoch
 from sopdeep.train.schedule import learning_rate
 from sopdeep.train.setup import RunState, check_names, make_model
 
-__all__ = ["train", "TrainResult", "train_one_epoch", "tta_logits", "learning_rate", "load_data", "training_data",
+__all__ = ["train", "TrainResult", "train_one_epoch", "tta_logits", "learning_rate", "load_data", "subset_indices", "training_data",
            "make_model", "NonFiniteLossError", "check_names", "TrainingData", "RunState"]

@@ -13,7 +13,7 @@ from sopdeep.config import TrainConfig
 from sopdeep.datasets import dataset_spec, fixed_normalization, load_dataset, split_indices
 from sopdeep.noise import make_noisy_labels
 
-__all__ = ["TrainingData", "applied_noise", "load_data", "training_data", "to_device"]
+__all__ = ["TrainingData", "applied_noise", "load_data", "subset_indices", "training_data", "to_device"]
 
 # the kinds whose rate is config.noise_rate (none and the human CIFAR-N labels have no set rate)
 _RATED_KINDS = ("sym", "sym-all", "asym", "sym-authors", "asym-authors")
@@ -34,13 +34,29 @@ def load_data(config: TrainConfig):
         cifar_n_path=config.cifar_n_path or None, cifar_n_label=config.cifar_n_label,
         random_state=config.noise_seed)
     if config.train_subset and config.train_subset < ds.n_train:
-        if config.subset_split == "per_class":  # stratified by the clean labels, seeded by the run
-            idx, _ = split_indices(ds.n_train, ds.n_train - config.train_subset,
-                                   labels=np.asarray(ds.y_train), random_state=config.seed)
-        else:
-            idx = np.arange(config.train_subset)
+        idx, _ = subset_indices(config, ds.y_train)
         ds, noisy = ds.subset(train_indices=idx), noisy.subset(idx)
     return ds, noisy
+
+
+def subset_indices(config: TrainConfig, clean_labels) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held_out): the indices of the full training set a run with ``config.train_subset``
+    trains on, and the rest (a held-out split of the training set, with the same label noise).
+
+    ``subset_split="first"``: the first ``train_subset``; ``"per_class"``: stratified by
+    ``clean_labels`` (shape (N,)), seeded by ``config.seed``. Both sorted, disjoint, together
+    ``range(N)``; ``train_subset=0`` keeps all.
+
+    >>> kept, held = subset_indices(TrainConfig(train_subset=3, subset_split="first"), [0, 1, 0, 1, 0])
+    >>> kept.tolist(), held.tolist()
+    ([0, 1, 2], [3, 4])
+    """
+    labels = np.asarray(clean_labels)
+    n = labels.shape[0]
+    keep = config.train_subset if config.train_subset and config.train_subset < n else n
+    if config.subset_split == "per_class":
+        return split_indices(n, n - keep, labels=labels, random_state=config.seed)
+    return np.arange(keep), np.arange(keep, n)
 
 
 def applied_noise(config: TrainConfig, realised_rate: float) -> dict[str, Any]:

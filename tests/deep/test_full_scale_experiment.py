@@ -1,6 +1,9 @@
-"""experiments/cifar10_full_scale.py: a ``--settings`` subset adds its rows to the committed table.
+"""The experiments/ scripts of full CIFAR-10: their tables, configs and held-out scoring.
 
-No training: the table writer on made-up rows (the runs themselves take 20 minutes each).
+``cifar10_full_scale.py``: a ``--settings`` subset adds its rows to the committed table;
+``fast_recipe_ablation.py``: the same for ``--variants``; ``cifar10_alpha_heldout.py``: the held-out
+split's configs and the held-out accuracy (on a tiny synthetic run). No CIFAR training: the runs
+themselves take 20 minutes each.
 """
 
 from __future__ import annotations
@@ -83,3 +86,64 @@ def test_an_ablation_subset_adds_its_variants_in_the_table_order(ablation, tmp_p
     assert table == sorted([("all_e10", 0.906), ("no_lookahead", 0.902), ("amp_off", 0.907)],
                            key=lambda r: order.index(r[0]))
     assert "| amp_off | fp32 throughout" in (tmp_path / "results.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return _load_script("cifar10_alpha_heldout")
+
+
+def test_the_alpha_grid_trains_on_45000_with_the_full_scale_noise_and_the_final_on_all(heldout, exp):
+    args = heldout.build_parser().parse_args(["--data-dir", "d", "--out", "o", "--setting", "worst", "--seed", "1"])
+    grid = heldout.sop_config(args, 0.3, full=False)
+    final = heldout.sop_config(args, 0.3, full=True)
+    table = next(c for s, seed, m, c in exp.run_configs(exp.build_parser().parse_args(
+        ["--data-dir", "d", "--out", "o", "--epochs", "25", "--settings", "worst"])) if seed == 1 and m == "sop")
+    assert (grid.train_subset, grid.subset_split, final.train_subset) == (45000, "per_class", 0)
+    assert grid.options.alpha_u == grid.options.alpha_v == final.options.alpha_u == 0.3
+    # the same run as the full-scale table's but for alpha, the split and the folder
+    differs = {k for k, v in grid.to_dict().items() if table.to_dict()[k] != v}
+    assert differs <= {"alpha_u", "alpha_v", "train_subset", "subset_split", "out", "options"}
+    assert grid.out != final.out and Path(grid.out).parent == Path("o")
+
+
+def test_heldout_accuracy_scores_the_images_the_run_left_out(heldout, tmp_path):
+    import numpy as np
+    import torch
+
+    from sopdeep.config import TrainConfig
+    from sopdeep.runs import load_model
+    from sopdeep.train import load_data, train
+
+    config = TrainConfig(dataset="synthetic", arch="mlp", width=32, epochs=2, batch_size=32, lr=0.05,
+                         schedule="constant", noise="sym", noise_rate=0.4, train_subset=120, subset_split="per_class",
+                         seed=2, device="cpu", amp="off", progress=False, out=str(tmp_path / "run"))
+    train(config)
+    got = heldout.heldout_accuracies(config)
+    # independently: the held-out rows are those whose images the run did not train on
+    full, noisy = load_data(config.replace(train_subset=0))
+    kept_images, _ = load_data(config)
+    kept = {x.tobytes() for x in kept_images.x_train}
+    held = np.array([i for i, x in enumerate(full.x_train) if x.tobytes() not in kept])
+    with torch.no_grad():
+        pred = load_model(tmp_path / "run", pixels=True)(torch.from_numpy(full.x_train[held]).permute(0, 3, 1, 2)).argmax(1)
+    assert got["train_images"] == 120 and len(held) == full.n_train - 120
+    assert got["heldout_acc_noisy"] == pytest.approx(float((pred.numpy() == noisy.noisy_labels[held]).mean()))
+    assert got["heldout_acc_clean"] == pytest.approx(float((pred.numpy() == full.y_train[held]).mean()))
+    assert got["heldout_acc_noisy"] != got["heldout_acc_clean"]  # 40 % noise: the two label sets differ
+
+
+def test_the_alpha_table_lists_each_alpha_and_marks_the_chosen(heldout, tmp_path):
+    args = heldout.build_parser().parse_args(["--data-dir", "d", "--out", "o", "--epochs", "25"])
+    rows = []
+    for alpha, acc in ((0.28, 0.44), (0.83, 0.47)):
+        row = dict.fromkeys(heldout.ROW_KEYS)
+        row.update(setting="sym40", seed=0, alpha=alpha, train_images=45000, heldout_acc_noisy=acc,
+                   heldout_acc_clean=acc + 0.4, final_test_acc=0.84, best_test_acc=0.85, chosen="", epochs=25)
+        rows.append(row)
+    rows[1]["chosen"] = "yes"
+    heldout.write_results(rows, tmp_path, args)
+    md = (tmp_path / "results.md").read_text()
+    assert "| 0.28 | 45000 | 0.4400 | 0.8400 |" in md and "| yes |" in md
+    with open(tmp_path / "results.csv", newline="") as f:
+        assert [r["chosen"] for r in csv.DictReader(f)] == ["", "yes"]

@@ -332,6 +332,22 @@ def test_per_class_subset_keeps_n_over_k_random_samples_of_each_clean_class():
     assert np.array_equal(again.x_train, ds.x_train)
 
 
+@pytest.mark.parametrize("split", ["first", "per_class"])
+def test_subset_indices_name_the_kept_images_and_the_held_out_rest(split):
+    # checked against the images themselves: which rows of the full set load_data kept
+    from sopdeep.train import load_data, subset_indices
+
+    cfg = TrainConfig(dataset="synthetic", train_subset=100, subset_split=split, noise="sym", noise_rate=0.4, seed=5)
+    full, full_noisy = load_data(cfg.replace(train_subset=0))
+    ds, noisy = load_data(cfg)
+    kept, held = subset_indices(cfg, full.y_train)
+    rows = [np.flatnonzero((full.x_train == x).all(axis=(1, 2, 3))) for x in ds.x_train]
+    assert all(len(r) == 1 for r in rows)  # the synthetic images are distinct
+    assert np.array_equal(kept, np.sort([r[0] for r in rows]))
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(full.n_train))
+    assert np.array_equal(np.asarray(full_noisy.noisy_labels)[kept], np.asarray(noisy.noisy_labels))
+
+
 def test_without_progress_bar_one_line_per_epoch_goes_to_stderr(tmp_path, capsys):
     train(_tiny(tmp_path, method="ce", epochs=2))
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
