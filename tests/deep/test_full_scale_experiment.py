@@ -147,3 +147,14 @@ def test_the_alpha_table_lists_each_alpha_and_marks_the_chosen(heldout, tmp_path
     assert "| 0.28 | 45000 | 0.4400 | 0.8400 |" in md and "| yes |" in md
     with open(tmp_path / "results.csv", newline="") as f:
         assert [r["chosen"] for r in csv.DictReader(f)] == ["", "yes"]
+
+
+def test_the_rule_alphas_final_row_is_the_full_scale_tables(heldout, exp, tmp_path):
+    rows = [_row(exp, "sym40", 0, "ce", 0.81), _row(exp, "sym40", 0, "sop", 0.85), _row(exp, "sym40", 0, "sop", 0.7, 10)]
+    exp.write_results(rows[:2], tmp_path, _args(exp, "sym40"), 0.8333)
+    args = heldout.build_parser().parse_args(["--data-dir", "d", "--out", "o", "--epochs", "25"])
+    row = heldout.full_scale_row(args, tmp_path / "results.csv")
+    assert (row["final_test_acc"], row["train_images"], row["chosen"]) == (0.85, 50000, "final (full-scale table)")
+    assert row["alpha"] == pytest.approx(0.8333, abs=1e-4)
+    other = heldout.build_parser().parse_args(["--data-dir", "d", "--out", "o", "--epochs", "40"])
+    assert heldout.full_scale_row(other, tmp_path / "results.csv") is None  # no row at 40 epochs
