@@ -38,7 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
 from cifar10_full_scale import ROW_KEYS as FULL_SCALE_KEYS  # noqa: E402
-from cifar10_full_scale import SETTINGS, _fmt, alpha_for, earlier_rows, run_configs, run_one  # noqa: E402
+from cifar10_full_scale import (  # noqa: E402
+    SETTINGS, _fmt, add_device_arguments, add_folder_arguments, alpha_for, earlier_rows, run_configs, run_guarded,
+    run_one)
 
 #: the grid's α as multiples of the effective-α rule's (a factor 3 either side)
 ALPHA_FACTORS = (1 / 3, 1.0, 3.0)
@@ -179,23 +181,17 @@ def parse_alphas(text: str | None) -> list[float]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="SOP's alpha chosen on a held-out split of the CIFAR-10 training set "
                                             "(noisy labels), then trained on the full set")
-    p.add_argument("--data-dir", required=True, help="folder holding cifar10-jpeg/ and cifar-n/")
-    p.add_argument("--out", required=True, help="folder of the run folders")
-    p.add_argument("--cache-dir", default="runs/cache", help="where the decoded CIFAR-10 npz is kept")
-    p.add_argument("--results", default=None, help="folder of results.csv / results.md (default: OUT)")
+    add_folder_arguments(p)
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--setting", default="sym40", choices=sorted(SETTINGS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alphas", default=None, help="comma-separated grid (default: the rule's alpha x 1/3, 1, 3)")
     p.add_argument("--no-final", action="store_true", help="do not train the chosen alpha on the full set")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    add_device_arguments(p)
     return p
 
 
 def main(argv=None) -> int:
-    from sopcommon.cli import fail, one_line
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.seed < 0:
@@ -206,7 +202,8 @@ def main(argv=None) -> int:
         parser.error(str(err))
     results = Path(args.results or args.out)
     rows: list[dict] = []
-    try:
+
+    def body() -> int:
         for i, alpha in enumerate(alphas):
             config = sop_config(args, alpha, full=False)
             t0 = time.perf_counter()
@@ -235,13 +232,9 @@ def main(argv=None) -> int:
                                                                  "train_images": 50000})
                         | {"setting": args.setting, "chosen": "final"})
             write_results(rows, results, args)
-    except KeyboardInterrupt:
-        print("cifar10_alpha_heldout: interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001  (one line, not a traceback, from the command line)
-        fail("cifar10_alpha_heldout", one_line(err))
-        return 1
-    return 0
+        return 0
+
+    return run_guarded("cifar10_alpha_heldout", body)
 
 
 if __name__ == "__main__":

@@ -215,23 +215,46 @@ def command_of(args, *, whole=False) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Full CIFAR-10: CE vs SOP on the fast recipe (sym 40/80 %, CIFAR-10N "
                                             "worst/aggregate), cached, resumable run folders")
-    p.add_argument("--data-dir", required=True, help="folder holding cifar10-jpeg/ and cifar-n/")
-    p.add_argument("--out", required=True, help="folder of the run folders")
-    p.add_argument("--cache-dir", default="runs/cache", help="where the decoded CIFAR-10 npz is kept")
-    p.add_argument("--results", default=None, help="folder of results.csv / results.md (default: OUT)")
+    add_folder_arguments(p)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", type=int, default=2, help="seeds of the settings that have two (1: first seed only)")
     p.add_argument("--settings", default=None, help="comma-separated subset of " + ",".join(SETTINGS))
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    add_device_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the runs' configs and exit")
     return p
 
 
-def main(argv=None) -> int:
+def add_folder_arguments(p: argparse.ArgumentParser, data_help="folder holding cifar10-jpeg/ and cifar-n/") -> None:
+    """``--data-dir``, ``--out``, ``--cache-dir``, ``--results``: the folders of every full-CIFAR-10 script."""
+    p.add_argument("--data-dir", required=True, help=data_help)
+    p.add_argument("--out", required=True, help="folder of the run folders")
+    p.add_argument("--cache-dir", default="runs/cache", help="where the decoded CIFAR-10 npz is kept")
+    p.add_argument("--results", default=None, help="folder of results.csv / results.md (default: OUT)")
+
+
+def add_device_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--no-progress``."""
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_guarded(script: str, body) -> int:
+    """``body()``'s exit code, as a command line wants it: Ctrl-C returns 130 with a line saying the
+    finished runs are kept; any other error, one line naming ``script`` (no traceback) and 1."""
     from sopcommon.cli import fail, one_line
 
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print(f"{script}: interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (one line, not a traceback, from the command line)
+        fail(script, one_line(err))
+        return 1
+
+
+def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.settings is not None and not set(args.settings.split(",")) <= set(SETTINGS):
@@ -240,7 +263,8 @@ def main(argv=None) -> int:
         parser.error(f"--methods must be a subset of {','.join(METHODS)}, got {args.methods!r}")
     if args.epochs < 1 or args.seeds < 1:
         parser.error("--epochs and --seeds must be >= 1")
-    try:
+
+    def body() -> int:
         runs = run_configs(args)
         alpha = alpha_for(runs[0][3].batch_size, runs[0][3].momentum) if runs else float("nan")
         if args.dry_run:
@@ -256,13 +280,9 @@ def main(argv=None) -> int:
             print(f"[{i + 1}/{len(runs)}] done in {time.perf_counter() - t0:.0f} s: final test acc "
                   f"{_fmt(rows[-1]['final_test_acc'])}", file=sys.stderr, flush=True)
             write_results(rows, results, args, alpha)
-    except KeyboardInterrupt:
-        print("cifar10_full_scale: interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001  (one line, not a traceback, from the command line)
-        fail("cifar10_full_scale", one_line(err))
-        return 1
-    return 0
+        return 0
+
+    return run_guarded("cifar10_full_scale", body)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
-from cifar10_full_scale import _fmt, earlier_rows, run_one  # noqa: E402
+from cifar10_full_scale import (  # noqa: E402
+    _fmt, add_device_arguments, add_folder_arguments, earlier_rows, run_guarded, run_one)
 
 #: variant -> (what it changes, overrides of the fast-cifar10 preset)
 VARIANTS = {
@@ -134,19 +135,13 @@ def write_results(rows: list[dict], results: Path, command: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="The fast recipe on clean CIFAR-10, one airbench switch at a time")
-    p.add_argument("--data-dir", required=True, help="folder holding cifar10-jpeg/")
-    p.add_argument("--out", required=True, help="folder of the run folders")
-    p.add_argument("--cache-dir", default="runs/cache", help="where the decoded CIFAR-10 npz is kept")
-    p.add_argument("--results", default=None, help="folder of results.csv / results.md (default: OUT)")
+    add_folder_arguments(p, data_help="folder holding cifar10-jpeg/")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    add_device_arguments(p)
     return p
 
 
 def main(argv=None) -> int:
-    from sopcommon.cli import fail, one_line
-
     parser = build_parser()
     args = parser.parse_args(argv)
     names = args.variants.split(",")
@@ -154,7 +149,7 @@ def main(argv=None) -> int:
         parser.error(f"--variants must be a subset of {','.join(VARIANTS)}, got {args.variants!r}")
     command = (f"python experiments/fast_recipe_ablation.py --data-dir {args.data_dir} --out {args.out} "
                f"--cache-dir {args.cache_dir}" + (f" --results {args.results}" if args.results else ""))
-    try:
+    def body() -> int:
         rows = []
         for i, name in enumerate(names):
             config = variant_config(name, args)
@@ -169,13 +164,9 @@ def main(argv=None) -> int:
             print(f"[{i + 1}/{len(names)}] done in {time.perf_counter() - t0:.0f} s: final test acc "
                   f"{_fmt(summary['final_test_acc'])}", file=sys.stderr, flush=True)
             write_results(rows, Path(args.results or args.out), command)
-    except KeyboardInterrupt:
-        print("fast_recipe_ablation: interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001  (one line, not a traceback, from the command line)
-        fail("fast_recipe_ablation", one_line(err))
-        return 1
-    return 0
+        return 0
+
+    return run_guarded("fast_recipe_ablation", body)
 
 
 if __name__ == "__main__":
