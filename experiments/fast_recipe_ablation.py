@@ -149,6 +149,7 @@ def main(argv=None) -> int:
         parser.error(f"--variants must be a subset of {','.join(VARIANTS)}, got {args.variants!r}")
     command = (f"python experiments/fast_recipe_ablation.py --data-dir {args.data_dir} --out {args.out} "
                f"--cache-dir {args.cache_dir}" + (f" --results {args.results}" if args.results else ""))
+
     def body() -> int:
         rows = []
         for i, name in enumerate(names):

@@ -158,3 +158,18 @@ def test_the_rule_alphas_final_row_is_the_full_scale_tables(heldout, exp, tmp_pa
     assert row["alpha"] == pytest.approx(0.8333, abs=1e-4)
     other = heldout.build_parser().parse_args(["--data-dir", "d", "--out", "o", "--epochs", "40"])
     assert heldout.full_scale_row(other, tmp_path / "results.csv") is None  # no row at 40 epochs
+
+
+def test_the_scripts_end_an_interrupt_or_an_error_with_one_line(exp, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def failing():
+        raise ValueError("bad\nsecond line")
+
+    assert exp.run_guarded("s", lambda: 0) == 0
+    assert exp.run_guarded("s", interrupted) == 130
+    assert "s: interrupted; finished runs are kept" in capsys.readouterr().err
+    assert exp.run_guarded("s", failing) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s: ") and "bad" in err and "\n" not in err and "Traceback" not in err
