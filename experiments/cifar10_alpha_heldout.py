@@ -42,6 +42,8 @@ from cifar10_full_scale import (  # noqa: E402
     SETTINGS, _fmt, add_device_arguments, add_folder_arguments, alpha_for, earlier_rows, run_configs, run_guarded,
     run_one)
 
+#: the effective-α rule's α at the fast recipe's batch 1024 and momentum 0.85 (sopdeep.presets)
+RULE_ALPHA = alpha_for(1024, 0.85)
 #: the grid's α as multiples of the effective-α rule's, in factors of 3 (1/9 added after 1/3 won
 #: the first grid of three)
 ALPHA_FACTORS = (1 / 9, 1 / 3, 1.0, 3.0)
@@ -79,7 +81,7 @@ def full_scale_row(args, table: Path | None = None) -> dict | None:
     for old in earlier_rows(table, FULL_SCALE_KEYS):
         if (old["setting"], old["seed"], old["method"], old["epochs"]) == (args.setting, args.seed, "sop", args.epochs):
             row = dict.fromkeys(ROW_KEYS)
-            row.update({k: old[k] for k in ROW_KEYS if k in old}, alpha=alpha_for(1024, 0.85), train_images=N_TRAIN,
+            row.update({k: old[k] for k in ROW_KEYS if k in old}, alpha=RULE_ALPHA, train_images=N_TRAIN,
                        chosen="final (full-scale table)")
             return row
     return None
@@ -132,12 +134,11 @@ def write_results(rows: list[dict], results: Path, args) -> None:
     writer.writeheader()
     writer.writerows({k: ("" if r[k] is None else r[k]) for k in ROW_KEYS} for r in rows)
     atomic_write_bytes(results / "results.csv", buf.getvalue().encode())
-    rule = alpha_for(1024, 0.85)
     lines = [
         f"SOP's alpha_u = alpha_v chosen on a held-out split of the training set: {args.setting}, seed {args.seed}, "
         f"fast recipe, {args.epochs} epochs. Each alpha trains on 45,000 training images (stratified per class) and is "
         f"scored on the other 5,000 against their noisy labels (the selection); the clean-label held-out accuracy and "
-        f"the test accuracy are reported only. The effective-alpha rule's alpha is {rule:.4f}. The chosen alpha is then "
+        f"the test accuracy are reported only. The effective-alpha rule's alpha is {RULE_ALPHA:.4f}. The chosen alpha is then "
         "trained on all 50,000 images (train images 50000; for the rule's alpha that run is the full-scale table's). "
         "chosen: yes = the held-out choice, final = its full-set run, full set = the full-set run of an alpha an "
         "earlier, smaller grid chose.",
@@ -171,7 +172,7 @@ def parse_alphas(text: str | None) -> list[float]:
     [0.5, 1.0]
     """
     if text is None:
-        return [alpha_for(1024, 0.85) * f for f in ALPHA_FACTORS]
+        return [RULE_ALPHA * f for f in ALPHA_FACTORS]
     try:
         alphas = [float(a) for a in text.split(",")]
     except ValueError:
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
         write_results(rows, results, args)
         print(f"chosen alpha {best['alpha']:.4g} (held-out acc on noisy labels {_fmt(best['heldout_acc_noisy'])})",
               file=sys.stderr, flush=True)
-        table_row = full_scale_row(args) if math.isclose(best["alpha"], alpha_for(1024, 0.85)) else None
+        table_row = full_scale_row(args) if math.isclose(best["alpha"], RULE_ALPHA) else None
         if table_row is not None:  # the very run of the full-scale table (same config but its folder)
             print(f"[final] the rule's alpha: its run on all 50,000 is the full-scale table's row "
                   f"({FULL_SCALE_TABLE})", file=sys.stderr, flush=True)
