@@ -85,6 +85,10 @@ def load_cifar10(root):
     """
     base = _cifar_dir(root, "cifar-10-batches-py")
     layout = f"{base}/{{data_batch_1..data_batch_5, test_batch}} (torchvision's CIFAR10 root layout)"
+    if not base.is_dir() and all((Path(root) / f).is_file() for f in ("decode.py", "cifar10_jpeg.npz")):
+        # the likeliest mistake on this project's machines: the JPEG export given to the pickle loader
+        layout += (f"; {root} is the CIFAR-10 JPEG export: use --dataset cifar10-jpeg "
+                   "--set cache_path=FILE.npz (decoded there once)")
     xs, ys = [], []
     for i in range(1, 6):
         p = base / f"data_batch_{i}"
