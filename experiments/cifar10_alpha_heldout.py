@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sopcommon import atomic_write_bytes  # noqa: E402
 from cifar10_full_scale import ROW_KEYS as FULL_SCALE_KEYS  # noqa: E402
 from cifar10_full_scale import (  # noqa: E402
-    SETTINGS, _fmt, add_device_arguments, add_folder_arguments, alpha_for, earlier_rows, run_configs, run_guarded,
-    run_one)
+    SETTINGS, _fmt, add_device_arguments, add_folder_arguments, alpha_for, earlier_rows, issue_columns,
+    predicted_labels, run_configs, run_guarded, run_one)
 
 #: the effective-α rule's α at the fast recipe's batch 1024 and momentum 0.85 (sopdeep.presets)
 RULE_ALPHA = alpha_for(1024, 0.85)
@@ -93,20 +93,16 @@ def heldout_accuracies(config) -> dict[str, float]:
     import json
 
     import numpy as np
-    import torch
 
     from sopdeep.runs import load_model
-    from sopdeep.train import load_data, subset_indices, tta_logits
+    from sopdeep.train import load_data, subset_indices
 
     folder = Path(config.out)
     summary = json.loads((folder / "summary.json").read_text())
     full, noisy = load_data(config.replace(train_subset=0))  # the noise is drawn on the full set
     kept, held = subset_indices(config, full.y_train)
-    net = load_model(folder, pixels=True)
-    x = torch.from_numpy(np.asarray(full.x_train)[held]).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=summary.get("precision") == "bf16"):
-        pred = torch.cat([tta_logits(net, x[lo:lo + 1000].float(), config.tta).argmax(1)
-                          for lo in range(0, len(held), 1000)]).numpy()
+    pred = predicted_labels(load_model(folder, pixels=True), np.asarray(full.x_train)[held], config.tta,
+                            bf16=summary.get("precision") == "bf16")
     return {"heldout_acc_noisy": float(np.mean(pred == noisy.noisy_labels[held])),
             "heldout_acc_clean": float(np.mean(pred == np.asarray(full.y_train)[held])),
             "train_images": int(len(kept))}
@@ -114,15 +110,9 @@ def heldout_accuracies(config) -> dict[str, float]:
 
 def row_of(config, summary, alpha, heldout) -> dict:
     """One table row."""
-    def first(*keys):
-        return next((summary[k] for k in keys if summary.get(k) is not None), None)
-
     return {"setting": None, "seed": config.seed, "alpha": alpha, **heldout,
             "final_test_acc": summary["final_test_acc"], "best_test_acc": summary["best_test_acc"],
-            "final_train_acc_noisy": summary["final_train_acc_noisy"],
-            "issues_auroc": first("final_issues_auroc", "issues_auroc"),
-            "issues_precision": first("final_issues_precision", "issues_precision"),
-            "issues_recall": first("final_issues_recall", "issues_recall"), "chosen": "",
+            "final_train_acc_noisy": summary["final_train_acc_noisy"], **issue_columns(summary), "chosen": "",
             "epochs": config.epochs, "wall_time_s": summary.get("wall_time_s")}
 
 

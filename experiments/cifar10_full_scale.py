@@ -10,7 +10,9 @@ SOP's α is chosen by the effective-α rule of ``docs/bridge.md``, never on the 
 runs CIFAR-10 with α_u = α_v = 10 at batch 128 and momentum 0.9, an effective ratio α·B·(1 − β) =
 128; at batch 1024 and momentum 0.85 the same effective ratio is α = 128 / (1024 · 0.15) = 0.833
 (``alpha_for``). u, v start at std 1e-8 (Table A.1) and follow the paper's recipe (their rates α·τ_t
-on the network's schedule).
+on the network's schedule). ``--methods sop+`` adds SOP+ (appendix A.3): SOP's α and recipe plus
+λ_C = 0.9, λ_B = 0.1 and a strong view per sample (torchvision's AutoAugment CIFAR-10 policy, crop +
+flip, Cutout 16); about 2.5x the cost of a SOP run, so not in the default ``--methods ce,sop``.
 
 Images: the CIFAR-10 JPEG export ``DATA_DIR/cifar10-jpeg`` (decoded once into ``--cache-dir``;
 JPEG, so close to but not exactly the original pixels); CIFAR-N labels from
@@ -51,7 +53,9 @@ SETTINGS = {
 }
 #: (setting, seed) pairs: the first seed of every setting, then the second seed of sym40 and worst.
 GRID = [("sym40", 0), ("worst", 0), ("sym80", 0), ("aggre", 0), ("sym40", 1), ("worst", 1)]
-METHODS = ("ce", "sop")
+METHODS = ("ce", "sop", "sop+")
+#: the methods a run of the script trains unless ``--methods`` says otherwise (SOP+ costs about 3x CE)
+DEFAULT_METHODS = ("ce", "sop")
 
 #: Table A.1's CIFAR-10 u, v rate and the optimiser it was set for (batch 128, momentum 0.9).
 PAPER_ALPHA, PAPER_BATCH, PAPER_MOMENTUM = 10.0, 128, 0.9
@@ -90,7 +94,9 @@ def run_configs(args) -> list[tuple[str, int, str, "TrainConfig"]]:  # noqa: F82
         if cifar_n is not None:
             noise.update(cifar_n_label=cifar_n, cifar_n_path=str(data_dir / "cifar-n" / "CIFAR-10_human.pt"))
         for method in args.methods.split(","):
-            extra = dict(alpha_u=alpha, alpha_v=alpha, init_std=1e-8, recipe="paper") if method == "sop" else {}
+            extra = dict(alpha_u=alpha, alpha_v=alpha, init_std=1e-8, recipe="paper") if method != "ce" else {}
+            if method == "sop+":  # appendix A.3's weights; the strong view per sample (torchvision's AutoAugment)
+                extra.update(lambda_c=0.9, lambda_b=0.1, strong_backend="torchvision")
             config = TrainConfig(**recipe, **noise, method=method, **extra,
                                  out=str(Path(args.out) / f"{setting}-s{seed}-{method}"))
             out.append((setting, seed, method, config))
@@ -115,18 +121,35 @@ ROW_KEYS = ("setting", "seed", "method", "realised_noise_rate", "best_test_acc",
 
 def row_of(setting, seed, method, config, summary) -> dict:
     """One table row from a run's summary (the label-issue numbers of ``label_quality``)."""
-    def first(*keys):
-        return next((summary[k] for k in keys if summary.get(k) is not None), None)
-
     rate = summary.get("realised_noise_rate")
     return {"setting": setting, "seed": seed, "method": method, "realised_noise_rate": rate,
             "best_test_acc": summary["best_test_acc"], "best_epoch": summary["best_epoch"],
             "final_test_acc": summary["final_test_acc"], "final_train_acc_noisy": summary["final_train_acc_noisy"],
-            "clean_fraction": None if rate is None else 1 - rate,
-            "issues_auroc": first("final_issues_auroc", "issues_auroc"),
-            "issues_precision": first("final_issues_precision", "issues_precision"),
-            "issues_recall": first("final_issues_recall", "issues_recall"),
+            "clean_fraction": None if rate is None else 1 - rate, **issue_columns(summary),
             "epochs": config.epochs, "wall_time_s": summary.get("wall_time_s")}
+
+
+def issue_columns(summary: dict) -> dict:
+    """``issues_auroc`` / ``_precision`` / ``_recall`` of a run's summary: its ``final_issues_*``
+    (of ``label_quality``), or the ``issues_*`` that run folders of older sopdeep versions wrote."""
+    def first(*keys):
+        return next((summary[k] for k in keys if summary.get(k) is not None), None)
+
+    return {f"issues_{k}": first(f"final_issues_{k}", f"issues_{k}") for k in ("auroc", "precision", "recall")}
+
+
+def predicted_labels(net, images, tta: str, *, bf16: bool, batch: int = 1000):
+    """Labels a run's final network (``sopdeep.runs.load_model(folder, pixels=True)``) predicts for
+    uint8 NHWC ``images``: test-time augmentation ``tta``, bf16 autocast when the run trained in
+    it, channels_last, ``batch`` images at a time; an (N,) int64 array."""
+    import torch
+
+    from sopdeep.train import tta_logits
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return torch.cat([tta_logits(net, x[lo:lo + batch].float(), tta).argmax(1)
+                          for lo in range(0, len(x), batch)]).numpy()
 
 
 def _fmt(v, digits=4):
@@ -177,10 +200,14 @@ def write_results(rows: list[dict], results: Path, args, alpha: float) -> None:
     writer.writeheader()
     writer.writerows({k: ("" if r[k] is None else r[k]) for k in ROW_KEYS} for r in rows)
     atomic_write_bytes(results / "results.csv", buf.getvalue().encode())
+    sop_plus = any(r["method"] == "sop+" for r in rows)
     lines = [
         f"Full CIFAR-10 (50,000 train from the JPEG export / 10,000 test), fast recipe ({args.epochs} epochs, "
         f"batch 1024, `fast` network), plain CE vs SOP (alpha_u = alpha_v = {alpha:.4f} by the effective-alpha "
-        "rule; no held-out or test-set tuning). Train acc: running accuracy on the noisy labels over the last "
+        "rule; no held-out or test-set tuning)"
+        + (" and SOP+ (the same alpha and recipe, plus lambda_C = 0.9, lambda_B = 0.1 of appendix A.3; strong view: "
+           "torchvision's AutoAugment CIFAR-10 policy, crop + flip, Cutout 16, per sample)" if sop_plus else "")
+        + ". Train acc: running accuracy on the noisy labels over the last "
         "epoch's augmented batches; clean fraction = 1 - realised noise rate. Label issues: AUROC / precision / "
         "recall of `label_quality` / `is_label_issue` against the true noisy-label mask.",
         "",
@@ -194,19 +221,48 @@ def write_results(rows: list[dict], results: Path, args, alpha: float) -> None:
             f"{_fmt(r['best_test_acc'])} ({r['best_epoch']}) | {_fmt(r['final_test_acc'])} | "
             f"{_fmt(r['final_train_acc_noisy'])} | {_fmt(r['clean_fraction'], 3)} | {_fmt(r['issues_auroc'], 3)} | "
             f"{_fmt(r['issues_precision'], 3)} | {_fmt(r['issues_recall'], 3)} | {_fmt(r['wall_time_s'], 0)} |")
-    lines += ["", f"Command (the whole table; a `--settings` subset adds its rows to it): `{command_of(args, whole=True)}`"]
+    commands = table_commands(rows, args)
+    lines += ["", "Commands (cached run folders: a rerun only tabulates; each adds its rows to the table):" if
+              len(commands) > 1 else "Command (cached run folders: a rerun only tabulates):"]
+    lines += [f"`{c}`" for c in commands]
     atomic_write_bytes(results / "results.md", ("\n".join(lines) + "\n").encode())
 
 
-def command_of(args, *, whole=False) -> str:
-    """The command line that makes this table (the arguments as given; defaults left out;
-    ``whole``: without ``--settings``, the command of every setting)."""
+def table_commands(rows: list[dict], args) -> list[str]:
+    """The command lines that make ``rows``: one per group of methods run on the same (setting,
+    seed) cells, ``--settings`` left out where a group covers the whole grid of its seeds.
+
+    >>> import argparse
+    >>> args = argparse.Namespace(data_dir="d", out="o", cache_dir="c", results=None, epochs=25)
+    >>> rows = [dict(setting=s, seed=0, method=m) for s in SETTINGS for m in ("ce", "sop")]
+    >>> table_commands(rows + [dict(setting="sym40", seed=0, method="sop+")], args)[1]
+    'python experiments/cifar10_full_scale.py --data-dir d --out o --cache-dir c --epochs 25 --seeds 1 --settings sym40 --methods sop+'
+    """
+    cells: dict[str, set] = {}
+    for r in rows:
+        cells.setdefault(r["method"], set()).add((r["setting"], r["seed"]))
+    groups: dict[frozenset, list[str]] = {}  # cells -> the methods run on exactly those, in METHODS order
+    for method in METHODS:
+        if method in cells:
+            groups.setdefault(frozenset(cells[method]), []).append(method)
+    commands = []
+    for group, methods in groups.items():
+        seeds = 1 + max(seed for _, seed in group)
+        whole = group == {g for g in GRID if g[1] < seeds}
+        settings = ",".join(s for s in SETTINGS if any(setting == s for setting, _ in group))
+        commands.append(command_of(args, seeds=seeds, settings=None if whole else settings, methods=",".join(methods)))
+    return commands
+
+
+def command_of(args, *, seeds: int, settings: str | None, methods: str) -> str:
+    """The command line of ``seeds``, ``settings`` and ``methods`` with this invocation's folders and
+    epochs (defaults left out)."""
     command = (f"python experiments/cifar10_full_scale.py --data-dir {args.data_dir} --out {args.out} "
                f"--cache-dir {args.cache_dir}")
     if args.results:
         command += f" --results {args.results}"
-    for flag, value, default in (("--epochs", args.epochs, 10), ("--seeds", args.seeds, 2),
-                                 ("--settings", None if whole else args.settings, None), ("--methods", args.methods, ",".join(METHODS))):
+    for flag, value, default in (("--epochs", args.epochs, 10), ("--seeds", seeds, 2), ("--settings", settings, None),
+                                 ("--methods", methods, ",".join(DEFAULT_METHODS))):
         if value != default:
             command += f" {flag} {value}"
     return command
@@ -219,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", type=int, default=2, help="seeds of the settings that have two (1: first seed only)")
     p.add_argument("--settings", default=None, help="comma-separated subset of " + ",".join(SETTINGS))
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ",".join(METHODS))
     add_device_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the runs' configs and exit")
     return p

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
 from cifar10_full_scale import (  # noqa: E402
-    _fmt, add_device_arguments, add_folder_arguments, earlier_rows, run_guarded, run_one)
+    _fmt, add_device_arguments, add_folder_arguments, earlier_rows, predicted_labels, run_guarded, run_one)
 
 #: variant -> (what it changes, overrides of the fast-cifar10 preset)
 VARIANTS = {
@@ -69,11 +69,9 @@ def tta_accuracies(config) -> dict[str, float]:
     import json
 
     import numpy as np
-    import torch
 
     from sopcommon.cli import one_line
     from sopdeep.runs import load_model
-    from sopdeep.train import tta_logits
 
     folder = Path(config.out)
     summary = json.loads((folder / "summary.json").read_text())
@@ -83,15 +81,9 @@ def tta_accuracies(config) -> dict[str, float]:
         print(f"  no re-evaluation of {folder}: {one_line(err)}", file=sys.stderr)
         return {}
     data = np.load(config.cache_path)
-    x = torch.from_numpy(data["x_test"]).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(data["y_test"]).long()
-    out = {}
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=summary.get("precision") == "bf16"):
-        for tta in TTA_LEVELS:
-            correct = sum(int((tta_logits(net, x[lo:lo + 1000].float(), tta).argmax(1) == y[lo:lo + 1000]).sum())
-                          for lo in range(0, len(y), 1000))
-            out[tta] = correct / len(y)
-    return out
+    bf16 = summary.get("precision") == "bf16"
+    return {tta: float(np.mean(predicted_labels(net, data["x_test"], tta, bf16=bf16) == data["y_test"]))
+            for tta in TTA_LEVELS}
 
 
 def merged_rows(rows: list[dict], results_csv: Path) -> list[dict]:

@@ -53,7 +53,36 @@ def test_a_subset_adds_its_rows_and_replaces_only_its_own(exp, tmp_path):
                      ("sym40", 1, "ce", 0.80)]
     md = (tmp_path / "results.md").read_text()
     assert "| aggre | 0 | sop |" in md and "| sym40 | 1 | ce |" in md
-    assert "--settings" not in md.split("`")[-2]  # the whole table's command
+    # the commands of exactly these rows: CE on sym40 seeds 0-1, SOP on sym40 and aggre seed 0
+    commands = md.split("`")[-4::2]
+    assert [c.split("--epochs 25 ")[1] for c in commands] == ["--settings sym40 --methods ce",
+                                                              "--seeds 1 --settings sym40,aggre --methods sop"]
+
+
+def test_the_table_names_one_command_per_group_of_methods(exp, tmp_path):
+    grid = [_row(exp, setting, seed, method, 0.8) for setting, seed in exp.GRID for method in ("ce", "sop")]
+    exp.write_results(grid + [_row(exp, "sym40", 0, "sop+", 0.86)], tmp_path, _args(exp, "sym40"), 0.8333)
+    md = (tmp_path / "results.md").read_text()
+    commands = [line.strip("`") for line in md.splitlines() if line.startswith("`python")]
+    # the CE/SOP grid in the defaults (no --settings, --seeds, --methods), SOP+ on its one cell
+    assert commands == ["python experiments/cifar10_full_scale.py --data-dir d --out o --cache-dir runs/cache --epochs 25",
+                        "python experiments/cifar10_full_scale.py --data-dir d --out o --cache-dir runs/cache --epochs 25 "
+                        "--seeds 1 --settings sym40 --methods sop+"]
+    assert "SOP+ (the same alpha and recipe" in md and "| sym40 | 0 | sop+ |" in md
+
+
+def test_sop_plus_runs_get_sops_alpha_and_appendix_a3s_weights(exp):
+    args = exp.build_parser().parse_args(["--data-dir", "d", "--out", "o", "--settings", "sym40", "--seeds", "1",
+                                          "--methods", "sop,sop+"])
+    (_, _, _, sop), (_, _, _, sop_plus) = exp.run_configs(args)
+    assert sop_plus.method == "sop+" and sop_plus.options.alpha_u == sop.options.alpha_u == exp.alpha_for(1024, 0.85)
+    assert (sop_plus.options.lambda_c, sop_plus.options.lambda_b, sop_plus.options.strong_backend) == \
+        (0.9, 0.1, "torchvision")
+    assert sop_plus.options.recipe == sop.options.recipe == "paper"
+    assert {k: v for k, v in sop_plus.to_dict().items() if k not in ("method", "out", "lambda_c", "lambda_b",
+                                                                      "strong_policy", "strong_stats",
+                                                                      "strong_backend", "cutout")} == \
+        {k: v for k, v in sop.to_dict().items() if k not in ("method", "out")}
 
 
 def test_rows_of_another_epoch_count_are_not_mixed_in(exp, tmp_path):
@@ -173,3 +202,25 @@ def test_the_scripts_end_an_interrupt_or_an_error_with_one_line(exp, capsys):
     assert exp.run_guarded("s", failing) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("s: ") and "bad" in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("tta", ["flip", "flip_translate"])
+def test_the_ablations_re_evaluation_matches_the_runs_own_final_accuracy(ablation, tmp_path, tta):
+    """tta_accuracies (experiments' predicted_labels on the reloaded network) against the trainer's
+    own last evaluation with the same test-time augmentation: an fp32 run, so equal exactly."""
+    import types
+
+    import numpy as np
+
+    from sopdeep.config import TrainConfig
+    from sopdeep.train import load_data, train
+
+    config = TrainConfig(dataset="synthetic", arch="cnn", width=4, epochs=2, batch_size=32, lr=0.05,
+                         schedule="constant", noise="sym", noise_rate=0.4, seed=3, device="cpu", amp="off",
+                         tta=tta, progress=False, out=str(tmp_path / "run"))
+    result = train(config)
+    ds, _ = load_data(config)
+    np.savez(tmp_path / "test.npz", x_test=ds.x_test, y_test=ds.y_test)
+    got = ablation.tta_accuracies(types.SimpleNamespace(out=config.out, cache_path=str(tmp_path / "test.npz")))
+    assert set(got) == set(ablation.TTA_LEVELS)
+    assert got[tta] == pytest.approx(result.history[-1]["test_acc"], abs=0.5 / len(ds.y_test))
