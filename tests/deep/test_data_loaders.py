@@ -70,7 +70,6 @@ def test_cifar10_missing_root_raises_filenotfound(tmp_path):
         load_cifar10(tmp_path / "nowhere")
 
 
-
 def test_cifar10_given_the_jpeg_export_names_the_dataset_to_use(tmp_path):
     for name in ("decode.py", "cifar10_jpeg.npz"):
         (tmp_path / name).write_bytes(b"")
@@ -80,6 +79,7 @@ def test_cifar10_given_the_jpeg_export_names_the_dataset_to_use(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_cifar10(tmp_path)
     assert "JPEG" not in str(err.value)
+
 
 @pytest.mark.parametrize("corruption", ["truncated", "not_a_dict", "bad_shape", "label_out_of_range", "no_labels"])
 def test_cifar10_corrupt_batch_raises_valueerror(fake_cifar10, corruption):
