@@ -86,6 +86,9 @@ class Method:
 
     def __init__(self, config, *, rank: int = 0) -> None:
         self.config = config
+        # the method's own settings, read explicitly (``self.options.alpha_u``); the common ones
+        # from ``self.config`` (``self.config.seed``)
+        self.options = config.options
         self.rank = rank
 
     def init_state(self, num_samples: int, num_classes: int, generator: torch.Generator,

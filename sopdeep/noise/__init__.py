@@ -31,13 +31,16 @@ noise rate. Definitions follow Liu et al. (ICML 2022), Table 1 and appendix A.2:
 The generators live in :mod:`~sopdeep.noise.synthetic` (symmetric, asymmetric),
 :mod:`~sopdeep.noise.authors` (the authors' generators) and :mod:`~sopdeep.noise.cifar_n`;
 :class:`~sopdeep.noise.labels.NoisyLabels` and the rule of which classes exist in
-:mod:`~sopdeep.noise.labels`. :data:`NOISE_KINDS` is the one list of kinds (``TrainConfig.noise``);
+:mod:`~sopdeep.noise.labels`. :data:`NOISE_KINDS` is the one registry of kinds (``TrainConfig.noise``), a dict like the others;
 :func:`make_noisy_labels` dispatches to them by name. Class counts and class maps come from
 :data:`sopdeep.datasets.DATASETS` (this package imports it; it never imports this one), and
 neither imports torch.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from sopdeep.noise.authors import asymmetric_noise_authors, symmetric_noise_authors
 from sopdeep.noise.cifar_n import CIFAR10N_LABELS, CIFAR100N_LABELS, load_cifar_n, read_cifar_n
@@ -54,6 +57,7 @@ from sopdeep.noise.synthetic import (
 
 __all__ = [
     "NOISE_KINDS",
+    "NoiseKind",
     "make_noisy_labels",
     "NoisyLabels",
     "CIFAR10_ASYMMETRIC_MAP",
@@ -71,63 +75,132 @@ __all__ = [
     "load_cifar_n",
 ]
 
-#: Kinds accepted by :func:`make_noisy_labels` (aliases: "clean", "symmetric", "asymmetric",
-#: "symmetric_authors", "asymmetric_authors").
-NOISE_KINDS = ("none", "sym", "sym-all", "asym", "sym-authors", "asym-authors", "cifar10n", "cifar100n")
-_KIND_ALIASES = {"clean": "none", "symmetric": "sym", "asymmetric": "asym", "symmetric_authors": "sym-authors",
-                 "asymmetric_authors": "asym-authors"}
+
+@dataclass(frozen=True)
+class NoiseKind:
+    """One kind of label noise in :data:`NOISE_KINDS`.
+
+    Attributes
+    ----------
+    name : str
+        The key (``TrainConfig.noise``).
+    make : callable
+        ``make(labels, rate, *, num_classes, dataset, cifar_n_path, cifar_n_label, random_state)``
+        -> :class:`NoisyLabels`; every kind receives the same keywords and uses those it needs.
+    description : str
+        One line for ``--help``.
+    rated : bool
+        Whether ``rate`` sets its noise level (False: none, and the human CIFAR-N labels).
+    aliases : tuple of str
+    """
+
+    name: str
+    make: Callable[..., NoisyLabels]
+    description: str
+    rated: bool = True
+    aliases: tuple[str, ...] = ()
+
+
+def _none(labels, rate, *, num_classes, dataset, random_state, **_):
+    return no_noise(labels, num_classes=num_classes, dataset=dataset)
+
+
+def _symmetric(include_true_class):
+    def make(labels, rate, *, num_classes, dataset, random_state, **_):
+        return symmetric_noise(labels, rate, num_classes=num_classes, dataset=dataset,
+                               include_true_class=include_true_class, random_state=random_state)
+    return make
+
+
+def _symmetric_authors(labels, rate, *, num_classes, dataset, random_state, **_):
+    return symmetric_noise_authors(labels, rate, num_classes=num_classes, dataset=dataset, random_state=random_state)
+
+
+def _needs_class_map(kind, dataset):
+    if dataset is None:
+        raise ValueError(f"kind={kind!r} needs dataset= (one of {sorted(asymmetric_datasets())}) to pick the class map")
+
+
+def _asymmetric(labels, rate, *, num_classes, dataset, random_state, **_):
+    _needs_class_map("asym", dataset)
+    return asymmetric_noise(labels, rate, dataset=dataset, num_classes=num_classes, random_state=random_state)
+
+
+def _asymmetric_authors(labels, rate, *, num_classes, dataset, random_state, **_):
+    _needs_class_map("asym-authors", dataset)
+    resolve(labels, num_classes, dataset)  # refuse a num_classes that disagrees with the dataset
+    return asymmetric_noise_authors(labels, rate, dataset=dataset, random_state=random_state)
+
+
+def _cifar_n(kind):
+    def make(labels, rate, *, cifar_n_path, cifar_n_label, **_):
+        if cifar_n_path is None:
+            raise ValueError(f"cifar_n_path is required for kind={kind!r}")
+        # CIFAR-100N has one human label set; CIFAR-10N five, chosen by cifar_n_label
+        label = "noisy" if kind == "cifar100n" else cifar_n_label
+        if kind == "cifar10n" and label not in CIFAR10N_LABELS:
+            raise ValueError(f"cifar_n_label must be one of {sorted(CIFAR10N_LABELS)}, got {label!r}")
+        return load_cifar_n(cifar_n_path, label, clean_labels=labels)
+    return make
+
+
+#: The registered noise kinds, name -> :class:`NoiseKind` (``TrainConfig.noise``); a new kind is one entry.
+NOISE_KINDS: dict[str, NoiseKind] = {kind.name: kind for kind in (
+    NoiseKind("none", _none, "the labels as given", rated=False, aliases=("clean",)),
+    NoiseKind("sym", _symmetric(False), "round(rate N) labels flipped to another class, uniformly",
+              aliases=("symmetric",)),
+    NoiseKind("sym-all", _symmetric(True), "A.2's variant: the chosen labels redrawn from all K classes"),
+    NoiseKind("asym", _asymmetric, "the dataset's class map (A.2), round(rate n_c) per source class",
+              aliases=("asymmetric",)),
+    NoiseKind("sym-authors", _symmetric_authors, "the authors' symmetric generator", aliases=("symmetric_authors",)),
+    NoiseKind("asym-authors", _asymmetric_authors, "the authors' asymmetric generator",
+              aliases=("asymmetric_authors",)),
+    NoiseKind("cifar10n", _cifar_n("cifar10n"), "CIFAR-10N human labels (cifar_n_label)", rated=False),
+    NoiseKind("cifar100n", _cifar_n("cifar100n"), "CIFAR-100N human labels", rated=False),
+)}
+_KIND_ALIASES = {alias: kind.name for kind in NOISE_KINDS.values() for alias in kind.aliases}
 
 
 def make_noisy_labels(labels, kind, rate=0.0, *, num_classes=None, dataset=None, cifar_n_path=None,
                       cifar_n_label="worst", random_state=None):
-    """Dispatch to a noise model by name (for configs and the command line).
+    """Dispatch to a noise model of :data:`NOISE_KINDS` by name (for configs and the command line).
 
     Parameters
     ----------
     labels : array-like of shape (N,)
         Clean labels.
-    kind : {"none", "sym", "sym-all", "asym", "sym-authors", "asym-authors", "cifar10n", "cifar100n"}
-        "sym": :func:`symmetric_noise`; "sym-all": its A.2 variant; "asym": :func:`asymmetric_noise`
-        with ``dataset``'s class map; "sym-authors" / "asym-authors": :func:`symmetric_noise_authors`
-        / :func:`asymmetric_noise_authors`; "cifar10n"/"cifar100n": :func:`load_cifar_n` from
-        ``cifar_n_path`` with ``cifar_n_label`` (``labels`` must equal the file's clean labels).
+    kind : str
+        A key of :data:`NOISE_KINDS` or an alias. "sym": :func:`symmetric_noise`; "sym-all": its A.2
+        variant; "asym": :func:`asymmetric_noise` with ``dataset``'s class map; "sym-authors" /
+        "asym-authors": :func:`symmetric_noise_authors` / :func:`asymmetric_noise_authors`;
+        "cifar10n"/"cifar100n": :func:`load_cifar_n` from ``cifar_n_path`` with ``cifar_n_label``
+        (``labels`` must equal the file's clean labels).
     rate : float in [0, 1], default 0.0
-        Noise level for the synthetic kinds (ignored for none / CIFAR-N).
+        Noise level for the rated kinds (ignored for none / CIFAR-N).
     num_classes : int, optional
         K; must agree with ``dataset`` / the labels (:mod:`sopdeep.noise.labels`, "Which classes exist").
     dataset : str, optional
         The name of the dataset the labels belong to, as given to :func:`sopdeep.datasets.load_dataset`
-        (``"cifar10"``, ``"cifar100"``, ``"fashion-mnist"``, ``"cifar10-jpeg"``, ``"npz"``,
-        ``"imagefolder"``, aliases allowed) or ``"synthetic"``. The asymmetric kinds need one with a
-        class map (:func:`asymmetric_datasets`) and refuse any other.
+        (aliases allowed) or ``"synthetic"``. The asymmetric kinds need one with a class map
+        (:func:`asymmetric_datasets`) and refuse any other.
+    cifar_n_path : str or Path, optional
+        The CIFAR-N label file (the CIFAR-N kinds).
+    cifar_n_label : str, default "worst"
+        The CIFAR-10N label set.
     random_state : None, int, SeedSequence or numpy Generator
 
     Returns
     -------
     NoisyLabels
         With ``realised_rate``, the fraction of labels actually changed.
+
+    Examples
+    --------
+    >>> make_noisy_labels([0, 1, 2, 3] * 5, "sym", 0.5, num_classes=4, random_state=0).realised_rate
+    0.5
     """
-    kind = _KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
-    if kind == "none":
-        return no_noise(labels, num_classes=num_classes, dataset=dataset)
-    if kind in ("sym", "sym-all"):
-        return symmetric_noise(labels, rate, num_classes=num_classes, dataset=dataset,
-                               include_true_class=kind == "sym-all", random_state=random_state)
-    if kind == "sym-authors":
-        return symmetric_noise_authors(labels, rate, num_classes=num_classes, dataset=dataset,
-                                       random_state=random_state)
-    if kind in ("asym", "asym-authors"):
-        if dataset is None:
-            raise ValueError(f"kind={kind!r} needs dataset= (one of {sorted(asymmetric_datasets())}) to pick the class map")
-        if kind == "asym":
-            return asymmetric_noise(labels, rate, dataset=dataset, num_classes=num_classes, random_state=random_state)
-        resolve(labels, num_classes, dataset)  # refuse a num_classes that disagrees with the dataset
-        return asymmetric_noise_authors(labels, rate, dataset=dataset, random_state=random_state)
-    if kind in ("cifar10n", "cifar100n"):
-        if cifar_n_path is None:
-            raise ValueError(f"cifar_n_path is required for kind={kind!r}")
-        label = "noisy" if kind == "cifar100n" else cifar_n_label
-        if kind == "cifar10n" and label not in CIFAR10N_LABELS:
-            raise ValueError(f"cifar_n_label must be one of {sorted(CIFAR10N_LABELS)}, got {label!r}")
-        return load_cifar_n(cifar_n_path, label, clean_labels=labels)
-    raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
+    name = _KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+    if name not in NOISE_KINDS:
+        raise ValueError(f"kind must be one of {tuple(NOISE_KINDS)}, got {kind!r}")
+    return NOISE_KINDS[name].make(labels, rate, num_classes=num_classes, dataset=dataset, cifar_n_path=cifar_n_path,
+                                  cifar_n_label=cifar_n_label, random_state=random_state)

@@ -11,13 +11,9 @@ import torch
 
 from sopdeep.config import TrainConfig
 from sopdeep.datasets import dataset_spec, fixed_normalization, load_dataset, split_indices
-from sopdeep.noise import make_noisy_labels
+from sopdeep.noise import NOISE_KINDS, make_noisy_labels
 
 __all__ = ["TrainingData", "applied_noise", "load_data", "subset_indices", "training_data", "to_device"]
-
-# the kinds whose rate is config.noise_rate (none and the human CIFAR-N labels have no set rate)
-_RATED_KINDS = ("sym", "sym-all", "asym", "sym-authors", "asym-authors")
-
 
 def load_data(config: TrainConfig):
     """(ArrayDataset, NoisyLabels) as the config says, cut to ``config.train_subset`` samples
@@ -73,7 +69,7 @@ def applied_noise(config: TrainConfig, realised_rate: float) -> dict[str, Any]:
     kind = config.applied_noise
     report: dict[str, Any] = {
         "noise": kind,
-        "noise_rate": config.noise_rate if kind in _RATED_KINDS else None,
+        "noise_rate": config.noise_rate if NOISE_KINDS[kind].rated else None,
         "realised_noise_rate": float(realised_rate),
     }
     if kind == "none" and dataset_spec(config.dataset).user_data:
