@@ -11,6 +11,8 @@ int64 labels in ``[0, num_classes)``. The formats, one module each:
 * :mod:`~sopdeep.datasets.cifar`: CIFAR-10 / CIFAR-100 python pickles (torchvision's root layout),
   read with a restricted unpickler (:mod:`sopdeep._safepickle`), so a tampered file cannot run code;
 * :mod:`~sopdeep.datasets.cifar10_jpeg`: the CIFAR-10 JPEG export, decoded once to an ``.npz``;
+* :mod:`~sopdeep.datasets.cifar100_png`: the lossless CIFAR-100 PNG export (fine and coarse labels), the same way
+  (:mod:`~sopdeep.datasets.export`: decoded once by the export's own ``decode.py``, checked on every use);
 * :mod:`~sopdeep.datasets.fashion_mnist`: the four idx files;
 * :mod:`~sopdeep.datasets.npz`: any ``.npz`` holding ``x_train, y_train, x_test, y_test``;
 * :mod:`~sopdeep.datasets.image_folder`: torchvision's ``ImageFolder`` layout, resized once;
@@ -20,7 +22,7 @@ This package imports neither torch (torchvision is imported only when an image f
 nor :mod:`sopdeep.config`, so the config can validate names against it.
 
 >>> sorted(DATASETS)
-['cifar10', 'cifar10-jpeg', 'cifar100', 'fashion-mnist', 'imagefolder', 'npz', 'synthetic']
+['cifar10', 'cifar10-jpeg', 'cifar100', 'cifar100-png', 'fashion-mnist', 'imagefolder', 'npz', 'synthetic']
 >>> DATASETS[canonical_dataset_name("CIFAR-100")].num_classes
 100
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 from sopdeep.datasets.arrays import ArrayDataset, split_indices
 from sopdeep.datasets.cifar import CIFAR10_CLASSES, load_cifar10, load_cifar100, load_cifar100_coarse_labels
 from sopdeep.datasets.cifar10_jpeg import cifar10_jpeg_npz, decode_cifar10_jpeg, load_cifar10_jpeg
+from sopdeep.datasets.cifar100_png import decode_cifar100_png, load_cifar100_png, load_cifar100_png_coarse_labels
 from sopdeep.datasets.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sopdeep.datasets.image_folder import load_image_folder
 from sopdeep.datasets.npz import load_npz, save_npz
@@ -41,7 +44,8 @@ __all__ = [
     "load_dataset", "dataset_spec", "canonical_dataset_name", "fixed_normalization", "default_augment",
     "CIFAR10_CLASSES", "FASHION_MNIST_CLASSES",
     "load_cifar10", "load_cifar100", "load_cifar100_coarse_labels", "load_fashion_mnist", "load_npz", "save_npz",
-    "decode_cifar10_jpeg", "load_cifar10_jpeg", "cifar10_jpeg_npz", "load_image_folder", "make_synthetic",
+    "decode_cifar10_jpeg", "load_cifar10_jpeg", "cifar10_jpeg_npz",
+    "decode_cifar100_png", "load_cifar100_png", "load_cifar100_png_coarse_labels", "load_image_folder", "make_synthetic",
 ]
 
 # the authors' per-channel (mean, std) in [0, 1] units (their transforms.Normalize)
@@ -62,6 +66,10 @@ DATASETS: dict[str, DatasetSpec] = {
     "cifar10-jpeg": DatasetSpec(
         "cifar10-jpeg", load_cifar10_jpeg, "CIFAR-10 JPEG export (ROOT/decode.py), decoded to cache_path",
         num_classes=10, normalization=_CIFAR10_NORM, asymmetric="cifar10", augment="crop_flip",
+        takes=("cache_path",), requires=("cache_path",)),
+    "cifar100-png": DatasetSpec(
+        "cifar100-png", load_cifar100_png, "CIFAR-100 PNG export (ROOT/decode.py, fine labels), decoded to cache_path",
+        num_classes=100, normalization=_CIFAR100_NORM, asymmetric="cifar100", augment="crop_flip",
         takes=("cache_path",), requires=("cache_path",)),
     "npz": DatasetSpec(
         "npz", load_npz, "an .npz holding x_train, y_train, x_test, y_test (ROOT is the file)",
@@ -135,10 +143,11 @@ def load_dataset(name, root=None, *, cache_path=None, image_size=None, seed=0):
         A key of :data:`DATASETS` or an alias (case-insensitive: "CIFAR-10", "fmnist", "image-folder").
     root : str or Path, optional
         The data root of that loader: a torchvision-format root for cifar10 / cifar100 /
-        fashion-mnist, the export folder for cifar10-jpeg, the ``.npz`` file for npz, the folder
+        fashion-mnist, the export folder for cifar10-jpeg / cifar100-png, the ``.npz`` file for npz, the folder
         holding ``train/`` and ``test/`` for imagefolder; ignored by synthetic (in memory).
     cache_path : str or Path, optional
-        For "cifar10-jpeg" only: where the decoded npz is cached (required there).
+        For the exports "cifar10-jpeg" and "cifar100-png" only: where the decoded npz is cached
+        (required there).
     image_size : int or (int, int), optional
         For "imagefolder" only: the size images are resized to (default 32; a run's
         ``TrainConfig.image_size``).

@@ -51,12 +51,16 @@ def every_dataset(tmp_path, fake_cifar10, fake_cifar100, fake_fashion):
     (tmp_path / "jpeg").mkdir()
     (tmp_path / "jpeg" / "decode.py").write_text(FAKE_DECODER)
     (tmp_path / "jpeg" / "cifar10_jpeg.npz").write_bytes(b"")  # present; only the fake decoder reads it
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "decode.py").write_text(FAKE_DECODER)
+    (tmp_path / "png" / "cifar100_png.npz").write_bytes(b"")
     save_npz(make_synthetic(n_train=8, n_test=4), tmp_path / "user.npz")
     return {
         "cifar10": dict(root=fake_cifar10[0]),
         "cifar100": dict(root=fake_cifar100[0]),
         "fashion-mnist": dict(root=fake_fashion[0]),
         "cifar10-jpeg": dict(root=tmp_path / "jpeg", cache_path=tmp_path / "cache" / "c10.npz"),
+        "cifar100-png": dict(root=tmp_path / "png", cache_path=tmp_path / "cache" / "c100.npz"),
         "npz": dict(root=tmp_path / "user.npz"),
         "imagefolder": dict(root=_colour_png_folder(tmp_path / "folder"), image_size=8),
         "synthetic": dict(seed=3),
@@ -79,7 +83,7 @@ def test_every_registry_entry_loads_through_one_call(every_dataset):
 
 
 def test_loader_options_are_checked_against_the_spec(every_dataset):
-    with pytest.raises(ValueError, match="cache_path is only used for name='cifar10-jpeg'"):
+    with pytest.raises(ValueError, match="cache_path is only used for name='cifar10-jpeg' or 'cifar100-png'"):
         load_dataset("cifar10", every_dataset["cifar10"]["root"], cache_path="x.npz")
     with pytest.raises(ValueError, match="image_size is only used for name='imagefolder'"):
         load_dataset("synthetic", image_size=8)
@@ -96,6 +100,7 @@ def test_loader_options_are_checked_against_the_spec(every_dataset):
     ("cifar10", (32, 32, 3), "crop_flip"),
     ("cifar100", (32, 32, 3), "crop_flip"),
     ("cifar10-jpeg", (32, 32, 3), "crop_flip"),
+    ("cifar100-png", (32, 32, 3), "crop_flip"),
     ("fashion-mnist", (28, 28, 1), "none"),
     ("synthetic", (8, 8, 1), "none"),
     ("synthetic", (32, 32, 3), "none"),  # a property of the dataset, not only of the shape
@@ -124,15 +129,18 @@ def test_fixed_normalization_is_the_authors_constants_and_names_the_datasets_tha
     assert fixed_normalization("cifar10") == ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
     assert fixed_normalization("CIFAR-10") == fixed_normalization("cifar10-jpeg") == fixed_normalization("cifar10")
     assert fixed_normalization("cifar100") == ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
+    assert fixed_normalization("cifar100-png") == fixed_normalization("cifar100")
     have = sorted(name for name, spec in DATASETS.items() if spec.normalization is not None)
-    assert have == ["cifar10", "cifar10-jpeg", "cifar100"]
+    assert have == ["cifar10", "cifar10-jpeg", "cifar100", "cifar100-png"]
     for name in ("fashion-mnist", "npz", "synthetic", "imagenet"):
-        with pytest.raises(ValueError, match=r"constants for datasets \['cifar10', 'cifar10-jpeg', 'cifar100'\]"):
+        with pytest.raises(ValueError, match=r"constants for datasets \['cifar10', 'cifar10-jpeg', 'cifar100', "
+                                             r"'cifar100-png'\]"):
             fixed_normalization(name)
 
 
 def test_asymmetric_noise_follows_the_registry():
-    assert asymmetric_datasets() == {"cifar10": "cifar10", "cifar10-jpeg": "cifar10", "cifar100": "cifar100"}
+    assert asymmetric_datasets() == {"cifar10": "cifar10", "cifar10-jpeg": "cifar10", "cifar100": "cifar100",
+                                     "cifar100-png": "cifar100"}
     for name, spec in DATASETS.items():
         if spec.asymmetric is None:
             with pytest.raises(ValueError, match="has none"):
