@@ -178,7 +178,7 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
         factor = float(config.batch_size) * (1.0 - float(config.momentum))
         deep.append({"mode": mode, "alpha": alpha, "seed": seed,  # CE has no α_u, α_v: NaN, as its alpha
                      "alpha_eff": alpha * factor, "batch_size": config.batch_size, "momentum": config.momentum,
-                     "alpha_u": getattr(config, "alpha_u", np.nan), "alpha_v": getattr(config, "alpha_v", np.nan),
+                     "alpha_u": getattr(config.options, "alpha_u", np.nan), "alpha_v": getattr(config.options, "alpha_v", np.nan),
                      "diverged": run is None, "final_test_acc": s.get("final_test_acc", np.nan),
                      "best_test_acc": s.get("best_test_acc", np.nan), "det_auroc": _last_monitor_auroc(run),
                      "train_acc_noisy": s.get("final_train_acc_noisy", np.nan), "config": changed_fields(config)})

@@ -110,7 +110,7 @@ def compute(data_path, *, quick=False, data_dir=DEFAULT_DATA_DIR, runs_dir=DEFAU
         else:
             g = subset_gram(ce, n_samples, CLASSES, trained=False, progress=progress)  # θ₀: same for CE and SOP
         mask, idx = g["is_noisy"].astype(bool), g["idx"]
-        alpha, gamma = sop.alpha_u, sop.init_std
+        alpha, gamma = sop.options.alpha_u, sop.options.init_std
         alpha_eff = effective_alpha(sop)  # the ratio the trainer runs (docs/bridge.md), not the nominal α
         lin, abs_s, auc_lam, auc_flow = _linearised(g, LAMBDAS, alpha_eff, gamma)
         deep_sop = run_sop["samples"]["noise_score"][idx]

@@ -203,7 +203,7 @@ def squared_config(batch_size=BATCH, *, alpha_eff=None, uv_step=None):
     Examples
     --------
     >>> c = squared_config()
-    >>> round(c.alpha_u, 12), round(c.lr, 12)  # α_eff = 25.6 at B = 128, β = 0.9
+    >>> round(c.options.alpha_u, 12), round(c.lr, 12)  # α_eff = 25.6 at B = 128, β = 0.9
     (2.0, 0.1)
     """
     from sopdeep.config import TrainConfig
@@ -362,7 +362,7 @@ def _train_regime(model_kind, width, x, y, mask, lam_pred, gamma, *, epochs, see
     # a model linear in θ keeps its K: the end comparison is the init one (no second solve)
     end = init if twin is None else compare_to_program(res.s, K1, y, lam_pred, mask)
     flow = linearised_recovery(K0, y, [lam_pred], alpha=ALPHA_EFF, gamma=gamma)
-    extra = {"alpha": config.alpha_u, "lr": config.lr, "batch_size": config.batch_size,
+    extra = {"alpha": config.options.alpha_u, "lr": config.lr, "batch_size": config.batch_size,
              "residual_max": float(np.abs(res.residual).max()), "steps": res.steps, "train_seconds": seconds,
              "kernel_change": _rel(K1, K0), "rel_twin": np.nan if twin is None else _rel(res.s, twin),
              "rel_flow_limit_init": _rel(res.s, flow["s_flow"]),
@@ -441,7 +441,7 @@ def _compute(data_path, *, quick, progress, data_dir, runs_dir, n_samples, epoch
             g1 = subset_gram(config, n_samples, CLASSES, trained=True)
             target = g0["y"] - g0["f"]  # linearised at θ₀: y − f(θ₀) = J₀(θ − θ₀) + s
             s = run["samples"]["noise_score"][sub["idx"]]  # u² at the given label
-            alpha_eff = config.alpha_u * config.batch_size * (1 - config.momentum)
+            alpha_eff = config.options.alpha_u * config.batch_size * (1 - config.momentum)
             lam_e = -np.log(config.init_std) / (2 * alpha_eff)
             init = compare_to_program(s, g0["K"], target, lam_e, mask, signed=False)
             end = compare_to_program(s, g1["K"], target, lam_e, mask, signed=False)

@@ -87,7 +87,7 @@ def trainer_config(alpha_eff, *, epochs, batch_size=BATCH_SIZE, momentum=MOMENTU
     Examples
     --------
     >>> cfg = trainer_config(500.0, epochs=10)
-    >>> round(cfg.alpha_u, 9), round(cfg.alpha_u * cfg.lr, 12)  # α = 500 / (5 · 0.1); peak ατ = PEAK_STEP
+    >>> round(cfg.options.alpha_u, 9), round(cfg.options.alpha_u * cfg.lr, 12)  # α = 500 / (5 · 0.1); peak ατ = PEAK_STEP
     (1000.0, 0.02)
     """
     from sopdeep.config import TrainConfig
@@ -206,7 +206,7 @@ def compute(data_path, *, quick=False, progress=True):
                 rows.append(row)
                 if progress:
                     i = len(rows) - 1
-                    print(f"{NAME}: α_eff = {a:7.1f} (α = {row['config'].alpha_u:.4g}, peak τ = {row['config'].lr:.2e}, "
+                    print(f"{NAME}: α_eff = {a:7.1f} (α = {row['config'].options.alpha_u:.4g}, peak τ = {row['config'].lr:.2e}, "
                           f"{epochs} epochs): max|r| = {row['max_residual']:.1e}, ρ(s, flow at α_eff) = "
                           f"{relative_difference(row['s'], flow.s[i]):.1e}, {row['seconds']:.0f} s",
                           file=sys.stderr, flush=True)

@@ -44,7 +44,7 @@ def deep_init_std():
     (the runs of :func:`fmnist_config` and :func:`cifar_config` do not change it)."""
     from sopdeep.config import TrainConfig
 
-    return float(TrainConfig().init_std)
+    return float(TrainConfig().options.init_std)
 
 
 def cache_folder(runs_dir):
@@ -121,7 +121,7 @@ def fast_cifar_config(runs_dir, data_dir, *, setting="sym40", method="sop", seed
     Examples
     --------
     >>> c = fast_cifar_config("runs", "../shared/data")
-    >>> c.out, c.batch_size, c.momentum, round(c.alpha_u, 4)
+    >>> c.out, c.batch_size, c.momentum, round(c.options.alpha_u, 4)
     ('runs/full_scale_e25/sym40-s0-sop', 1024, 0.85, 0.8333)
     """
     from sopdeep.config import TrainConfig
@@ -154,4 +154,4 @@ def effective_alpha(config):
     >>> round(effective_alpha(fast_cifar_config("runs", "../shared/data")), 6)
     128.0
     """
-    return float(config.alpha_u) * float(config.batch_size) * (1.0 - float(config.momentum))
+    return float(config.options.alpha_u) * float(config.batch_size) * (1.0 - float(config.momentum))

@@ -4,8 +4,9 @@ every run.
 The settings common to all methods are the fields below, each declared with
 :func:`sopdeep.options.option` (type, default, allowed values or range, one line of help); a
 method's own settings are declared by the method (``Options`` of each class in
-:data:`sopdeep.methods.METHODS`) and held in ``config.options``. Both read as attributes
-(``config.epochs``, ``config.alpha_u``), and a config accepts exactly the chosen method's options:
+:data:`sopdeep.methods.METHODS`) and held, resolved, in ``config.options`` (``config.epochs``,
+``config.options.alpha_u``); they are given flat to the constructor, and a config accepts exactly
+the chosen method's options:
 ``TrainConfig(method="ce", alpha_u=5)`` is refused, naming ``alpha_u`` and the methods it belongs
 to. Overrides come from dicts (:meth:`TrainConfig.replace`) and ``key=value`` strings
 (:meth:`TrainConfig.from_overrides`, the CLI's ``--set``); named presets live in
@@ -13,8 +14,10 @@ to. Overrides come from dicts (:meth:`TrainConfig.replace`) and ``key=value`` st
 
 >>> TrainConfig(epochs=3, method="ce").epochs
 3
->>> TrainConfig(method="gce").gce_q
+>>> TrainConfig(method="gce").options.gce_q
 0.7
+>>> TrainConfig(recipe="authors", lr_u=1.0, lr_v=10.0).options.clamp_phi  # None resolved: the recipe's
+True
 """
 
 from __future__ import annotations
@@ -166,23 +169,12 @@ class TrainConfig:
             if not isinstance(given_options, options_cls):
                 raise ValueError(f"options must be a {options_cls.__name__} for method {method!r}, "
                                  f"got {type(given_options).__name__}")
-            self.options = dataclasses.replace(given_options, **method_kwargs)
+            options = dataclasses.replace(given_options, **method_kwargs)
         else:
-            self.options = options_cls(**method_kwargs)
+            options = options_cls(**method_kwargs)
+        # options that follow a common setting (SOP+'s strong_stats: the dataset) resolved once, here
+        self.options = options.resolve(self) if hasattr(options, "resolve") else options
         self._check_combinations()
-
-    def __getattr__(self, name: str) -> Any:
-        # called only when normal lookup fails: a method option, read through config.options
-        if name.startswith("__") or name == "options":
-            raise AttributeError(name)
-        options = self.__dict__.get("options")
-        if options is not None and hasattr(options, name):
-            return getattr(options, name)
-        owners = methods_with_option(name)
-        if owners:
-            raise AttributeError(f"{name!r} is an option of method(s) {owners}, not of method "
-                                 f"{self.__dict__.get('method')!r}")
-        raise AttributeError(f"TrainConfig has no setting {name!r}")
 
     @property
     def applied_noise(self) -> str:
@@ -237,6 +229,13 @@ class TrainConfig:
         if method in METHODS:
             new_own = {f.name for f in option_fields(method)}
             kept.update({key: value for key, value in dataclasses.asdict(self.options).items() if key in new_own})
+            # a derived option (SOP's switches: the recipe's) is derived again when what it follows
+            # changes, unless it is itself overridden
+            before = {**kept, "method": self.method}
+            for name, sources in getattr(method_class(method).Options, "DERIVED", {}).items():
+                if name not in overrides and any(key in overrides and overrides[key] != before.get(key)
+                                                 for key in sources):
+                    kept[name] = None
         return TrainConfig(**{**kept, **overrides})
 
     @classmethod

@@ -2,8 +2,9 @@
 
 A run folder holds ``config.json`` (the :class:`~sopdeep.config.TrainConfig`), ``metrics.csv`` and
 ``metrics.jsonl`` (one row per epoch), ``checkpoint.pt`` (everything a resume needs),
-``samples.npz`` (per-sample outputs) and ``summary.json``; :func:`load_model` rebuilds the trained
-network from ``config.json`` and ``checkpoint.pt``. Every file is written atomically
+``samples.npz`` (per-sample outputs), ``summary.json`` and ``curves.png`` (the metrics drawn after
+every epoch, :mod:`sopdeep.curves`; ``tensorboard/`` too with ``tensorboard=True``);
+:func:`load_model` rebuilds the trained network from ``config.json`` and ``checkpoint.pt``. Every file is written atomically
 (:func:`sopcommon.atomic_path`): a kill leaves the previous version or the new one, never a
 truncated file. JSON files are strict: undefined metrics (NaN) are written as ``null``.
 
@@ -48,6 +49,7 @@ from sopcommon import lock_folder as common_lock_folder
 from sopcommon.cli import one_line
 from sopcommon.files import DataFileError, read_json, read_npz
 from sopdeep.config import TrainConfig
+from sopdeep.curves import CURVES, update_run  # imports matplotlib only when it draws
 from sopdeep.models import build_model
 
 __all__ = ["RunRecord", "read_run", "read_history", "read_samples", "saved_config", "load_model", "lock_folder",
@@ -64,7 +66,8 @@ RESULTS = (CHECKPOINT, METRICS_CSV, METRICS_JSONL, SAMPLES, SUMMARY)
 
 # keys that may differ between the saved config and the one passed with resume=True
 # (epochs: a resume may extend a run on purpose)
-_RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "epochs", "threads")
+_RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "epochs", "threads",
+                     "tensorboard")
 _MAGIC = b"SOPDEEP-CHECKPOINT-1\n"  # then 64 hex digits of SHA-256, a newline, the payload
 
 
@@ -244,7 +247,7 @@ def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -
     """
     folder = Path(folder)
     if clean:  # only the run files' own temporaries: the folder may hold the user's files too
-        remove_stale_temporaries(folder, (CONFIG, *RESULTS))
+        remove_stale_temporaries(folder, (CONFIG, CURVES, *RESULTS))
     path = folder / CHECKPOINT
     if not resume:
         found = [name for name in RESULTS if (folder / name).exists()]
@@ -258,8 +261,9 @@ def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -
                              "or start a new run without resume (--resume).")
     ckpt = load_checkpoint(path)
     saved = TrainConfig.from_dict(json.loads(ckpt["config"]))
-    diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-            if k not in _RESUME_FREE_KEYS and getattr(config, k) != v}
+    given = config.to_dict()
+    diff = {k: (v, given.get(k)) for k, v in saved.to_dict().items()
+            if k not in _RESUME_FREE_KEYS and given.get(k) != v}
     if diff:
         raise ResumeMismatchError(f"config differs from the checkpoint's in {diff} (saved, given) for {path}; "
                                   "resume with the saved config (sopdeep.runs.saved_config) or start a new run "
@@ -315,7 +319,9 @@ def write_config(folder, config: TrainConfig) -> None:
 
 def write_metrics(folder, history: list[dict[str, Any]]) -> None:
     """``metrics.csv`` and ``metrics.jsonl`` rewritten from the whole history (a resumed run never
-    duplicates rows)."""
+    duplicates rows), then ``curves.png`` redrawn from it and, when the run's ``config.json`` asks
+    for TensorBoard, the last row logged (:func:`sopdeep.curves.update_run`: a picture that cannot
+    be drawn only warns)."""
     if not history:
         return
     keys = list(history[0])
@@ -327,6 +333,7 @@ def write_metrics(folder, history: list[dict[str, Any]]) -> None:
         writer.writerows(history)
     lines = [json.dumps(strict_json(row), allow_nan=False) + "\n" for row in history]
     atomic_write_bytes(Path(folder) / METRICS_JSONL, "".join(lines).encode())
+    update_run(folder, history)
 
 
 def write_samples(folder, samples: dict[str, np.ndarray]) -> None:

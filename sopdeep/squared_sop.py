@@ -135,5 +135,5 @@ def train_squared_sop(model: nn.Module, inputs: torch.Tensor, targets: torch.Ten
         residual = model(inputs).reshape(-1) + s - targets
     if not bool(torch.isfinite(residual).all()):
         raise FloatingPointError(f"train_squared_sop diverged after {step} steps (lr={config.lr}, "
-                                 f"alpha_u={config.alpha_u}, alpha_v={config.alpha_v}): lower lr or alpha")
+                                 f"alpha_u={config.options.alpha_u}, alpha_v={config.options.alpha_v}): lower lr or alpha")
     return SquaredSOPResult(u=u.numpy(), v=v.numpy(), s=s.numpy(), residual=residual.numpy(), steps=step)

@@ -36,5 +36,5 @@ class CE(Method):
 
     def batch_loss(self, model, batch, state):
         logits = model(batch.images)
-        loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.config.label_smoothing)
+        loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.options.label_smoothing)
         return StepOutput(loss=loss, logits=logits, terms={"ce": loss.detach()})

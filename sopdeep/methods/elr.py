@@ -67,7 +67,7 @@ class ELR(Method):
         return {"target": torch.zeros(num_samples, num_classes, device=device)}
 
     def batch_loss(self, model, batch, state):
-        c = self.config
+        c = self.options
         logits = model(batch.images)
         probs = torch.softmax(logits.float(), dim=1).clamp(PROB_CLAMP, 1.0 - PROB_CLAMP)
         with torch.no_grad():

@@ -51,5 +51,5 @@ class GCE(Method):
 
     def batch_loss(self, model, batch, state):
         logits = model(batch.images)
-        loss = gce_loss(logits, batch.labels, self.config.gce_q).mean()
+        loss = gce_loss(logits, batch.labels, self.options.gce_q).mean()
         return StepOutput(loss=loss, logits=logits, terms={"gce": loss.detach()})

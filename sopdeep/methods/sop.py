@@ -16,14 +16,29 @@ from sopdeep.sop_loss import init_sample_variables, recipe_switches, sgd_step, s
 __all__ = ["SOP", "SOPOptions"]
 
 
+# option name -> its key in sopdeep.sop_loss.RECIPES
+_SWITCH_KEYS = {"u_learns_mse": "u_learns_mse", "clamp_corrections": "clamp_corrections", "clamp_phi": "clamp_phi",
+                "project_uv": "project", "uv_lr_schedule": "uv_lr_schedule"}
+
+
 @dataclass(frozen=True)
 class SOPOptions:
     """Settings of SOP (Algorithm 1; Table A.1). ``recipe`` selects every switch at once
-    (:data:`sopdeep.sop_loss.RECIPES`); a switch that is not None overrides the recipe alone.
+    (:data:`sopdeep.sop_loss.RECIPES`); a switch given as True/False overrides the recipe alone.
+
+    The five switches are resolved when the options are made: None (the default) becomes the
+    recipe's value, so ``options.clamp_phi`` is always the value in force.
 
     >>> SOPOptions(recipe="authors", lr_u=1.0, lr_v=10.0, project_uv=True).switches()["project"]
     True
+    >>> SOPOptions(recipe="authors", lr_u=1.0, lr_v=10.0).clamp_phi
+    True
     """
+
+    #: options derived from other settings when left None: option -> the settings it follows
+    #: (:meth:`sopdeep.config.TrainConfig.replace` re-derives them when one of those changes)
+    DERIVED = {name: ("recipe",) for name in ("u_learns_mse", "clamp_corrections", "clamp_phi", "project_uv",
+                                               "uv_lr_schedule")}
 
     alpha_u: float = option(10.0, "u step size is alpha_u * lr per sample (Algorithm 1)", low=0.0)
     alpha_v: float = option(10.0, "v step size is alpha_v * lr per sample (Algorithm 1)", low=0.0)
@@ -46,7 +61,12 @@ class SOPOptions:
 
     def __post_init__(self) -> None:
         check_options(self)
-        if self.switches()["uv_lr_schedule"] == "constant":
+        # the tri-state switches resolved once, here: None -> the recipe's value
+        resolved = recipe_switches(self.recipe, u_learns_mse=self.u_learns_mse, clamp_corrections=self.clamp_corrections,
+                                   clamp_phi=self.clamp_phi, project=self.project_uv, uv_lr_schedule=self.uv_lr_schedule)
+        for name, key in _SWITCH_KEYS.items():
+            object.__setattr__(self, name, resolved[key])
+        if self.uv_lr_schedule == "constant":
             if not (self.lr_u > 0 and self.lr_v > 0):
                 raise ValueError(f"lr_u and lr_v must be > 0 when uv_lr_schedule is 'constant' "
                                  f"(recipe={self.recipe!r}), got lr_u={self.lr_u}, lr_v={self.lr_v}")
@@ -54,21 +74,20 @@ class SOPOptions:
                 raise ValueError("uv_lr_schedule='constant' is a per-batch step (lr / B); use update='batch'")
 
     def switches(self) -> dict[str, Any]:
-        """The SOP switches in force: ``recipe``'s values with each non-None single switch applied."""
-        return recipe_switches(self.recipe, u_learns_mse=self.u_learns_mse, clamp_corrections=self.clamp_corrections,
-                               clamp_phi=self.clamp_phi, project=self.project_uv, uv_lr_schedule=self.uv_lr_schedule)
+        """The SOP switches in force, keyed as :data:`sopdeep.sop_loss.RECIPES` keys them."""
+        return {key: getattr(self, name) for name, key in _SWITCH_KEYS.items()}
 
 
 class SOP(Method):
     """Sparse over-parameterisation (Algorithm 1) with the loss of :mod:`sopdeep.sop_loss`.
 
-    State: ``u`` (N, 1) or (N, K) and ``v`` (N, K) or (N, 1) (``config.u_shape``, ``v_shape``),
+    State: ``u`` (N, 1) or (N, K) and ``v`` (N, K) or (N, 1) (options ``u_shape``, ``v_shape``),
     drawn from N(0, init_std²). ``update="batch"``: the batch's rows are gathered, differentiated,
     stepped by :func:`~sopdeep.sop_loss.sgd_step` and written back; no other row changes.
     ``update="epoch"``: u, v are fixed during the θ pass, then one pass over all samples (eval mode,
     un-augmented; Algorithm 1, lines 9-14).
 
-    The recipe (``config.switches()``, :data:`sopdeep.sop_loss.RECIPES`) sets the loss variants
+    The recipe (``options.switches()``, :data:`sopdeep.sop_loss.RECIPES`) sets the loss variants
     (``u_learns_mse``, ``clamp_corrections``, ``clamp_phi``), the projection of u, v to [-1, 1]
     and the per-sample step size (:func:`~sopdeep.sop_loss.uv_step_size`): α_u·τ_t, α_v·τ_t
     ("network", Algorithm 1) or lr_u / B, lr_v / B ("constant", the authors' code).
@@ -89,15 +108,15 @@ class SOP(Method):
 
     def __init__(self, config, *, rank: int = 0) -> None:
         super().__init__(config, rank=rank)
-        self.switches = config.switches()
+        self.switches = self.options.switches()
 
     def _loss_terms(self, logits, labels, u_rows, v_rows):
         sw = self.switches
-        return sop_loss_terms(logits, labels, u_rows, v_rows, self.config.eps, u_learns_mse=sw["u_learns_mse"],
+        return sop_loss_terms(logits, labels, u_rows, v_rows, self.options.eps, u_learns_mse=sw["u_learns_mse"],
                               clamp_corrections=sw["clamp_corrections"], clamp_phi=sw["clamp_phi"])
 
     def init_state(self, num_samples, num_classes, generator, device):
-        c = self.config
+        c = self.options
         u = init_sample_variables(num_samples, num_classes, c.u_shape, c.init_std, generator)
         v = init_sample_variables(num_samples, num_classes, c.v_shape, c.init_std, generator)
         return {"u": u.to(device), "v": v.to(device)}
@@ -105,7 +124,7 @@ class SOP(Method):
     def batch_terms(self, logits, batch, state):
         """(SOPTerms, u rows, v rows) of ``batch``: its rows of u, v gathered (tracking gradients under
         ``update="batch"``) and the loss terms of ``logits`` against ``batch.labels``."""
-        learn = self.config.update == "batch"  # "epoch": u, v fixed during the θ pass
+        learn = self.options.update == "batch"  # "epoch": u, v fixed during the θ pass
         u_rows = state["u"].index_select(0, batch.indices).requires_grad_(learn)
         v_rows = state["v"].index_select(0, batch.indices).requires_grad_(learn)
         return self._loss_terms(logits, batch.labels, u_rows, v_rows), u_rows, v_rows
@@ -121,7 +140,7 @@ class SOP(Method):
                           ctx={"u_rows": u_rows, "v_rows": v_rows})
 
     def after_backward(self, batch, out, state, lr, grad_scale=1.0):
-        if self.config.update != "batch":
+        if self.options.update != "batch":
             return
         u_rows, v_rows = out.ctx["u_rows"], out.ctx["v_rows"]
         # the loss is a batch mean: B * grad is the per-sample gradient of Algorithm 1
@@ -133,13 +152,13 @@ class SOP(Method):
 
     def _step(self, state, idx, u_rows, v_rows, gu, gv, lr):
         """Step rows ``idx`` of u, v by the per-sample gradients ``gu``, ``gv`` (θ learning rate ``lr``)."""
-        c, sw, b = self.config, self.switches, idx.numel()
+        c, sw, b = self.options, self.switches, idx.numel()
         for name, rows, grad, alpha, constant in (("u", u_rows, gu, c.alpha_u, c.lr_u), ("v", v_rows, gv, c.alpha_v, c.lr_v)):
             step = uv_step_size(sw["uv_lr_schedule"], batch_size=b, alpha=alpha, network_lr=lr, constant_lr=constant)
             state[name].index_copy_(0, idx, sgd_step(rows, grad, step, project=sw["project"]))
 
     def end_of_epoch(self, predictions, state, lr):
-        if self.config.update != "epoch":
+        if self.options.update != "epoch":
             return
         for idx, logits, labels in predictions:
             u_rows = state["u"].index_select(0, idx).requires_grad_(True)

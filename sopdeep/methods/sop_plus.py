@@ -30,7 +30,7 @@ prediction :math:`f(x;\\theta)`. ``recipe="paper"`` follows A.3, ``recipe="autho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -48,20 +48,16 @@ _CIFAR10_STATS = fixed_normalization("cifar10")  # (mean, std) in [0, 1], the au
 
 
 def strong_view_settings(config) -> tuple[str, str]:
-    """(policy, normalisation) of SOP+'s strong view: ``strong_policy`` and ``strong_stats``, or
-    where None the recipe's (authors: their AutoAugment magnitudes, and the CIFAR-10 constants on
-    CIFAR-100 as their loader does; paper: torchvision's AutoAugment, the weak view's statistics).
+    """(policy, normalisation) of SOP+'s strong view, as resolved in ``config.options``
+    (:meth:`SOPPlusOptions.resolve`): ``strong_policy`` and ``strong_stats``, or where None the
+    recipe's (authors: their AutoAugment magnitudes, and the CIFAR-10 constants on CIFAR-100 as
+    their loader does; paper: torchvision's AutoAugment, the weak view's statistics).
 
     >>> from sopdeep.config import TrainConfig
     >>> strong_view_settings(TrainConfig(method="sop+", recipe="authors", lr_u=1.0, lr_v=10.0, dataset="cifar100"))
     ('autoaugment_authors', 'cifar10')
     """
-    authors = config.recipe == "authors"
-    policy = config.strong_policy or ("autoaugment_authors" if authors else "autoaugment")
-    # the PNG export is the same CIFAR-100 images: the authors' loader treats it alike
-    stats = config.strong_stats or ("cifar10" if authors and config.dataset in ("cifar100", "cifar100-png")
-                                    else "weak")
-    return policy, stats
+    return config.options.strong_policy, config.options.strong_stats
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -89,6 +85,28 @@ class SOPPlusOptions(SOPOptions):
                                                 "batched on the device (kornia)", choices=("torchvision", "kornia"))
     cutout: int = option(16, "Cutout side in pixels at 32x32 (scaled with the image size)", low=0)
 
+    DERIVED = {**SOPOptions.DERIVED, "strong_policy": ("recipe",), "strong_stats": ("recipe", "dataset")}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.strong_policy is None:  # resolved here: it follows the recipe alone
+            object.__setattr__(self, "strong_policy",
+                               "autoaugment_authors" if self.recipe == "authors" else "autoaugment")
+        if self.strong_policy == "autoaugment_authors" and self.strong_backend == "kornia" and self.recipe != "authors":
+            raise ValueError("strong_policy='autoaugment_authors' runs per sample on the CPU; use "
+                             "strong_backend='torchvision'")
+
+    def resolve(self, config) -> "SOPPlusOptions":
+        """A copy with ``strong_stats`` resolved for ``config.dataset`` (called by TrainConfig):
+        the CIFAR-10 constants under the authors' recipe on CIFAR-100 (their loader), else the
+        weak view's statistics."""
+        if self.strong_stats is not None:
+            return self
+        from sopdeep.datasets import dataset_spec
+
+        cifar100 = dataset_spec(config.dataset).asymmetric == "cifar100"
+        return replace(self, strong_stats="cifar10" if self.recipe == "authors" and cifar100 else "weak")
+
 
 class SOPPlus(SOP):
     """SOP with the SOP+ regularisers; see the module docstring."""
@@ -101,9 +119,6 @@ class SOPPlus(SOP):
         super().__init__(config, rank=rank)
         self.generator = torch.Generator().manual_seed(int(config.seed) * 1_000_003 + _STREAM + 7919 * rank)
         self.policy, self.stats = strong_view_settings(config)
-        if self.policy == "autoaugment_authors" and config.strong_backend == "kornia" and config.recipe != "authors":
-            raise ValueError("strong_policy='autoaugment_authors' runs per sample on the CPU; use "
-                             "strong_backend='torchvision'")
         self._fill = None  # the Cutout fill per channel, read from the first batch (one host copy per run)
         self._stats = None  # the CIFAR-10 constants on the device, for strong_stats="cifar10"
 
@@ -122,7 +137,7 @@ class SOPPlus(SOP):
         then :func:`~sopdeep.augment.strong_augment` (one sub-policy per group of the batch, Cutout
         filled with 0).
         """
-        c = self.config
+        c = self.options
         side = min(batch.raw.shape[-2:])
         pad, cutout = max(1, round(4 * side / 32)), round(c.cutout * side / 32)
         with torch.autocast(batch.raw.device.type, enabled=False):  # augment in float32, outside AMP
@@ -159,7 +174,7 @@ class SOPPlus(SOP):
         return self._fill
 
     def batch_loss(self, model, batch, state):
-        c = self.config
+        c = self.options
         b = batch.images.shape[0]
         if c.lambda_c > 0:
             # in the trainer's layout whatever the strong view's (cat of mixed layouts gives NCHW)

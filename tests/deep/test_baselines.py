@@ -92,6 +92,6 @@ def test_elr_regulariser_gradient_reaches_the_network_only_through_p():
 
 
 def test_baseline_options_are_their_papers_defaults():
-    assert TrainConfig(method="gce").gce_q == 0.7  # Zhang & Sabuncu 2018
-    elr = TrainConfig(method="elr")
+    assert TrainConfig(method="gce").options.gce_q == 0.7  # Zhang & Sabuncu 2018
+    elr = TrainConfig(method="elr").options
     assert (elr.elr_beta, elr.elr_lambda) == (0.7, 3.0)  # Liu et al. 2020, CIFAR-10

@@ -12,7 +12,7 @@ from sopdeep.presets import PRESETS, REFERENCE_ONLY, list_presets
 def test_every_preset_builds_a_valid_config(name):
     cfg = TrainConfig().replace(**PRESETS[name])
     for key, value in PRESETS[name].items():
-        assert getattr(cfg, key) == value
+        assert cfg.to_dict()[key] == value
     # explicit overrides win over the preset
     assert TrainConfig().replace(**{**PRESETS[name], "epochs": 3}).epochs == 3
 
@@ -127,10 +127,10 @@ def test_authors_table1_cells_are_the_paper_cells_under_the_authors_update_rules
         for pct in (20, 40, 60, 80):
             paper, authors = PRESETS[f"table1-{ds}-sym{pct}"], PRESETS[f"authors-table1-{ds}-sym{pct}"]
             config = TrainConfig().replace(**authors)
-            assert (config.method, config.arch, config.recipe, config.noise, config.amp) == (
+            assert (config.method, config.arch, config.options.recipe, config.noise, config.amp) == (
                 "sop", "resnet34", "authors", "sym-authors", "off")
             # Table A.1's u, v rates become the authors' constant lr_u, lr_v
-            assert (config.lr_u, config.lr_v) == (paper["alpha_u"], paper["alpha_v"])
+            assert (config.options.lr_u, config.options.lr_v) == (paper["alpha_u"], paper["alpha_v"])
             for key in ("epochs", "schedule", "milestones", "batch_size", "lr", "weight_decay"):
                 assert authors[key] == paper[key], key
             # their train_val_split keeps all 50,000 images for training; Table A.1 says 45,000

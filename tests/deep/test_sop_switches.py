@@ -75,7 +75,7 @@ def test_constant_schedule_steps_lr_over_b_per_sample_whatever_the_network_lr():
     model.zero_grad()
     after_slow = _step(method, state, model, batch, lr=1e-5)
     assert torch.equal(after_fast["u"], after_slow["u"]) and torch.equal(after_fast["v"], after_slow["v"])
-    gu, gv = _direct_uv_grads(model, batch, state["u"][idx], state["v"][idx], eps=method.config.eps,
+    gu, gv = _direct_uv_grads(model, batch, state["u"][idx], state["v"][idx], eps=method.options.eps,
                               u_learns_mse=True, clamp=True)
     torch.testing.assert_close(after_fast["u"][idx], state["u"][idx] - 2.0 / B * gu, **TOL)
     torch.testing.assert_close(after_fast["v"][idx], state["v"][idx] - 7.0 / B * gv, **TOL)
@@ -88,7 +88,7 @@ def test_network_schedule_steps_alpha_times_lr_per_sample():
     method, state, model, batch = _setup(alpha_u=3.0, alpha_v=5.0)
     idx = batch.indices
     after = _step(method, state, model, batch, lr=0.01)
-    gu, gv = _direct_uv_grads(model, batch, state["u"][idx], state["v"][idx], eps=method.config.eps,
+    gu, gv = _direct_uv_grads(model, batch, state["u"][idx], state["v"][idx], eps=method.options.eps,
                               u_learns_mse=False, clamp=False)
     torch.testing.assert_close(after["u"][idx], (state["u"][idx] - 0.03 * gu).clamp(-1, 1), **TOL)
     torch.testing.assert_close(after["v"][idx], (state["v"][idx] - 0.05 * gv).clamp(-1, 1), **TOL)
@@ -134,17 +134,17 @@ def test_without_projection_u_leaves_the_box_but_score_and_correction_stay_clamp
 
 def test_authors_recipe_sets_every_switch_and_each_override_works_alone():
     cfg = TrainConfig(recipe="authors", lr_u=1.0, lr_v=10.0)
-    assert cfg.switches() == RECIPES["authors"] and SOP(cfg).switches == RECIPES["authors"]
-    assert TrainConfig().switches() == RECIPES["paper"]
+    assert cfg.options.switches() == RECIPES["authors"] and SOP(cfg).switches == RECIPES["authors"]
+    assert TrainConfig().options.switches() == RECIPES["paper"]
     flips = {"u_learns_mse": "u_learns_mse", "clamp_corrections": "clamp_corrections", "clamp_phi": "clamp_phi",
              "project_uv": "project"}
     for field, key in flips.items():
         for recipe in ("paper", "authors"):
             base = TrainConfig(recipe=recipe, lr_u=1.0, lr_v=1.0)
-            changed = base.replace(**{field: not RECIPES[recipe][key]}).switches()
+            changed = base.replace(**{field: not RECIPES[recipe][key]}).options.switches()
             assert changed == {**RECIPES[recipe], key: not RECIPES[recipe][key]}
-    assert TrainConfig(recipe="authors", uv_lr_schedule="network").switches()["uv_lr_schedule"] == "network"
-    assert TrainConfig(uv_lr_schedule="constant", lr_u=1.0, lr_v=1.0).switches() == {
+    assert TrainConfig(recipe="authors", uv_lr_schedule="network").options.switches()["uv_lr_schedule"] == "network"
+    assert TrainConfig(uv_lr_schedule="constant", lr_u=1.0, lr_v=1.0).options.switches() == {
         **RECIPES["paper"], "uv_lr_schedule": "constant"}
 
 
@@ -184,8 +184,8 @@ def test_sop_plus_authors_recipe_balances_the_corrected_prediction():
         y = F.one_hot(batch.labels, K).double()
         up = (state["u"][idx] ** 2 * y).clamp(max=1.0)
         vp = (state["v"][idx] ** 2 * (1 - y)).clamp(max=1.0)
-        w = (torch.softmax(z, 1) + up - vp).clamp_min(cfg.eps)
-        q = (w / w.sum(1, keepdim=True)).clamp(cfg.eps, 1.0)
+        w = (torch.softmax(z, 1) + up - vp).clamp_min(cfg.options.eps)
+        q = (w / w.sum(1, keepdim=True)).clamp(cfg.options.eps, 1.0)
         expected = (0.25 * (torch.log(torch.tensor(0.25, dtype=torch.float64)) - q.mean(0).log())).sum()
     torch.testing.assert_close(out.terms["balance"], expected, **TOL)
     paper = SOPPlus(cfg.replace(recipe="paper"))
@@ -220,6 +220,6 @@ def test_every_preset_names_its_recipe_and_why():
     authors = {n: p for n, p in PRESETS.items() if p.get("recipe") == "authors"}
     assert {"authors-table2-cifar100-sym50", "authors-table2-cifar10-sym50", "authors-table4-cifar10n-worst"} <= set(authors)
     c100 = TrainConfig().replace(**PRESETS["authors-table2-cifar100-sym50"])
-    assert (c100.arch, c100.lr_u, c100.lr_v, c100.noise, c100.weight_decay, c100.schedule, c100.lr_min) == (
+    assert (c100.arch, c100.options.lr_u, c100.options.lr_v, c100.noise, c100.weight_decay, c100.schedule, c100.lr_min) == (
         "preact18_authors", 1.0, 10.0, "sym-authors", 1e-3, "cosine_epoch", 2e-4)
-    assert c100.switches() == RECIPES["authors"] and c100.normalization == "fixed"
+    assert c100.options.switches() == RECIPES["authors"] and c100.normalization == "fixed"

@@ -134,7 +134,7 @@ def test_linearized_uses_the_effective_alpha_of_the_run(tmp_path):
     for row in rows:
         cfg = json.loads(row["config_sop"])
         B, beta = cfg.get("batch_size", d.batch_size), cfg.get("momentum", d.momentum)
-        alpha = cfg.get("alpha_u", d.alpha_u)
+        alpha = cfg.get("alpha_u", d.options.alpha_u)
         assert (row["batch_size"], row["momentum"], row["alpha"]) == (B, beta, alpha)
         alpha_eff = alpha * B * (1.0 - beta)
         assert row["alpha_eff"] == alpha_eff and abs(alpha_eff - row["alpha"]) > 1.0
