@@ -104,7 +104,8 @@ def test_cli_list_presets_prints_the_table_and_json_the_same_rows(capsys):
 def test_fast_presets_share_one_recipe_and_sop_uses_the_effective_alpha():
     from sopdeep.presets import FAST_AIRBENCH_SWITCHES, FAST_SOP_ALPHA
 
-    fast = {name: p for name, p in PRESETS.items() if name.startswith("fast-")}
+    fast = {name: p for name, p in PRESETS.items() if name.startswith(("fast-cifar10-", "fast-cifar10n-"))}
+    fast["fast-cifar10"] = PRESETS["fast-cifar10"]
     assert len(fast) == 9  # clean + {ce, sop} x {sym40, sym80, worst, aggregate}
     for name, p in fast.items():
         assert (p["arch"], p["batch_size"], p["schedule"]) == ("fast", 1024, "triangle")
@@ -120,6 +121,31 @@ def test_fast_presets_share_one_recipe_and_sop_uses_the_effective_alpha():
             assert FAST_SOP_ALPHA * 1024 * (1 - 0.85) == pytest.approx(128.0, rel=1e-12)
     assert fast["fast-cifar10"]["label_smoothing"] == 0.2 and fast["fast-cifar10"]["noise"] == "none"
     assert all("label_smoothing" not in p for n, p in fast.items() if n != "fast-cifar10")
+
+
+def test_fast_cifar100_presets_are_cifar10s_recipe_on_the_png_export_with_table_a1s_cifar100_alpha():
+    from sopdeep.presets import FAST_SOP_ALPHA_CIFAR100
+
+    c100 = {name: p for name, p in PRESETS.items() if name.startswith(("fast-cifar100-", "fast-cifar100n-"))}
+    assert set(c100) == {f"fast-cifar100-{m}-sym{p}" for m in ("ce", "sop") for p in (20, 40, 60, 80)} | {
+        "fast-cifar100n-ce", "fast-cifar100n-sop"}
+    # the clean preset: fast-cifar10's settings, on the export
+    assert PRESETS["fast-cifar100"] == {**PRESETS["fast-cifar10"], "dataset": "cifar100-png"}
+    # Table A.1's CIFAR-100 symmetric rates (alpha_u 1, alpha_v 10 at B = 128, beta = 0.9) keep
+    # alpha * B * (1 - beta) at B = 1024, beta = 0.85
+    a1 = PRESETS["a1-cifar100-sop-sym"]
+    for rate, paper in zip(FAST_SOP_ALPHA_CIFAR100, (a1["alpha_u"], a1["alpha_v"])):
+        assert rate * 1024 * (1 - 0.85) == pytest.approx(paper * 128 * (1 - 0.9), rel=1e-12)
+    for name, p in c100.items():
+        # everything but the data, the noise and u, v's rates is the CIFAR-10 sym40 preset of the method
+        ref = PRESETS[f"fast-cifar10-{p['method']}-sym40"]
+        skip = ("dataset", "noise", "noise_rate", "cifar_n_label", "alpha_u", "alpha_v")
+        assert {k: v for k, v in p.items() if k not in skip} == {k: v for k, v in ref.items() if k not in skip}, name
+        assert p["dataset"] == "cifar100-png"
+        assert p["noise"] == ("cifar100n" if name.startswith("fast-cifar100n-") else "sym")
+        if p["method"] == "sop":
+            assert (p["alpha_u"], p["alpha_v"]) == FAST_SOP_ALPHA_CIFAR100
+    assert PRESETS["fast-cifar100-sop-sym60"]["noise_rate"] == 0.6
 
 
 def test_authors_table1_cells_are_the_paper_cells_under_the_authors_update_rules():
