@@ -8,6 +8,10 @@ Example::
 Precedence: defaults < ``--preset`` < named flags < ``--set key=value`` (values parsed as JSON,
 e.g. ``--set milestones=[40,80]``). Every key of :class:`sopdeep.config.TrainConfig` can be set.
 
+``sop-train report RUN [RUN ...] --out FILE.png`` draws runs side by side from their metrics files
+(:func:`sopdeep.curves.write_report`; one panel per metric, one line per run); a folder that is not a
+run, no run given or an unwritable ``--out`` is one error line.
+
 ``--resume`` alone is enough: ``sop-train --out RUN --resume`` continues RUN with the
 configuration saved there (``RUN/config.json``, else the checkpoint's copy); flags given with it
 override the saved values, e.g. ``--set epochs=60`` extends the run on purpose.
@@ -47,7 +51,7 @@ from sopdeep.config import TrainConfig
 from sopdeep.presets import PRESETS, REFERENCE_ONLY, list_presets, preset_rows
 from sopdeep.runs import RunError, RunFolderError, saved_config, strict_json
 
-__all__ = ["main", "build_parser", "config_from_args", "describe_failure",
+__all__ = ["main", "report_main", "build_parser", "build_report_parser", "config_from_args", "describe_failure",
            "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 PROG = "sop-train"
@@ -79,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     declared = {f.name: f for f in common_fields()}
     p = argparse.ArgumentParser(
-        prog=PROG, description="Train a network on noisy labels with CE, SOP, SOP+ or a baseline.",
+        prog=PROG, description="Train a network on noisy labels with CE, SOP, SOP+ or a baseline. "
+                               "(sop-train report RUN [RUN ...] --out FILE.png draws runs side by side.)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_settings_help())
     for flag, key, typ in _FLAGS:
         p.add_argument(flag, dest=key, type=typ, default=None, metavar=key.upper(),
@@ -342,9 +347,46 @@ _debug_env = debug_from_env  # SOP_DEBUG: 1/true/yes/on, 0/false/no/off/empty (a
 # ------------------------------------------------------------------------------------------------
 
 
+def build_report_parser() -> argparse.ArgumentParser:
+    """The parser of ``sop-train report``."""
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} report", description="Draw training runs side by side from their metrics files "
+        "(one panel per metric: test accuracy, train accuracy on the given and the clean labels, "
+        "noise detection AUROC, learning rate; one line per run).")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run folders (the --out of sop-train runs)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the picture to write: .png, .pdf or .svg")
+    p.add_argument("--title", default="", help="title of the picture")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of a failure")
+    return p
+
+
+def report_main(argv: list[str]) -> int:
+    """``sop-train report``: 0 and the picture's path on stdout; one error line and 2 for runs that
+    cannot be drawn (none given, not a run folder, damaged metrics, a bad --out name), 1 when
+    --out cannot be written."""
+    from sopdeep.curves import write_report
+
+    args = build_report_parser().parse_args(argv)
+    try:
+        write_report(args.runs, args.out, title=args.title)
+    except (ValueError, OSError) as exc:   # RunFileError (damaged metrics) is a ValueError
+        if args.debug or _debug_env():
+            raise
+        if isinstance(exc, OSError):
+            why = exc.strerror or _one_line(exc)
+            fail(f"{PROG} report", f"cannot write --out {args.out}: {why}; choose another --out")
+            return EXIT_FAILURE
+        fail(f"{PROG} report", _one_line(exc))
+        return EXIT_USAGE
+    print(args.out)
+    return 0
+
+
 @quiet_broken_pipe  # `sop-train --list-presets | head`: a quiet exit, not a traceback
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:  # the one subcommand; everything else is a training run's flags
+        return report_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or _debug_env()
