@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -313,3 +314,16 @@ def test_the_committed_full_scale_rows_stand_in_for_cells_not_run(tmp_path):
     # every committed CE / SOP row is a cell of the preset
     assert len(written) == sum(r["method"] in ("ce", "sop") for r in old)
     assert all(r["source"].startswith("imported") for r in written) and not math.isnan(mean)
+
+
+def test_every_sop_grid_command_of_the_docs_page_dry_runs(capsys, tmp_path, monkeypatch):
+    page = (ROOT / "docs" / "tables.md").read_text()
+    commands = [shlex.split(c) for c in re.findall(r"^sop-grid .*$", page.replace("\\\n", " "), flags=re.M)]
+    assert len(commands) >= 6
+    monkeypatch.chdir(tmp_path)   # relative --out folders land in the scratch folder
+    for argv in commands:
+        assert argv[0] == "sop-grid"
+        code = grid_cli.main([a for a in argv[1:] if a != "--dry-run"] + ["--dry-run"])
+        captured = capsys.readouterr()
+        assert code == 0, f"{' '.join(argv)}: {captured.err.strip()}"
+        assert captured.out.count("\n") == len(grid_cli._cells(grid_cli.build_parser().parse_args(argv[1:])))
