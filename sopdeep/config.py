@@ -75,7 +75,7 @@ class TrainConfig:
     # data
     dataset: str = option("cifar10", "dataset of sopdeep.datasets.DATASETS", choices=_dataset_names)
     data_root: str = option("", "folder or .npz file the data are read from (never downloaded)")
-    cache_path: str = option("", "decoded-JPEG cache (cifar10-jpeg)")
+    cache_path: str = option("", "decoded cache of an export (cifar10-jpeg, cifar100-png)")
     image_size: int = option(32, "imagefolder: side in pixels the images are resized to (other datasets: "
                                  "their files decide, keep 32)", low=1)
     train_subset: int = option(0, "keep n training samples (0 = all; the noise is drawn on the full set)", low=0)
