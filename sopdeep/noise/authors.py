@@ -80,7 +80,7 @@ def asymmetric_noise_authors(labels, rate=0.4, *, dataset, random_state=None):
     labels : array-like of shape (N,), int
     rate : float in [0, 1], default 0.4
     dataset : str
-        "cifar10", "cifar10-jpeg" or "cifar100" (any alias of :func:`sopdeep.datasets.load_dataset`);
+        "cifar10", "cifar10-jpeg", "cifar100" or "cifar100-png" (any alias of :func:`sopdeep.datasets.load_dataset`);
         other datasets have no class map and are refused.
     random_state : None, int, SeedSequence or numpy Generator
         One seed for everything (the authors seed the CIFAR-100 flips with a fixed 0 and the class

@@ -4,7 +4,7 @@ Which classes exist
 -------------------
 Noise may only move a label to a class of the data. The labels show the classes 0 .. max(labels);
 ``dataset``, when it names a dataset with fixed classes (``num_classes`` of its entry in
-:data:`sopdeep.datasets.DATASETS`: CIFAR-10 and its JPEG export, Fashion-MNIST 10, CIFAR-100 100),
+:data:`sopdeep.datasets.DATASETS`: CIFAR-10 and its JPEG export, Fashion-MNIST 10, CIFAR-100 and its PNG export 100),
 adds that its K classes exist even if a subset misses the top ones. So K must be ``max(labels) + 1`` or the dataset's K (the default is
 the larger); any other ``num_classes`` is refused: ``symmetric_noise(labels_in_0_to_9, 0.4,
 num_classes=100)`` would put 40% of the labels in 90 classes that no sample has. ("npz",

@@ -156,7 +156,7 @@ def asymmetric_noise(labels, rate=0.4, *, dataset="cifar10", mapping=None, fine_
         A dataset name of :func:`sopdeep.datasets.load_dataset` (aliases allowed). Without ``mapping``
         it selects the standard map: :data:`CIFAR10_ASYMMETRIC_MAP` for "cifar10" / "cifar10-jpeg"
         (truck->automobile, bird->airplane, deer->horse, cat<->dog) or
-        :func:`cifar100_asymmetric_map` for "cifar100" (next class within the super-class); any
+        :func:`cifar100_asymmetric_map` for "cifar100" / "cifar100-png" (next class within the super-class); any
         other dataset has no map and is refused (ValueError). It also fixes K (:mod:`sopdeep.noise.labels`).
     mapping : dict {int: int} or array-like of shape (K,), optional
         A custom map source -> target (array entries equal to their index are not sources);
