@@ -24,6 +24,12 @@ test accuracy, final train accuracy on the noisy labels (running, on augmented b
 clean fraction, the realised noise rate, and the label-issue AUROC / precision / recall of
 ``label_quality`` against the true noisy-label mask; wall time.
 
+The grid runner supersedes this script: its ``cifar10-full-scale`` preset (``sop-grid
+cifar10-full-scale``, docs/tables.md) makes the same runs (the same configurations, so ``--runs OUT``
+adopts this script's run folders) and reads this script's committed ``results.csv``
+(``--import-rows``). The script stays for its committed tables and for the functions the other
+full-CIFAR-10 scripts import (``predicted_labels``, ``issue_columns``, ``run_guarded``, ...).
+
 Example (from the repository root; about 10 minutes per run on a 2-core CPU)::
 
     python experiments/cifar10_full_scale.py --data-dir ../shared/data --out runs/full_scale \\
@@ -43,6 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
+from sopdeep.grid import FAST_SOP_PLUS  # noqa: E402
 
 #: (setting name, noise kind, rate, CIFAR-10N label), in the order the grid runs them.
 SETTINGS = {
@@ -57,7 +64,8 @@ METHODS = ("ce", "sop", "sop+")
 #: the methods a run of the script trains unless ``--methods`` says otherwise (a SOP+ step costs 2.5-3x SOP's)
 DEFAULT_METHODS = ("ce", "sop")
 #: what SOP+ adds to SOP's settings: appendix A.3's weights, the strong view per sample on the CPU
-SOP_PLUS_OPTIONS = dict(lambda_c=0.9, lambda_b=0.1, strong_backend="torchvision")
+#: (the grid's constant: its cifar10-full-scale preset makes the same SOP+ runs)
+SOP_PLUS_OPTIONS = FAST_SOP_PLUS
 
 #: Table A.1's CIFAR-10 u, v rate and the optimiser it was set for (batch 128, momentum 0.9).
 PAPER_ALPHA, PAPER_BATCH, PAPER_MOMENTUM = 10.0, 128, 0.9
