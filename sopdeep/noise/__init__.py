@@ -32,7 +32,8 @@ The generators live in :mod:`~sopdeep.noise.synthetic` (symmetric, asymmetric),
 :mod:`~sopdeep.noise.authors` (the authors' generators) and :mod:`~sopdeep.noise.cifar_n`;
 :class:`~sopdeep.noise.labels.NoisyLabels` and the rule of which classes exist in
 :mod:`~sopdeep.noise.labels`. :data:`NOISE_KINDS` is the one registry of kinds (``TrainConfig.noise``), a dict like the others;
-:func:`make_noisy_labels` dispatches to them by name. Class counts and class maps come from
+:func:`make_noisy_labels` dispatches to them by name, :func:`transition_matrix` to each kind's expected
+transition matrix (:mod:`~sopdeep.noise.transition`). Class counts and class maps come from
 :data:`sopdeep.datasets.DATASETS` (this package imports it; it never imports this one), and
 neither imports torch.
 """
@@ -41,6 +42,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 from sopdeep.noise.authors import asymmetric_noise_authors, symmetric_noise_authors
 from sopdeep.noise.cifar_n import CIFAR10N_LABELS, CIFAR100N_LABELS, load_cifar_n, read_cifar_n
@@ -53,6 +56,13 @@ from sopdeep.noise.synthetic import (
     cifar100_asymmetric_map,
     no_noise,
     symmetric_noise,
+)
+from sopdeep.noise.transition import (
+    asymmetric_authors_transition,
+    asymmetric_transition,
+    no_noise_transition,
+    symmetric_all_transition,
+    symmetric_transition,
 )
 
 __all__ = [
@@ -73,6 +83,7 @@ __all__ = [
     "cifar100_asymmetric_map",
     "read_cifar_n",
     "load_cifar_n",
+    "transition_matrix",
 ]
 
 
@@ -92,6 +103,10 @@ class NoiseKind:
     rated : bool
         Whether ``rate`` sets its noise level (False: none, and the human CIFAR-N labels).
     aliases : tuple of str
+    transition : callable or None
+        ``transition(rate, num_classes, dataset)`` -> the expected transition matrix (K, K) of the
+        kind (:mod:`sopdeep.noise.transition`; Forward correction's "known" T); None: not known
+        (human labels).
     """
 
     name: str
@@ -99,6 +114,7 @@ class NoiseKind:
     description: str
     rated: bool = True
     aliases: tuple[str, ...] = ()
+    transition: Callable[..., np.ndarray] | None = None
 
 
 def _none(labels, rate, *, num_classes, dataset, random_state, **_):
@@ -146,15 +162,17 @@ def _cifar_n(kind):
 
 #: The registered noise kinds, name -> :class:`NoiseKind` (``TrainConfig.noise``); a new kind is one entry.
 NOISE_KINDS: dict[str, NoiseKind] = {kind.name: kind for kind in (
-    NoiseKind("none", _none, "the labels as given", rated=False, aliases=("clean",)),
+    NoiseKind("none", _none, "the labels as given", rated=False, aliases=("clean",), transition=no_noise_transition),
     NoiseKind("sym", _symmetric(False), "round(rate N) labels flipped to another class, uniformly",
-              aliases=("symmetric",)),
-    NoiseKind("sym-all", _symmetric(True), "A.2's variant: the chosen labels redrawn from all K classes"),
+              aliases=("symmetric",), transition=symmetric_transition),
+    NoiseKind("sym-all", _symmetric(True), "A.2's variant: the chosen labels redrawn from all K classes",
+              transition=symmetric_all_transition),
     NoiseKind("asym", _asymmetric, "the dataset's class map (A.2), round(rate n_c) per source class",
-              aliases=("asymmetric",)),
-    NoiseKind("sym-authors", _symmetric_authors, "the authors' symmetric generator", aliases=("symmetric_authors",)),
+              aliases=("asymmetric",), transition=asymmetric_transition),
+    NoiseKind("sym-authors", _symmetric_authors, "the authors' symmetric generator", aliases=("symmetric_authors",),
+              transition=symmetric_all_transition),
     NoiseKind("asym-authors", _asymmetric_authors, "the authors' asymmetric generator",
-              aliases=("asymmetric_authors",)),
+              aliases=("asymmetric_authors",), transition=asymmetric_authors_transition),
     NoiseKind("cifar10n", _cifar_n("cifar10n"), "CIFAR-10N human labels (cifar_n_label)", rated=False),
     NoiseKind("cifar100n", _cifar_n("cifar100n"), "CIFAR-100N human labels", rated=False),
 )}
@@ -204,3 +222,45 @@ def make_noisy_labels(labels, kind, rate=0.0, *, num_classes=None, dataset=None,
         raise ValueError(f"kind must be one of {tuple(NOISE_KINDS)}, got {kind!r}")
     return NOISE_KINDS[name].make(labels, rate, num_classes=num_classes, dataset=dataset, cifar_n_path=cifar_n_path,
                                   cifar_n_label=cifar_n_label, random_state=random_state)
+
+
+def transition_matrix(kind, rate, num_classes, dataset=None):
+    """The expected transition matrix ``T[i, j] = P(noisy = j | clean = i)`` of noise ``kind`` at
+    ``rate`` (the entry's ``transition`` of :data:`NOISE_KINDS`; Forward correction's "known" T).
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`NOISE_KINDS` or an alias.
+    rate : float in [0, 1]
+    num_classes : int
+        K (>= 2); the dataset's for the asymmetric kinds.
+    dataset : str, optional
+        Picks the class map of the asymmetric kinds.
+
+    Returns
+    -------
+    ndarray of shape (K, K), float64
+        Row-stochastic.
+
+    Raises
+    ------
+    ValueError
+        For a kind without a known matrix (the CIFAR-N human labels, the authors' CIFAR-100
+        asymmetric noise): one line naming ``forward_matrix='estimated'``.
+
+    Examples
+    --------
+    >>> transition_matrix("symmetric", 0.5, 2)
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
+    """
+    name = _KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+    if name not in NOISE_KINDS:
+        raise ValueError(f"kind must be one of {tuple(NOISE_KINDS)}, got {kind!r}")
+    entry = NOISE_KINDS[name]
+    if entry.transition is None:
+        known = tuple(key for key, value in NOISE_KINDS.items() if value.transition is not None)
+        raise ValueError(f"noise kind {name!r} has no known transition matrix (known for {known}); "
+                         "use forward_matrix='estimated'")
+    return entry.transition(rate, num_classes, dataset)
