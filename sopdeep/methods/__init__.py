@@ -5,7 +5,7 @@ settings declared in ``Options`` (read by :class:`sopdeep.config.TrainConfig`, t
 ``--help`` and the presets). A new method is its module plus one line below.
 
 >>> sorted(METHODS)
-['ce', 'elr', 'gce', 'sop', 'sop+']
+['ce', 'elr', 'forward', 'gce', 'sl', 'sop', 'sop+']
 >>> [f.name for f in option_fields("gce")]
 ['gce_q']
 """
@@ -17,12 +17,14 @@ from dataclasses import Field, fields
 from sopdeep.methods.base import Batch, Method, NoOptions, StepOutput
 from sopdeep.methods.ce import CE
 from sopdeep.methods.elr import ELR
+from sopdeep.methods.forward import Forward
 from sopdeep.methods.gce import GCE
+from sopdeep.methods.sl import SL
 from sopdeep.methods.sop import SOP
 from sopdeep.methods.sop_plus import SOPPlus
 
-__all__ = ["METHODS", "Batch", "StepOutput", "Method", "NoOptions", "CE", "SOP", "SOPPlus", "GCE", "ELR",
-           "get_method", "available_methods", "method_class", "option_fields"]
+__all__ = ["METHODS", "Batch", "StepOutput", "Method", "NoOptions", "CE", "SOP", "SOPPlus", "GCE", "ELR", "Forward",
+           "SL", "get_method", "available_methods", "method_class", "option_fields"]
 
 #: The registered methods, name -> class (the paper's SOP, SOP+ and baselines of its Table 1).
 METHODS: dict[str, type[Method]] = {
@@ -31,6 +33,8 @@ METHODS: dict[str, type[Method]] = {
     "sop+": SOPPlus,
     "gce": GCE,
     "elr": ELR,
+    "forward": Forward,
+    "sl": SL,
 }
 
 
