@@ -84,12 +84,11 @@ def initial_network(config, data):
 
     ``data`` is the run's :func:`sopdeep.train.training_data`.
     """
-    from sopdeep.fast_net import FastNet, init_whitening
     from sopdeep.train import make_model
+    from sopdeep.train.setup import init_from_data
 
     model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
-    if isinstance(model, FastNet):  # build_run's step: the stem whitens (the first 5,000) training patches
-        init_whitening(model, data.normalize(data.x_train[:5000]).float().cpu())
+    init_from_data(model, data)  # build_run's step: the fast net's stem whitens training patches
     return model.eval()
 
 

@@ -12,8 +12,10 @@ arXiv 2404.00498), written for this package:
 * global max pooling, a bias-free linear layer, logits scaled by ``logit_scale`` (1/9).
 
 About 1.97M trainable parameters for 10 classes at ``width=64``. Until
-:func:`init_whitening` is called the stem holds the identity-like filters of an untrained net;
-:func:`sopdeep.train.setup.build_run` calls it with the training images.
+:func:`init_whitening` is called the stem holds the identity-like filters of an untrained net; the
+trainer calls :meth:`FastNet.init_from_data` with the first :attr:`FastNet.data_init_samples`
+training images, and :meth:`FastNet.training_hooks` freezes the stem's bias after
+``stem_bias_epochs`` (airbench: 3).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from sopdeep.hooks import FrozenParameters, StepHook
 
 __all__ = ["FastNet", "patch_whitening_filters", "init_whitening"]
 
@@ -84,9 +88,22 @@ class FastNet(nn.Module):
         self.linear = nn.Linear(widths[-1], num_classes, bias=False)
         self.logit_scale = float(logit_scale)
 
+    #: how many training images the whitening stem is computed from (airbench: 5,000)
+    data_init_samples = 5000
+
     def forward(self, x):
         x = self.groups(F.gelu(self.whiten(x)))
         return self.linear(torch.amax(x, dim=(2, 3))) * self.logit_scale
+
+    def init_from_data(self, images: torch.Tensor) -> None:
+        """Set the stem from normalised training images (B, C, H, W): :func:`init_whitening`."""
+        init_whitening(self, images)
+
+    def training_hooks(self, config) -> list[StepHook]:
+        """The stem's bias stops training after ``config.stem_bias_epochs`` epochs (0: it trains throughout)."""
+        if not config.stem_bias_epochs:
+            return []
+        return [FrozenParameters([self.whiten.bias], from_epoch=config.stem_bias_epochs)]
 
 
 def patch_whitening_filters(images: torch.Tensor, kernel_size: int = 2, eps: float = WHITENING_EPS) -> torch.Tensor:

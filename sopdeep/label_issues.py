@@ -374,8 +374,9 @@ def from_run(folder: str | os.PathLike, *, method="sop", num_issues="predicted_n
     folder : str or PathLike
         A run folder written by :func:`sopdeep.train.train`.
     method, num_issues
-        As in :func:`find_label_issues`. A run without SOP's correction (CE) has no u²: its
-        ``noise_score`` is 1 - p(label), so ``method="self_confidence"`` is used whatever is asked.
+        As in :func:`find_label_issues`. A run whose method has no per-sample noise score (CE,
+        GCE; ``has_method_score`` False) wrote 1 - p(label) as its ``noise_score``, so
+        ``method="self_confidence"`` is used whatever is asked.
 
     Returns
     -------
@@ -392,8 +393,9 @@ def from_run(folder: str | os.PathLike, *, method="sop", num_issues="predicted_n
         raise FileNotFoundError(f"no samples.npz in {folder} (is it a finished run folder?)")
     # a damaged, truncated or incomplete file: sopdeep.runs.RunFileError (a ValueError) naming it
     d = read_samples(folder, keys=("given_label", "pred_prob", "noise_score"))
-    quality, ranked = run_label_issues(d["given_label"], d["pred_prob"],
-                                       d["noise_score"] if "correction" in d else None,
+    # the method's own score, when it has one (runs written before has_method_score: SOP's correction)
+    own = bool(d["has_method_score"][0]) if "has_method_score" in d else "correction" in d
+    quality, ranked = run_label_issues(d["given_label"], d["pred_prob"], d["noise_score"] if own else None,
                                        method=method, num_issues=num_issues)
     d["label_quality"], d["issues_ranked"] = quality, ranked
     d["is_label_issue"] = np.zeros(d["given_label"].shape, dtype=bool)
@@ -405,8 +407,9 @@ def run_label_issues(labels, pred_probs, noise_score=None, *, method="sop",
                      num_issues="predicted_neq_given"):
     """Label quality and the issues ranked by severity, as every training run writes them.
 
-    ``noise_score`` is SOP's u² at the label (clipped to [0, 1]), or None for a method without a
-    correction (CE), which then uses ``method="self_confidence"`` whatever is asked.
+    ``noise_score`` is the method's own per-sample noise score (SOP's u² at the label, ELR's
+    1 - t at the label; clipped to [0, 1]), or None for a method without one (CE), which then
+    uses ``method="self_confidence"`` whatever is asked.
 
     Returns
     -------

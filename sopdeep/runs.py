@@ -349,10 +349,10 @@ def write_summary(folder, summary: dict[str, Any]) -> None:
 def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model, optimizer, scaler,
                      state: dict[str, torch.Tensor], method_state: dict[str, torch.Tensor],
                      device: torch.device, data_fingerprint: str, network: dict[str, Any] | None = None,
-                     lookahead: dict[str, torch.Tensor] | None = None) -> None:
+                     hooks=()) -> None:
     """``checkpoint.pt``: model, optimiser, scaler, per-sample and method state, RNG states, config,
-    history, the data fingerprint and the number of epochs done, with its SHA-256; the lookahead's
-    slow copy when the run has one.
+    history, the data fingerprint and the number of epochs done, with its SHA-256; the state of
+    each step hook that has one (:class:`sopdeep.hooks.StepHook`, by name: the lookahead's slow copy).
 
     ``network`` (:meth:`sopdeep.train.TrainingData.network_inputs`: ``num_classes``,
     ``in_channels``, ``image_size``, ``mean``, ``std``) is what :func:`load_model` rebuilds the
@@ -372,8 +372,10 @@ def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model,
     }
     if network is not None:
         payload["network"] = json.dumps(network)
-    if lookahead is not None:
-        payload["lookahead"] = {key: val.detach().cpu() for key, val in lookahead.items()}
+    for hook in hooks:
+        hook_state = hook.state_dict()
+        if hook_state:
+            payload[hook.name] = hook_state  # "lookahead": the key of checkpoints written before hooks
     if device.type == "cuda":
         payload["rng_cuda"] = torch.cuda.get_rng_state(device)
     buffer = io.BytesIO()
@@ -404,16 +406,15 @@ def load_checkpoint(path) -> dict[str, Any]:
 
 
 def restore_checkpoint(ckpt: dict[str, Any], *, model, optimizer, scaler, state, method,
-                       device: torch.device, lookahead: dict[str, torch.Tensor] | None = None
-                       ) -> tuple[list[dict[str, Any]], int]:
+                       device: torch.device, hooks=()) -> tuple[list[dict[str, Any]], int]:
     """Load ``ckpt`` into the run's objects (in place); return (history, epochs done)."""
     model.load_state_dict(ckpt["model"])
-    if lookahead is not None:
-        if set(ckpt.get("lookahead", {})) != set(lookahead):
-            raise CheckpointError("the checkpoint holds no lookahead copy of this network: it was written "
-                                  "by a run with another lookahead setting")
-        for key, val in lookahead.items():
-            val.copy_(ckpt["lookahead"][key].to(device))
+    for hook in hooks:
+        if hook.state_dict():  # a hook with state (the lookahead's slow copy) needs the checkpoint's
+            try:
+                hook.load_state_dict(ckpt.get(hook.name, {}))
+            except ValueError as exc:
+                raise CheckpointError(str(exc)) from None
     optimizer.load_state_dict(ckpt["optimizer"])
     if scaler.is_enabled() and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])

@@ -109,11 +109,17 @@ class Method:
 
     def noise_scores(self, state, labels: torch.Tensor,
                      probs: torch.Tensor | None) -> torch.Tensor | None:
-        """Per-sample noise score (N,), higher = more likely mislabelled: ``1 - probs[i, labels[i]]``
-        (cleanlab's self-confidence, negated), or None when ``probs`` is None."""
-        if probs is None:
-            return None
-        return 1.0 - probs.gather(1, labels[:, None])[:, 0]
+        """The method's own per-sample noise score (N,) in [0, 1], higher = more likely mislabelled
+        (SOP: u² at the label; ELR: 1 - t at the label), or None when it has none (the default).
+
+        The one detection protocol: a score here feeds the run's ``label_quality`` and
+        ``is_label_issue`` (the rank mean with the network's 1 - p(label),
+        :func:`sopdeep.label_issues.run_label_issues`); None falls back to the network's
+        self-confidence, and ``summary.json`` says which (``label_quality_from``).
+        ``probs`` (N, K) are the network's final probabilities on the training set (None during
+        training, for the per-epoch monitor).
+        """
+        return None
 
     def correction(self, state, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
         """The learned correction s_i (N, K), or None."""

@@ -2,7 +2,7 @@
 
 * :mod:`~sopdeep.train.loop`: :func:`train`, :func:`train_one_epoch`, evaluation (:func:`tta_logits`)
   and the finish;
-* :mod:`~sopdeep.train.lookahead`: airbench's lookahead on the network's weights;
+* :mod:`~sopdeep.train.draws`: the random draws of an epoch, in their order;
 * :mod:`~sopdeep.train.setup`: the run built in one place (:class:`RunState`: device, precision,
   network, optimiser, method), :func:`make_model`, :func:`check_names`;
 * :mod:`~sopdeep.train.data`: :func:`load_data` (dataset and label noise) and :func:`training_data`

@@ -28,13 +28,13 @@ import torch
 
 from sopdeep import distributed as ddp
 from sopdeep import runs
-from sopdeep.augment import crop_flip_draws, random_crop_flip
+from sopdeep.augment import random_crop_flip
 from sopdeep.config import TrainConfig
 from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch
 from sopdeep.train.data import TrainingData, applied_noise, load_data, to_device
-from sopdeep.train.lookahead import lookahead_decay, lookahead_step_
+from sopdeep.train.draws import epoch_draws
 from sopdeep.train.schedule import learning_rate
 from sopdeep.train.setup import RunState, build_run, check_names, resolve_device
 
@@ -149,7 +149,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
         runs.check_fingerprint(ckpt, fingerprint, folder)
         history, start_epoch = runs.restore_checkpoint(
             ckpt, model=run.model, optimizer=run.optimizer, scaler=run.scaler, state=run.state,
-            method=run.method, device=device, lookahead=run.lookahead)
+            method=run.method, device=device, hooks=run.hooks)
     if env.is_main:  # the run starts: only now is anything written into the folder
         runs.write_config(folder, config)
     progress = _progress_bar(config, env, run.steps_per_epoch, start_epoch)
@@ -167,7 +167,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
                                   optimizer=run.optimizer, scaler=run.scaler, state=run.state,
                                   method_state=run.method.state_dict(), device=device,
                                   data_fingerprint=fingerprint, network=data.network_inputs(),
-                                  lookahead=run.lookahead)
+                                  hooks=run.hooks)
         if env.is_main:
             runs.write_metrics(folder, history)
         if progress is not None:
@@ -185,62 +185,35 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
                     callbacks: dict[str, Callable], progress=None) -> tuple[float, dict[str, torch.Tensor]]:
     """One pass over the training set: θ steps and the method's per-batch steps.
 
-    Updates ``label_prob`` (N,) in place; returns the last learning rate and the epoch's sums over
-    all ranks (``loss``, ``correct_noisy``, ``correct_clean``, and ``term_<name>`` per loss term).
+    What every run does, in order; a recipe's extras act through ``run.hooks``
+    (:class:`sopdeep.hooks.StepHook`). Updates ``label_prob`` (N,) in place; returns the last
+    learning rate and the epoch's sums over all ranks (``loss``, ``correct_noisy``,
+    ``correct_clean``, and ``term_<name>`` per loss term).
     """
-    gen = _epoch_generator(config.seed, epoch)
-    order = torch.randperm(data.n, generator=gen).to(run.device)
-    pad = config.crop_pad if run.augment == "crop_flip" else 0
-    # the weak view's offsets and coins of every sample, drawn once per epoch and copied to the
-    # device once: a step only indexes them (no host-to-device copy that would wait on the device)
-    draws = None if run.augment == "none" else crop_flip_draws(data.n, generator=gen, pad=pad, device=run.device)
-    if draws is not None and config.flip == "alternate":
-        draws["coins"] = _first_epoch_coins(config.seed, data.n, pad, run.device) ^ bool(epoch % 2)
-    total_steps = config.epochs * run.steps_per_epoch
-    stem_bias = _frozen_stem_bias(config, run.model, epoch)
-    sums = {"loss": torch.zeros((), device=run.device, dtype=torch.float64),
-            "correct_noisy": torch.zeros((), device=run.device, dtype=torch.int64),
-            "correct_clean": torch.zeros((), device=run.device, dtype=torch.int64)}
+    order, draws = epoch_draws(config.seed, epoch, data.n, pad=run.pad, weak_view=run.augment != "none",
+                               device=run.device)
+    for hook in run.hooks:
+        draws = hook.epoch_draws(epoch, draws)
+    sums = _zero_sums(run.device)
     for step in range(run.steps_per_epoch):
-        lr = learning_rate(config, epoch * run.steps_per_epoch + step, run.steps_per_epoch)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+        done = epoch * run.steps_per_epoch + step  # steps of the run before this one
+        lr = _set_learning_rate(run.optimizer, config, done, run.steps_per_epoch)
         global_batch = order[run.bounds[step]:run.bounds[step + 1]]
-        idx = ddp.shard(global_batch, run.env)
-        raw = data.x_train.index_select(0, idx)
-        weak = raw if draws is None else random_crop_flip(
-            raw, pad=pad, padding_mode=config.crop_padding, draws={k: v[..., idx] for k, v in draws.items()})
-        batch = Batch(indices=idx, images=data.normalize(weak),
-                      labels=data.y_train.index_select(0, idx), raw=raw, normalize=data.normalize,
-                      mean=data.mean.flatten())
+        batch = _batch(config, run, data, ddp.shard(global_batch, run.env), draws)
         with run.autocast():
             out = run.method.batch_loss(run.net, batch, run.state)
         loss = callbacks["loss"](epoch, step, out.loss) if "loss" in callbacks else out.loss
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
-        if stem_bias is not None:  # frozen: SGD skips a parameter without a gradient (no decay, no momentum)
-            stem_bias.grad = None
+        for hook in run.hooks:
+            hook.before_optimizer_step(epoch)
         run.scaler.step(run.optimizer)
         grad_scale = float(run.scaler.get_scale()) if run.scaler.is_enabled() else 1.0
         run.scaler.update()
-        run.method.after_backward(batch, out, run.state, lr, grad_scale)
-        if run.lookahead is not None:
-            done = epoch * run.steps_per_epoch + step + 1
-            if done % config.lookahead == 0:
-                lookahead_step_(run.lookahead, run.model, lookahead_decay(done, total_steps, config.lookahead))
-            if done == total_steps:  # the run ends on the slow copy
-                lookahead_step_(run.lookahead, run.model, 1.0)
-        bsz = idx.numel()
-        sums["loss"] += loss.detach().double() * bsz
-        for name, value in out.terms.items():
-            sums[f"term_{name}"] = sums.get(f"term_{name}", 0.0) + value.double() * bsz
-        logits = out.logits.detach().float()
-        label_prob.index_copy_(0, idx, torch.softmax(logits, 1).gather(1, batch.labels[:, None])[:, 0])
-        # rows other ranks updated: one packed collective, as every rank knows the global batch
-        ddp.sync_rows({**run.state, "label_prob": label_prob}, idx, run.env, batch=global_batch)
-        pred = logits.argmax(1)
-        sums["correct_noisy"] += (pred == batch.labels).sum()
-        sums["correct_clean"] += (pred == data.clean_train.index_select(0, idx)).sum()
+        run.method.after_backward(batch, out, run.state, lr, grad_scale)  # SOP: the u, v step
+        for hook in run.hooks:
+            hook.after_optimizer_step(done + 1, run.total_steps)
+        _record(sums, label_prob, batch, out, loss, data, run, global_batch)
         if progress is not None:
             progress.update(1)
         if "step" in callbacks:
@@ -248,6 +221,48 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
     ddp.sync_buffers(run.model, run.env)
     ddp.all_reduce_sum_(list(sums.values()), run.env)
     return lr, sums
+
+
+def _set_learning_rate(optimizer, config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Set θ's learning rate of global step ``step`` on every parameter group (times its
+    ``lr_scale``); return the schedule's value."""
+    lr = learning_rate(config, step, steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    return lr
+
+
+def _batch(config: TrainConfig, run: RunState, data: TrainingData, idx: torch.Tensor, draws) -> Batch:
+    """The mini-batch of rows ``idx``: raw images, their weak view (the epoch's draws of these
+    rows), normalised, and the given labels."""
+    raw = data.x_train.index_select(0, idx)
+    weak = raw if draws is None else random_crop_flip(
+        raw, pad=run.pad, padding_mode=config.crop_padding, draws={k: v[..., idx] for k, v in draws.items()})
+    return Batch(indices=idx, images=data.normalize(weak), labels=data.y_train.index_select(0, idx), raw=raw,
+                 normalize=data.normalize, mean=data.mean.flatten())
+
+
+def _zero_sums(device) -> dict[str, torch.Tensor]:
+    # on the device, read once per epoch: a step adds to them without waiting for the host
+    return {"loss": torch.zeros((), device=device, dtype=torch.float64),
+            "correct_noisy": torch.zeros((), device=device, dtype=torch.int64),
+            "correct_clean": torch.zeros((), device=device, dtype=torch.int64)}
+
+
+def _record(sums, label_prob, batch: Batch, out, loss, data: TrainingData, run: RunState, global_batch) -> None:
+    """Add the step to the epoch's sums and ``label_prob`` (p(given label) at each sample's last
+    visit, CE's noise score); under DDP, the rows other ranks updated are gathered."""
+    bsz = batch.indices.numel()
+    sums["loss"] += loss.detach().double() * bsz
+    for name, value in out.terms.items():
+        sums[f"term_{name}"] = sums.get(f"term_{name}", 0.0) + value.double() * bsz
+    logits = out.logits.detach().float()
+    label_prob.index_copy_(0, batch.indices, torch.softmax(logits, 1).gather(1, batch.labels[:, None])[:, 0])
+    # one packed collective, as every rank knows the global batch
+    ddp.sync_rows({**run.state, "label_prob": label_prob}, batch.indices, run.env, batch=global_batch)
+    pred = logits.argmax(1)
+    sums["correct_noisy"] += (pred == batch.labels).sum()
+    sums["correct_clean"] += (pred == data.clean_train.index_select(0, batch.indices)).sum()
 
 
 def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[str, Any]:
@@ -284,10 +299,13 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
     """Per-sample outputs and summary, written to the run folder and returned."""
     probs = torch.cat([torch.softmax(logits, 1) for _, logits, _ in
                        _predict(config, run, data, data.x_train, data.y_train)])
-    scores = run.method.noise_scores(run.state, data.y_train, probs)
+    # the detection protocol: the method's own score, or None -> the network's 1 - p(given label)
+    own = run.method.noise_scores(run.state, data.y_train, probs)
+    scores = own if own is not None else 1.0 - probs.gather(1, data.y_train[:, None])[:, 0]
     samples: dict[str, np.ndarray] = {
         "given_label": data.y_train.cpu().numpy(),
         "noise_score": scores.float().cpu().numpy(),
+        "has_method_score": np.full(data.n, own is not None),  # per sample, as every array of samples.npz
         "corrected_label": probs.argmax(1).cpu().numpy(),
         "pred_prob": probs.float().cpu().numpy(),
     }
@@ -296,7 +314,7 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
         samples["correction"] = correction.float().cpu().numpy()
     # cleanlab's conventions, the number of issues estimated without the clean labels
     quality, ranked = run_label_issues(samples["given_label"], samples["pred_prob"],
-                                       samples["noise_score"] if correction is not None else None)
+                                       samples["noise_score"] if own is not None else None)
     samples["label_quality"] = quality
     samples["is_label_issue"] = np.zeros(quality.shape, dtype=bool)
     samples["is_label_issue"][ranked] = True
@@ -318,6 +336,9 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": sum(row["epoch_time"] for row in history),
         "precision": run.precision, "threads": run.threads,  # what ran (amp="auto" depends on the device)
+        "label_quality_from": (f"rank mean of {config.method}'s noise score and the network's 1 - p(given label)"
+                               if own is not None else "the network's self-confidence p(given label) "
+                               f"({config.method} has no per-sample noise score)"),
     }
     if data.is_noisy is not None:
         # the one detection summary: the run's own label_quality and is_label_issue (no threshold)
@@ -406,20 +427,6 @@ def tta_logits(net, images: torch.Tensor, tta: str) -> torch.Tensor:
     return 0.5 * mirrored(images) + 0.25 * (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:]))
 
 
-def _first_epoch_coins(seed: int, n: int, pad: int, device) -> torch.Tensor:
-    """The flip coins of epoch 1 (as :func:`train_one_epoch` drew them): the alternating flip's base."""
-    gen = _epoch_generator(seed, 0)
-    torch.randperm(n, generator=gen)  # the epoch's order comes first in its generator
-    return crop_flip_draws(n, generator=gen, pad=pad, device=device)["coins"]
-
-
-def _frozen_stem_bias(config, model, epoch: int):
-    """The fast net's whitening-stem bias when ``stem_bias_epochs`` have passed (frozen), else None."""
-    if config.stem_bias_epochs and epoch >= config.stem_bias_epochs:
-        return model.whiten.bias
-    return None
-
-
 def _detection(config, data: TrainingData, scores: torch.Tensor | None, *, prefix: str) -> dict[str, float]:
     """Per-epoch monitor: a noise score against the true noise mask at ``config.issue_threshold``
     (empty when unknown)."""
@@ -434,10 +441,6 @@ def _epoch_line(config, row: dict[str, Any]) -> str:
     """``epoch 3/40  loss 0.812  train acc 0.640 (given labels)  test acc 0.801  12.3 s``."""
     return (f"epoch {row['epoch']}/{config.epochs}  loss {row['train_loss']:.4f}  train acc "
             f"{row['train_acc_noisy']:.3f} (given labels)  test acc {row['test_acc']:.3f}  {row['epoch_time']:.1f} s")
-
-
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
 def _progress_bar(config, env, steps_per_epoch: int, start_epoch: int):

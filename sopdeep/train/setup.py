@@ -8,7 +8,7 @@ Randomness: the network is initialised from ``torch.manual_seed(config.seed)`` i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -16,13 +16,13 @@ import torch
 from sopdeep import distributed as ddp
 from sopdeep.config import TrainConfig
 from sopdeep.datasets import DATASETS, default_augment
-from sopdeep.fast_net import FastNet, init_whitening
+from sopdeep.hooks import AlternatingFlip, Lookahead, StepHook
 from sopdeep.methods import get_method
 from sopdeep.models import ARCHITECTURES, build_model
 from sopdeep.train.data import TrainingData
-from sopdeep.train.lookahead import init_lookahead
+from sopdeep.train.draws import epoch_draws
 
-__all__ = ["RunState", "apply_threads", "build_run", "check_names", "cpu_supports_bf16", "make_model",
+__all__ = ["RunState", "apply_threads", "build_hooks", "build_run", "check_names", "cpu_supports_bf16", "make_model",
            "precision_name", "resolve_device", "theta_groups"]
 
 
@@ -147,7 +147,9 @@ class RunState:
     augment: str  # "none", "flip" or "crop_flip"
     bounds: list[int]  # batch boundaries in the epoch's order
     threads: int = 0  # torch's CPU threads in use (recorded in summary.json)
-    lookahead: dict[str, torch.Tensor] | None = None  # the slow copy of config.lookahead (None: off)
+    hooks: list[StepHook] = field(default_factory=list)  # the recipe's extras (build_hooks)
+    pad: int = 0  # the weak view's crop padding (0: flip only, or no weak view)
+    epochs: int = 1  # of the run: the hooks' schedules (lookahead) span all of them
 
     @property
     def precision(self) -> str:
@@ -156,6 +158,10 @@ class RunState:
     @property
     def steps_per_epoch(self) -> int:
         return len(self.bounds) - 1
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -166,8 +172,7 @@ def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device:
     # inside train's fork_rng: the seeding is scoped to this run
     threads = apply_threads(config)
     model = _seeded_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
-    if isinstance(model, FastNet):  # its stem whitens the patches of (the first 5,000) training images
-        init_whitening(model, data.normalize(data.x_train[:5000]).float().cpu())
+    init_from_data(model, data)
     model = model.to(device, memory_format=data.memory_format)
     # θ: momentum and weight decay (Table A.1); u, v are stepped by the method
     optimizer = torch.optim.SGD(theta_groups(model, config), lr=config.lr, momentum=config.momentum,
@@ -183,7 +188,32 @@ def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device:
     bounds = list(range(0, data.n, config.batch_size)) + [data.n]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
         del bounds[-2]
+    pad = config.crop_pad if augment == "crop_flip" else 0
     return RunState(model=model, net=torch.compile(net) if config.compile else net, optimizer=optimizer,
                     scaler=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
                     method=method, state=state, env=env, device=device, augment=augment, bounds=bounds,
-                    threads=threads, lookahead=init_lookahead(model) if config.lookahead else None)
+                    threads=threads, hooks=build_hooks(config, model, n=data.n, pad=pad, device=device),
+                    pad=pad, epochs=config.epochs)
+
+
+def init_from_data(model: torch.nn.Module, data: TrainingData) -> None:
+    """A network whose initialisation depends on the training images (``model.init_from_data``,
+    e.g. the fast recipe's patch statistics) gets the first ``model.data_init_samples`` of them,
+    normalised, float32, on the CPU; any other network is left as it is."""
+    if hasattr(model, "init_from_data"):
+        model.init_from_data(data.normalize(data.x_train[:model.data_init_samples]).float().cpu())
+
+
+def build_hooks(config: TrainConfig, model: torch.nn.Module, *, n: int, pad: int, device) -> list[StepHook]:
+    """The run's step hooks (:mod:`sopdeep.hooks`): the lookahead (``config.lookahead``), the
+    alternating flip (``config.flip``), then those the network brings (``model.training_hooks``)."""
+    hooks: list[StepHook] = []
+    if config.lookahead:
+        hooks.append(Lookahead(model, config.lookahead))
+    if config.flip == "alternate":
+        # epoch 1's coins, as train_one_epoch drew them (the order comes first in its generator)
+        hooks.append(AlternatingFlip(lambda: epoch_draws(config.seed, 0, n, pad=pad, weak_view=True,
+                                                         device=device)[1]["coins"]))
+    if hasattr(model, "training_hooks"):
+        hooks.extend(model.training_hooks(config))
+    return hooks

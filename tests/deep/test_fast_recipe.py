@@ -169,7 +169,7 @@ def test_fast_arch_trains_with_whitened_stem_and_flip_tta(tmp_path):
 
 
 def test_lookahead_step_is_the_lerp_then_restart_of_every_float_entry():
-    from sopdeep.train.lookahead import init_lookahead, lookahead_decay, lookahead_step_
+    from sopdeep.lookahead import init_lookahead, lookahead_decay, lookahead_step_
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
@@ -195,16 +195,16 @@ def test_lookahead_step_is_the_lerp_then_restart_of_every_float_entry():
 
 
 def test_trainer_applies_lookahead_every_k_steps_and_ends_on_the_slow_copy(tmp_path, monkeypatch):
-    import sopdeep.train.loop as loop
+    import sopdeep.hooks as hooks
 
     calls = []
-    real = loop.lookahead_step_
+    real = hooks.lookahead_step_
 
     def recording(slow, model, decay):
         calls.append(decay)
         real(slow, model, decay)
 
-    monkeypatch.setattr(loop, "lookahead_step_", recording)
+    monkeypatch.setattr(hooks, "lookahead_step_", recording)
     config, _ = _fast_run(tmp_path, lookahead=2, epochs=3)  # 96 samples / 32 = 3 steps per epoch, T = 9
     train(config)
     expected = [0.95 ** 2 * (t / 9) ** 3 for t in (2, 4, 6, 8)] + [1.0]

@@ -154,6 +154,17 @@ def test_undefined_metrics_are_written_as_json_null(tmp_path):
     assert _strict_loads(path.read_text()) == {"precision": None, "x": [1.5, None], "n": {"a": None}}
 
 
+def res_method_score(cfg, res):
+    """The method's own noise score of a finished run, recomputed from its returned state (None: it has none)."""
+    from sopdeep.methods import get_method
+
+    probs = torch.as_tensor(res.samples["pred_prob"])
+    method = get_method(cfg)
+    method.load_state_dict(res.method_state)
+    score = method.noise_scores(res.state, torch.as_tensor(res.samples["given_label"]), probs)
+    return None if score is None else score.numpy()
+
+
 @pytest.mark.parametrize("method, update", [("ce", None), ("sop", "batch"), ("sop", "epoch"), ("gce", None),
                                             ("elr", None)])
 def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update, capsys):
@@ -184,9 +195,17 @@ def test_tiny_end_to_end_run_writes_everything(tmp_path, method, update, capsys)
     s = np.load(out / "samples.npz")
     n = 256
     assert s["noise_score"].shape == (n,) and s["is_label_issue"].dtype == bool
-    # the mask of sopdeep.label_issues (count estimated without clean labels), not a fixed threshold
-    quality, ranked = run_label_issues(s["given_label"], s["pred_prob"],
-                                       s["noise_score"] if method == "sop" else None)
+    # the mask of sopdeep.label_issues (count estimated without clean labels), not a fixed threshold,
+    # from the method's own noise score exactly when the method gives one (the detection protocol)
+    own = res_method_score(cfg, res)
+    assert bool(s["has_method_score"].all()) == (own is not None) and not (s["has_method_score"].any() ^ s["has_method_score"].all())
+    if own is not None:
+        assert np.allclose(s["noise_score"], own, rtol=1e-6, atol=0)
+        assert res.summary["label_quality_from"].startswith(f"rank mean of {method}'s noise score")
+    else:
+        assert np.allclose(s["noise_score"], 1 - s["pred_prob"][np.arange(256), s["given_label"]], atol=1e-6)
+        assert "has no per-sample noise score" in res.summary["label_quality_from"]
+    quality, ranked = run_label_issues(s["given_label"], s["pred_prob"], s["noise_score"] if own is not None else None)
     assert np.array_equal(s["label_quality"], quality) and np.array_equal(np.flatnonzero(s["is_label_issue"]), np.sort(ranked))
     assert 0 <= res.summary["final_issues_auroc"] <= 1
     assert np.array_equal(s["corrected_label"], s["pred_prob"].argmax(1))
@@ -353,3 +372,17 @@ def test_without_progress_bar_one_line_per_epoch_goes_to_stderr(tmp_path, capsys
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     assert all("test acc" in line and "loss" in line and line.endswith(" s") for line in lines)
+
+
+def test_elr_label_quality_comes_from_its_own_score_not_self_confidence(tmp_path):
+    # the detection protocol: ELR's 1 - t_{i,y_i} feeds label_quality (before, only methods with a
+    # correction did, and ELR fell back to self-confidence without a word)
+    res = train(_tiny(tmp_path, method="elr"))
+    s = res.samples
+    labels = torch.as_tensor(s["given_label"])
+    own = (1.0 - res.state["target"].gather(1, labels[:, None])[:, 0]).numpy()
+    expected, _ = run_label_issues(s["given_label"], s["pred_prob"], own)
+    fallback, _ = run_label_issues(s["given_label"], s["pred_prob"], None)
+    np.testing.assert_allclose(s["label_quality"], expected, rtol=0, atol=1e-12)
+    assert not np.allclose(s["label_quality"], fallback)  # so the check above can tell the two apart
+    assert res.summary["label_quality_from"].startswith("rank mean of elr's noise score")
