@@ -325,7 +325,22 @@ def cell_config(cell: Cell, out):
     if cell.missing:
         raise GridError(f"cell {cell.name}: {cell.missing} in this version of sopdeep")
     config = TrainConfig(**{**cell.overrides, "progress": False, "checkpoint": True, "out": "."})
-    return config.replace(out=str(cell_folder(out, cell, config)))
+    folder = cell_folder(out, cell, config)
+    if not folder.exists():
+        # a run of this cell made by an older sopdeep (whose config lacked a setting added since, so
+        # its key differs): a sibling folder whose saved config reads back equal to the cell's
+        folder = next((f for f in sorted(folder.parent.glob(f"seed{cell.seed}-*")) if _saved_equal(f, config)),
+                      folder)
+    return config.replace(out=str(folder))
+
+
+def _saved_equal(folder: Path, config) -> bool:
+    from sopdeep.runs import RunError, saved_config
+
+    try:
+        return not same_config(saved_config(folder), config)
+    except (RunError, ValueError, OSError):
+        return False
 
 
 def _identity(config) -> dict[str, Any]:
@@ -528,9 +543,9 @@ def run_grid(cells: list[Cell], out, *, jobs: int = 1, dask: str | None = None, 
     t_grid = time.perf_counter()
     number = {cell: i + 1 for i, cell in enumerate(todo)}
 
-    def started(cell):
-        log(f"[{number[cell]}/{len(todo)}] {cell.name}: {'resume' if status[cell] == 'partial' else 'start'} "
-            f"-> {configs[cell].out}")
+    def started(cell, queued=False):
+        verb = "resume" if status[cell] == "partial" else "start"
+        log(f"[{number[cell]}/{len(todo)}] {cell.name}: {f'queued ({verb})' if queued else verb} -> {configs[cell].out}")
 
     def finished(cell, result):
         rows[cell] = table_row(cell, configs[cell], result["summary"], host=result["host"],
@@ -573,7 +588,7 @@ def _run_processes(todo, configs, jobs, started, finished, failures):
     try:
         futures = {}
         for cell in todo:
-            started(cell)
+            started(cell, queued=True)
             futures[pool.submit(run_cell, configs[cell].to_dict())] = cell
         for future in as_completed(futures):
             cell = futures[future]
@@ -600,7 +615,7 @@ def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures
     with Client(address) as client:
         futures = {}
         for cell in todo:
-            started(cell)
+            started(cell, queued=True)
             # one key per cell and configuration: a resubmitted grid never reuses another cell's result
             key = f"sop-grid-{cell.dataset}-{cell.setting}-{cell.method}-{cell.seed}-{config_key(configs[cell])}"
             futures[client.submit(run_cell, configs[cell].to_dict(), key=key, pure=False, resources=resources)] = cell

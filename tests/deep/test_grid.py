@@ -220,6 +220,21 @@ def test_a_run_started_elsewhere_is_adopted_not_retrained(in_process, tmp_path):
     assert sum(": adopted" in line for line in lines) == 2 and not any(": start" in line for line in lines)
 
 
+def test_a_run_of_an_older_version_under_another_key_is_found(in_process, tmp_path):
+    """An older sopdeep's config lacked a setting added since: its folder has another key, and its
+    saved config reads back equal to the cell's (the new setting at its default)."""
+    import shutil
+
+    out, rows, _ = in_process
+    cell = next(c for c in rows if c.method == "ce")
+    old = tmp_path / cell.dataset / cell.setting / cell.method / f"seed{cell.seed}-00000000"
+    shutil.copytree(rows[cell]["folder"], old)
+    lines = []
+    again = grid.run_grid([cell], tmp_path, log=lines.append)
+    assert again[cell]["folder"] == str(old) and again[cell]["source"] == "reused"
+    assert not any(": start" in line for line in lines)
+
+
 def test_a_folder_of_another_config_is_refused_and_kept(tmp_path, capsys):
     cell = _smoke_cells()[0]
     config = grid.cell_config(cell, tmp_path)
