@@ -1,10 +1,9 @@
 """Which labels are wrong: label-quality scores and label issues from ONE SOP run.
 
 cleanlab 2.x's conventions, so a user can switch between the two: wherever a name is cleanlab's
-it means what it means there. :func:`get_label_quality_scores` (cleanlab's name and default,
-``method="self_confidence"``) and :func:`label_quality_scores` (SOP's default) return a score in
-[0, 1] per sample, higher = the given label more likely correct, like
-``cleanlab.rank.get_label_quality_scores``; :func:`find_label_issues` returns a boolean mask or
+it means what it means there. :func:`get_label_quality_scores` (cleanlab's name, scores and default; ``"sop"`` when given a
+method's noise score) returns a score in [0, 1] per sample, higher = the given label more likely
+correct, like ``cleanlab.rank.get_label_quality_scores``; :func:`find_label_issues` returns a boolean mask or
 the indices of the issues ranked by a score, like ``cleanlab.filter.find_label_issues``, and
 :func:`order_label_issues` ranks a mask like ``cleanlab.rank.order_label_issues``. The inputs
 are what every SOP run writes into its ``samples.npz`` (:func:`sopdeep.train.train`): the given
@@ -79,7 +78,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["label_quality_scores", "get_label_quality_scores", "estimate_num_issues", "find_label_issues",
+__all__ = ["get_label_quality_scores", "estimate_num_issues", "find_label_issues",
            "order_label_issues", "from_run", "run_label_issues", "SCORE_METHODS", "CLEANLAB_SCORE_METHODS",
            "NUM_ISSUES_METHODS", "FILTER_BY"]
 
@@ -93,6 +92,7 @@ _CLEANLAB_ONLY_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "conf
 # the score that breaks exact ties of each score (then the index): see the module docstring
 _TIE_BREAK = {"sop": "self_confidence", "correction": "self_confidence", "self_confidence": "normalized_margin",
               "normalized_margin": "self_confidence", "confidence_weighted_entropy": "self_confidence"}
+_ROW_SUM_TOL = 1e-3  # how far a row of pred_probs may sum from 1 (see _check_inputs)
 _CLIP = 1e-6  # cleanlab 2.x's lower clip of p_y and of s in confidence_weighted_entropy
 _NEAR_TIE = 1e-6  # cleanlab 2.x: another class must beat p_y by more than this to count as a disagreement
 
@@ -101,8 +101,15 @@ def _check_inputs(labels, pred_probs, noise_score):
     p = np.asarray(pred_probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"pred_probs must have shape (n_samples, n_classes >= 2), got {p.shape}")
+    if p.shape[0] == 0:
+        raise ValueError("pred_probs must hold at least one sample, got shape (0, n_classes)")
     if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
         raise ValueError("pred_probs must hold finite probabilities in [0, 1]")
+    # each row a distribution (cleanlab refuses others too); float32 softmax rows of 1,000
+    # classes sum to 1 within ~1e-4, so 1e-3 accepts every real network's output
+    worst = float(np.abs(p.sum(axis=1) - 1.0).max())
+    if worst > _ROW_SUM_TOL:
+        raise ValueError(f"pred_probs rows must each sum to 1 (probabilities, e.g. a softmax), got a row off by {worst:.3g}")
     y = np.asarray(labels)
     if y.shape != (p.shape[0],) or y.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers of shape ({p.shape[0]},), got shape {y.shape}, dtype {y.dtype}")
@@ -168,23 +175,28 @@ def _ranking(method, y, p, u2):
     return np.lexsort((np.arange(y.size), second, _score(method, y, p, u2)))
 
 
-def label_quality_scores(labels, pred_probs, noise_score=None, *, method=None):
+def get_label_quality_scores(labels, pred_probs, *, method=None, noise_score=None):
     """Label-quality score of every sample in [0, 1], higher = the given label more likely correct.
+
+    cleanlab's ``cleanlab.rank.get_label_quality_scores``: the same name and scores, and without
+    a noise score the same default (``"self_confidence"``). The one difference: given a method's
+    ``noise_score`` the default is ``"sop"`` (the rank mean of that score and the network's
+    1 - p(label), module docstring). cleanlab's ``adjust_pred_probs`` is not supported.
 
     Parameters
     ----------
     labels : int array-like of shape (n_samples,)
         Given (possibly wrong) labels in ``[0, n_classes)``.
     pred_probs : array-like of shape (n_samples, n_classes)
-        The SOP-trained network's predicted probabilities on the training samples (the run's
-        ``pred_prob``), or any classifier's (cleanlab's out-of-sample ``pred_probs``).
-    noise_score : array-like of shape (n_samples,), optional
-        SOP's u²_{i,y_i} in [0, 1] (the run's ``noise_score``), or its mean over the epochs when
-        recorded. Required by ``"sop"`` and ``"correction"``.
+        Predicted probabilities on the training samples, each row summing to 1 (the run's
+        ``pred_prob``, or any classifier's: cleanlab's out-of-sample ``pred_probs``).
     method : {None, "sop", "correction", "self_confidence", "normalized_margin", \
 "confidence_weighted_entropy"}, default None
         None: ``"sop"`` when ``noise_score`` is given, else ``"self_confidence"``. The formulas
         are in the module docstring; the last three are cleanlab's.
+    noise_score : array-like of shape (n_samples,), optional
+        A method's own noise score in [0, 1] (SOP's u²_{i,y_i}, ELR's 1 - t_{i,y_i}: the run's
+        ``noise_score`` when ``has_method_score``). Required by ``"sop"`` and ``"correction"``.
 
     Returns
     -------
@@ -192,28 +204,15 @@ def label_quality_scores(labels, pred_probs, noise_score=None, *, method=None):
 
     Examples
     --------
-    >>> label_quality_scores([0, 1], [[0.9, 0.1], [0.8, 0.2]], [0.0, 1.0])
+    >>> get_label_quality_scores([0, 1], [[0.9, 0.1], [0.8, 0.2]], noise_score=[0.0, 1.0])
     array([0.75, 0.25])
-    >>> label_quality_scores([0, 1], [[0.9, 0.1], [0.8, 0.2]])  # no u²: self-confidence
+    >>> get_label_quality_scores([0, 1], [[0.9, 0.1], [0.8, 0.2]])  # cleanlab's default: self-confidence
+    array([0.9, 0.2])
+    >>> get_label_quality_scores([0, 1], [[0.9, 0.1], [0.8, 0.2]], method="normalized_margin")
     array([0.9, 0.2])
     """
     y, p, u2 = _check_inputs(labels, pred_probs, noise_score)
     return _score(_resolve_method(method, u2), y, p, u2)
-
-
-def get_label_quality_scores(labels, pred_probs, *, method="self_confidence", noise_score=None):
-    """cleanlab's ``cleanlab.rank.get_label_quality_scores``: the same name, default and scores.
-
-    :func:`label_quality_scores` with cleanlab's default ``method="self_confidence"``;
-    ``noise_score`` (keyword) allows SOP's ``"sop"`` and ``"correction"`` as well. cleanlab's
-    ``adjust_pred_probs`` is not supported.
-
-    Examples
-    --------
-    >>> get_label_quality_scores([0, 1], [[0.9, 0.1], [0.8, 0.2]], method="normalized_margin")
-    array([0.9, 0.2])
-    """
-    return label_quality_scores(labels, pred_probs, noise_score, method=method)
 
 
 def estimate_num_issues(labels, pred_probs, noise_score=None, *, method="predicted_neq_given"):
@@ -222,7 +221,7 @@ def estimate_num_issues(labels, pred_probs, noise_score=None, *, method="predict
     Parameters
     ----------
     labels, pred_probs, noise_score
-        As in :func:`label_quality_scores` (``noise_score`` only for ``"correction"``).
+        As in :func:`get_label_quality_scores` (``noise_score`` only for ``"correction"``).
     method : {"predicted_neq_given", "correction"}, default "predicted_neq_given"
         ``"predicted_neq_given"``: :math:`\\#\\{i : \\max_{k \\ne y_i} p_k(x_i) > p_{y_i}(x_i) + 10^{-6}\\}`,
         the samples whose prediction is another class (an exact or near tie counts for the given
@@ -264,11 +263,14 @@ def find_label_issues(labels, pred_probs, noise_score=None, *, filter_by="low_qu
     cleanlab's ``cleanlab.filter.find_label_issues(labels, pred_probs, filter_by=...,
     return_indices_ranked_by=...)`` with the same meaning of the names both have; a call
     without ``noise_score`` works on any classifier's ``pred_probs`` (self-confidence scores).
+    The one difference in defaults: cleanlab's ``filter_by`` is ``"prune_by_noise_rate"``
+    (confident learning, which needs out-of-sample predictions); here it is ``"low_quality"``,
+    and cleanlab's confident-learning filters are refused, naming cleanlab.
 
     Parameters
     ----------
     labels, pred_probs, noise_score
-        As in :func:`label_quality_scores`.
+        As in :func:`get_label_quality_scores`.
     filter_by : {"low_quality", "predicted_neq_given"}, default "low_quality"
         ``"low_quality"``: the ``m`` samples of lowest ``method`` score (ties broken as in the
         module docstring), ``m`` from ``num_issues``. ``"predicted_neq_given"``: cleanlab's rule,
@@ -281,7 +283,7 @@ def find_label_issues(labels, pred_probs, noise_score=None, *, filter_by="low_qu
         samples, lowest score first (cleanlab's convention; exact ties broken by the score's
         second score, then by index). ``"severity"``: by ``method``'s score.
     method : str or None, default None
-        The score of the ``"low_quality"`` cut, as in :func:`label_quality_scores` (None:
+        The score of the ``"low_quality"`` cut, as in :func:`get_label_quality_scores` (None:
         ``"sop"`` with a noise score, else ``"self_confidence"``).
     num_issues : {None, "predicted_neq_given", "correction"} or int, default None
         How many samples ``"low_quality"`` flags: an estimate (:func:`estimate_num_issues`) or a
@@ -344,7 +346,7 @@ def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by="self_c
     ----------
     label_issues_mask : bool array-like of shape (n_samples,)
     labels, pred_probs
-        As in :func:`label_quality_scores`.
+        As in :func:`get_label_quality_scores`.
     rank_by : str, default "self_confidence"
         One of :data:`SCORE_METHODS` (``"sop"`` and ``"correction"`` need ``noise_score``);
         exact ties are broken by a second score, then by index (module docstring).

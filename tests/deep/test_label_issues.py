@@ -9,7 +9,7 @@ import pytest
 
 from sopdeep.detection import auroc
 from sopdeep.label_issues import (CLEANLAB_SCORE_METHODS, NUM_ISSUES_METHODS, SCORE_METHODS, estimate_num_issues,
-                                  find_label_issues, from_run, get_label_quality_scores, label_quality_scores,
+                                  find_label_issues, from_run, get_label_quality_scores,
                                   order_label_issues)
 
 
@@ -24,7 +24,7 @@ def _random_inputs(n=50, k=4, seed=0):
 @pytest.mark.parametrize("method", SCORE_METHODS)
 def test_scores_have_one_value_per_sample_in_unit_interval(method):
     labels, probs, u2 = _random_inputs()
-    q = label_quality_scores(labels, probs, u2, method=method)
+    q = get_label_quality_scores(labels, probs, noise_score=u2, method=method)
     assert q.shape == labels.shape and q.dtype == np.float64
     assert np.all((q >= 0) & (q <= 1))
 
@@ -61,7 +61,7 @@ def test_cleanlab_scores_equal_their_definitions(method):
     expected = _cleanlab_scores_by_hand(labels, probs)[method]
     np.testing.assert_allclose(get_label_quality_scores(labels, probs, method=method), expected,
                                rtol=0, atol=ROUND_OFF)
-    np.testing.assert_allclose(label_quality_scores(labels, probs, method=method), expected, rtol=0, atol=ROUND_OFF)
+    np.testing.assert_allclose(get_label_quality_scores(labels, probs, method=method), expected, rtol=0, atol=ROUND_OFF)
 
 
 def test_normalized_margin_and_entropy_on_worked_rows():
@@ -118,7 +118,7 @@ def test_order_label_issues_equals_cleanlab(rank_by):
 def test_without_a_noise_score_the_score_is_self_confidence():
     labels, probs, _ = _random_inputs(n=40, seed=2)
     p_label = probs[np.arange(40), labels]
-    np.testing.assert_array_equal(label_quality_scores(labels, probs), p_label)
+    np.testing.assert_array_equal(get_label_quality_scores(labels, probs), p_label)
     # cleanlab's plain call: m = #(argmax != label) flagged, lowest p(label) first
     m = int(np.count_nonzero(probs.argmax(1) != labels))
     ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
@@ -147,7 +147,7 @@ def test_equal_borda_scores_are_ordered_by_self_confidence():
     p_label = np.array([0.6, 0.5, 0.9])
     probs = np.c_[p_label, 1 - p_label]
     u2 = np.array([0.9, 0.8, 0.1])
-    q = label_quality_scores(labels, probs, u2)
+    q = get_label_quality_scores(labels, probs, noise_score=u2)
     assert q[0] == q[1] < q[2]  # an exact tie, not one made or broken by round-off
     ranked = find_label_issues(labels, probs, u2, num_issues=3, return_indices_ranked_by="severity")
     np.testing.assert_array_equal(ranked, [1, 0, 2])
@@ -164,10 +164,10 @@ def test_equal_self_confidence_is_ordered_by_margin():
 def test_sop_score_falls_with_correction_and_rises_with_label_probability():
     labels = np.zeros(3, dtype=np.int64)
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.5, 0.5]])
-    q = label_quality_scores(labels, probs, [0.0, 0.8, 0.8])
+    q = get_label_quality_scores(labels, probs, noise_score=[0.0, 0.8, 0.8])
     assert q[0] > q[1] > q[2]
     # u² = 1 ties on the correction alone; the network's p(label) breaks the tie
-    q_tied = label_quality_scores(labels, probs, [1.0, 1.0, 1.0])
+    q_tied = get_label_quality_scores(labels, probs, noise_score=[1.0, 1.0, 1.0])
     assert q_tied[0] == q_tied[1] > q_tied[2]
 
 
@@ -193,11 +193,21 @@ def test_ranked_indices_are_the_mask_in_order_of_rising_quality(num_issues):
     ranked = find_label_issues(labels, probs, u2, num_issues=num_issues, return_indices_ranked_by="severity")
     assert mask.dtype == bool and mask.shape == labels.shape
     np.testing.assert_array_equal(np.sort(ranked), np.flatnonzero(mask))
-    q = label_quality_scores(labels, probs, u2)
+    q = get_label_quality_scores(labels, probs, noise_score=u2)
     assert np.all(np.diff(q[ranked]) >= 0)
     # every flagged sample has a quality no higher than any unflagged one
     if mask.any() and not mask.all():
         assert q[mask].max() <= q[~mask].min()
+
+
+def test_empty_input_and_rows_that_are_not_distributions_are_refused_by_name():
+    with pytest.raises(ValueError, match="at least one sample"):
+        get_label_quality_scores(np.zeros(0, dtype=int), np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="rows must each sum to 1"):
+        find_label_issues([0, 1], [[0.5, 0.2], [0.5, 0.5]])  # logits or unnormalised scores, not probabilities
+    # a float32 softmax is accepted (its rows sum to 1 within round-off)
+    probs = np.random.default_rng(0).dirichlet(np.ones(100), size=50).astype(np.float32)
+    assert get_label_quality_scores(np.zeros(50, dtype=int), probs).shape == (50,)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -214,7 +224,7 @@ def test_ranked_indices_are_the_mask_in_order_of_rising_quality(num_issues):
 ])
 def test_bad_input_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        label_quality_scores(**kwargs)
+        get_label_quality_scores(**kwargs)
 
 
 def test_bad_num_issues_and_ranking_raise():
@@ -251,7 +261,7 @@ def _write_samples(folder, with_correction):
 def test_from_run_reads_a_sop_run_folder(tmp_path):
     labels, probs, u2 = _write_samples(tmp_path / "sop", with_correction=True)
     run = from_run(tmp_path / "sop")
-    np.testing.assert_allclose(run["label_quality"], label_quality_scores(labels, probs, u2), atol=1e-6)  # float32 file
+    np.testing.assert_allclose(run["label_quality"], get_label_quality_scores(labels, probs, noise_score=u2), atol=1e-6)  # float32 file
     np.testing.assert_array_equal(run["is_label_issue"], find_label_issues(labels, probs.astype(np.float32), u2.astype(np.float32)))
     assert set(run["issues_ranked"]) == set(np.flatnonzero(run["is_label_issue"]))
 

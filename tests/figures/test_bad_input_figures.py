@@ -118,3 +118,11 @@ def test_run_phase_caps_workers(monkeypatch):
     for bad in (0, -2, 1.5, "4", True):
         with pytest.raises(ValueError, match="n_jobs"):
             phase.run_phase({"N": [10], "p": [12], "r": [1], "k": [1], "lam": [0.1]}, trials=1, n_jobs=bad)
+
+
+def test_a_damaged_data_file_is_described_in_one_line_without_a_class_name(tmp_path):
+    from figures.cli import describe
+
+    line = describe(DataFileError(tmp_path / "fig4_data.csv", "damaged data file: no rows"))
+    assert "fig4_data.csv" in line and "damaged data file" in line and "DataFileError" not in line
+    assert "\n" not in line
