@@ -140,22 +140,14 @@ def subproc(group, case, argv, *, name=None, protect=(), env=None, shell=False, 
 
 def _imports():
     m = {}
-    try:
-        from sopdeep.train import train
-    except ImportError:
-        from sopdeep.trainer import train
-    m["train"] = train
-    from sopdeep.config import TrainConfig
-    m["TrainConfig"] = TrainConfig
-    try:
-        from sopdeep.datasets.cifar import load_cifar10
-        from sopdeep.datasets.cifar10_jpeg import decode_cifar10_jpeg, load_cifar10_jpeg
-        from sopdeep.datasets.image_folder import load_image_folder
-        from sopdeep.datasets.npz import load_npz
-    except ImportError:
-        from sopdeep.data import decode_cifar10_jpeg, load_cifar10, load_cifar10_jpeg, load_image_folder, load_npz
-    m.update(load_cifar10=load_cifar10, load_cifar10_jpeg=load_cifar10_jpeg, decode=decode_cifar10_jpeg,
-             load_image_folder=load_image_folder, load_npz=load_npz)
+    from sopdeep import TrainConfig, train
+    from sopdeep.datasets.cifar import load_cifar10
+    from sopdeep.datasets.cifar10_jpeg import decode_cifar10_jpeg, load_cifar10_jpeg
+    from sopdeep.datasets.image_folder import load_image_folder
+    from sopdeep.datasets.npz import load_npz
+
+    m.update(train=train, TrainConfig=TrainConfig, load_cifar10=load_cifar10, load_cifar10_jpeg=load_cifar10_jpeg,
+             decode=decode_cifar10_jpeg, load_image_folder=load_image_folder, load_npz=load_npz)
     return m
 
 

@@ -257,6 +257,21 @@ class TrainConfig:
         return cls(**kept)
 
     @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
+        """The config of preset ``name`` (:func:`sopdeep.list_presets`) with ``overrides`` applied.
+
+        >>> TrainConfig.from_preset("fast-cifar10-sop-sym40", epochs=3).epochs
+        3
+        """
+        from sopdeep.presets import PRESETS
+
+        if name not in PRESETS:
+            close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+            raise ValueError(f"preset must be one of sopdeep.list_presets(), got {name!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return cls().replace(**{**PRESETS[name], **overrides})
+
+    @classmethod
     def from_overrides(cls, pairs: list[str], base: "TrainConfig | None" = None) -> "TrainConfig":
         """Apply ``key=value`` strings; values are parsed as JSON when possible, else as strings.
 

@@ -17,7 +17,6 @@ from typing import Any
 __all__ = ["FAST_REASON", "FAST_SOP_ALPHA", "FAST_SOP_ALPHA_CIFAR100", "PRESETS", "PRESET_REASONS", "PUBLISHED_BY", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets",
            "preset_rows", "describe"]
 
-_SOP: dict[str, Any] = {}  # SOP has no regularisers (lambda_c, lambda_b are SOP+'s options)
 _SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1)
 
 #: Why a preset uses its recipe (``recipe`` key of every preset; ``sopdeep.sop_loss.RECIPES``).
@@ -34,7 +33,7 @@ _COLUMNS: dict[str, dict[str, Any]] = {
     "cifar10-sop": dict(
         dataset="cifar10", arch="resnet34", batch_size=128, lr=0.02, schedule="multistep",
         milestones=[40, 80], lr_decay=0.1, weight_decay=5e-4, epochs=120, train_subset=45000, subset_split="per_class",
-        init_std=1e-8, method="sop", **_SOP,
+        init_std=1e-8, method="sop",
     ),
     "cifar10-sopplus": dict(
         dataset="cifar10", arch="preact18", batch_size=128, lr=0.02, schedule="cosine",
@@ -43,7 +42,7 @@ _COLUMNS: dict[str, dict[str, Any]] = {
     "cifar100-sop": dict(
         dataset="cifar100", arch="resnet34", batch_size=128, lr=0.02, schedule="multistep",
         milestones=[80, 120], lr_decay=0.1, weight_decay=5e-4, epochs=150, train_subset=45000, subset_split="per_class",
-        init_std=1e-8, method="sop", **_SOP,
+        init_std=1e-8, method="sop",
     ),
     "cifar100-sopplus": dict(
         dataset="cifar100", arch="preact18", batch_size=128, lr=0.02, schedule="cosine",

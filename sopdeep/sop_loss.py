@@ -49,7 +49,7 @@ Per-sample gradients.
 Update rule for u, v.
     Plain projected gradient descent, no momentum and no weight decay
     (appendix A.4: "SGD optimizer without weight decay for U and V"; momentum is not mentioned
-    and Algorithm 1 writes the plain step): :func:`projected_sgd_step`.
+    and Algorithm 1 writes the plain step): :func:`sgd_step` with ``project=True``.
 
 The authors' recipe (switches, the paper's behaviour by default)
 ----------------------------------------------------------------
@@ -81,7 +81,7 @@ paper's (A.2) and (A.4) drop the minus sign that comes from ``∂s/∂v = -2 v �
         - \\frac{1}{f_c + u_c^2}\\right),\\qquad
     \\frac{\\partial \\ell_{MSE}}{\\partial v} = -4 (\\hat y + s - y) \\odot v \\odot (1-y).
 
-:func:`closed_form_grads` evaluates them; ``tests/deep/test_sop_loss.py`` compares them with
+``tests/deep/sop_reference.py`` evaluates them; ``tests/deep/test_sop_loss.py`` compares them with
 autograd in float64.
 """
 
@@ -136,10 +136,8 @@ __all__ = [
     "recipe_switches",
     "sop_loss_terms",
     "sgd_step",
-    "projected_sgd_step",
     "uv_step_size",
     "UV_LR_SCHEDULES",
-    "closed_form_grads",
 ]
 
 
@@ -308,14 +306,6 @@ def sgd_step(rows: torch.Tensor, grad: torch.Tensor, lr: float, *, project: bool
     return out.clamp_(-1.0, 1.0) if project else out
 
 
-def projected_sgd_step(rows: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
-    """One projected gradient step of Algorithm 1, lines 12-13: :func:`sgd_step` with ``project=True``.
-
-    .. math:: r \\leftarrow P_{[-1, 1]}(r - \\mathrm{lr} \\cdot g)
-    """
-    return sgd_step(rows, grad, lr, project=True)
-
-
 UV_LR_SCHEDULES = ("network", "constant")
 
 
@@ -354,35 +344,3 @@ def uv_step_size(schedule: str, *, batch_size: int, alpha: float | None = None, 
     if constant_lr is None:
         raise ValueError("schedule='constant' needs constant_lr")
     return float(constant_lr) / batch_size
-
-
-def closed_form_grads(prob: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
-                      hard: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Closed-form per-sample gradients (appendix A.1, signs corrected), for the tests.
-
-    Valid when φ's clamp is inactive (every entry of ``prob + s`` above ε).
-
-    Parameters
-    ----------
-    prob : Tensor of shape (B, K)
-        Softmax probabilities f(x; θ).
-    labels : LongTensor of shape (B,)
-    u, v : Tensor of shape (B, K)
-        Vector-shaped variables.
-    hard : Tensor of shape (B, K)
-        The one-hot projected prediction used in the MSE term.
-
-    Returns
-    -------
-    dict with keys ``"ce_u"``, ``"ce_v"`` (A.2), ``"mse_v"`` (A.4), each of shape (B, K).
-    """
-    y = F.one_hot(labels, prob.shape[1]).to(prob.dtype)
-    s = correction(u, v, y)
-    w = prob + s
-    total = w.sum(dim=1, keepdim=True)
-    w_c = w.gather(1, labels[:, None])
-    return {
-        "ce_u": 2.0 * u * y * (1.0 / total - 1.0 / w_c),
-        "ce_v": -2.0 * v * (1.0 - y) / total,
-        "mse_v": -4.0 * (hard + s - y) * v * (1.0 - y),
-    }

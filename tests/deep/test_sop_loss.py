@@ -8,12 +8,11 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sop_reference import closed_form_grads, projected_sgd_step
 from sopdeep.sop_loss import (
-    closed_form_grads,
     correction,
     init_sample_variables,
     phi,
-    projected_sgd_step,
     sop_loss_terms,
 )
 

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sop_reference import closed_form_grads, projected_sgd_step
 from sopdeep.sop_loss import (
     RECIPES,
-    closed_form_grads,
-    projected_sgd_step,
     recipe_switches,
     sgd_step,
     sop_loss_terms,

@@ -18,7 +18,7 @@ from sopdeep.config import TrainConfig
 from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import SOP, Batch
 from sopdeep.runs import RunFolderError, load_checkpoint
-from sopdeep.sop_loss import closed_form_grads
+from sop_reference import closed_form_grads
 from sopdeep.train import NonFiniteLossError, learning_rate, train
 
 REPO = Path(__file__).resolve().parents[2]
