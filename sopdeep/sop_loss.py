@@ -220,6 +220,8 @@ def phi(w: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
     """
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
+    # the floor keeps log φ finite where s pushes an entry to or below 0 (v² removing the mass of a
+    # wrong class); its gradient is 0 there, so a floored entry stops pulling on v
     m = w.clamp_min(eps)
     return m / m.sum(dim=1, keepdim=True)
 
@@ -263,18 +265,21 @@ def sop_loss_terms(logits: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, 
     -------
     SOPTerms
     """
-    dtype = torch.promote_types(u.dtype, torch.float32)
+    dtype = torch.promote_types(u.dtype, torch.float32)  # fp32 at least, also under bf16/fp16 autocast
     z = logits.to(dtype)
     y = F.one_hot(labels, z.shape[1]).to(dtype)
     prob = torch.softmax(z, dim=1)
+    # s = u² ⊙ y − v² ⊙ (1 − y): u adds mass at the given label, v removes it elsewhere
     u_part = u * u * y
     v_part = v * v * (1.0 - y)
-    if clamp_corrections:
+    if clamp_corrections:  # the authors' code: clamp instead of projecting u, v (zero gradient above 1)
         u_part, v_part = u_part.clamp(0.0, 1.0), v_part.clamp(0.0, 1.0)
+    # v detached in the CE term: v learns from the MSE term only (eq. 7 vs 8); θ and u from CE
     corrected = phi(prob + u_part - v_part.detach(), eps)
-    if clamp_phi:
+    if clamp_phi:  # the authors' second clamp after the normalisation: entries below eps stop learning
         corrected = corrected.clamp(eps, 1.0)
     ce = -torch.log(corrected.gather(1, labels[:, None]))[:, 0]
+    # the MSE term sees the prediction as a detached one-hot: it trains u, v, never θ
     hard = F.one_hot(z.detach().argmax(dim=1), z.shape[1]).to(dtype)
     mse = (hard + (u_part if u_learns_mse else u_part.detach()) - v_part - y).square().sum(dim=1)
     return SOPTerms(ce=ce, mse=mse, corrected=corrected)
