@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -83,7 +84,8 @@ def figure_page(name: str, module, image: str) -> str:
         "   from figures.registry import FIGURES",
         "",
         f'   figure = FIGURES["{name}"]',
-        f'   figure.plot("results/figures/" + figure.DATA_FILE, "my_figures")  # my_figures/{module.NAME}.png, .pdf',
+        f"   # writes my_figures/{module.NAME}.png and .pdf",
+        '   figure.plot("results/figures/" + figure.DATA_FILE, "my_figures")',
         "",
         ("Recompute its data file (this trains networks; hours on a CPU):" if deep
          else "Recompute its data file and redraw it:"), "",
@@ -103,11 +105,47 @@ def gallery_index(entries: list[tuple[str, str, str]]) -> str:
              ":doc:`/guide/figures`).", "",
              ".. toctree::", "   :hidden:", ""]
     lines += [f"   {name}" for name, _, _ in entries]
-    lines += ["", ".. list-table::", "   :class: sop-gallery", ""]
+    lines += ["", ".. container:: sop-gallery", ""]
     for name, title, image in entries:
-        lines += [f"   * - .. image:: {image}", f"          :target: {name}.html", f"          :alt: {title}",
-                  "", f"       :ref:`{name} <gallery-{name}>`: {title}"]
+        lines += ["   .. container:: sop-card", "",
+                  f"      .. image:: {image}", f"         :target: {name}.html", f"         :alt: {title}", "",
+                  f"      :ref:`{name} <gallery-{name}>`: {title}", ""]
     return "\n".join(lines) + "\n"
+
+
+_ABBREVIATION = re.compile(r"\b(eqs?|Eqs?|Sec|Prop|Def|Fig|app|cf|e\.g|i\.e)\. ")
+
+
+def _whole_first_sentence(lines):
+    """The docstring's lines with a zero-width space after each abbreviation of its first paragraph.
+
+    Autosummary's one-line summary ends at the first period followed by a space, which cuts "Run
+    eq. (15) for ..." after "eq."; the zero-width space (not whitespace, renders as nothing) keeps
+    the sentence whole."""
+    lines = list(lines)
+    started = False
+    for i, line in enumerate(lines):
+        if not line.strip():
+            if started:
+                break
+            continue        # blank lines before the first paragraph
+        started = True
+        lines[i] = _ABBREVIATION.sub(lambda m: m.group(0)[:-1] + "\u200b ", line)
+    return lines
+
+
+def _patch_autosummary_summaries() -> None:
+    from sphinx.ext import autosummary
+
+    extract = autosummary.extract_summary
+    if getattr(extract, "_sop_patched", False):
+        return
+
+    def extract_summary(doc, settings):
+        return extract(_whole_first_sentence(doc), settings)
+
+    extract_summary._sop_patched = True
+    autosummary.extract_summary = extract_summary
 
 
 def generate(app) -> None:
@@ -202,5 +240,6 @@ def setup(app):
     # before autosummary's own builder-inited handler (priority 500), which reads the pages written here
     app.connect("builder-inited", generate, priority=100)
     app.connect("missing-reference", existing_but_unpublished)
+    _patch_autosummary_summaries()
     logging.getLogger("sphinx.sphinx.directives.other").addFilter(_OptionalPagesFilter())
     return {"parallel_read_safe": True, "parallel_write_safe": True}
