@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-from sopdeep import grid, grid_cli, grid_table
+from sopdeep import grid
+from sopdeep.grid import cli as grid_cli
+from sopdeep.grid import table as grid_table
 from sopdeep.config import TrainConfig
 from sopdeep.methods import METHODS
 from sopdeep.paper_numbers import PAPER, TABLE_COLUMNS, TABLE_ROWS

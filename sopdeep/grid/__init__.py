@@ -9,7 +9,7 @@ SHA-256 of its resolved configuration without paths, device and progress (:func:
 ``partial`` (a checkpoint: resumed), ``new``; a folder whose saved configuration differs from
 the cell's is refused, never overwritten. :func:`run_grid` trains what is missing in this process,
 in ``jobs`` local processes or on a Dask scheduler (one task per cell, ``resources={"GPU": 1}``
-per task when asked) and rewrites the table after every finished cell (:func:`write_table`:
+per task when asked) and rewrites the table after every finished cell (:func:`~sopdeep.grid.table.write_table`:
 ``table.csv``, ``table.md`` with the paper's number beside each cell, ``table.png``), atomically.
 
 Recipes. ``scale="paper"``: Table A.1's settings, the presets ``table1-*``, ``table2-*``,
@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 from sopcommon import atomic_write_bytes
 from sopcommon.cli import one_line
-from sopdeep.grid_table import TABLE_CSV, TABLE_MD, TABLE_PNG, import_full_scale_rows, table_row, write_table
+from sopdeep.grid.table import TABLE_CSV, TABLE_MD, TABLE_PNG, import_full_scale_rows, table_row, write_table
 from sopdeep.paper_numbers import PaperNumber, paper_number
 from sopdeep.presets import PRESETS
 
@@ -632,9 +632,3 @@ def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures
         except KeyboardInterrupt:
             client.cancel(list(futures))
             raise
-
-
-if __name__ == "__main__":
-    from sopdeep.grid_cli import main
-
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Command line of the grid runner: ``sop-grid`` / ``python -m sopdeep.grid``.
+"""Command line of the grid runner (:mod:`sopdeep.grid`): ``sop-grid`` / ``python -m sopdeep.grid``.
 
 Examples::
 
