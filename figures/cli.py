@@ -11,7 +11,9 @@ computing.  A deep figure (``DEEP = True``: it trains networks) is redrawn from 
 ``../shared/data``).  Phase grids are cached per cell under ``--cache``
 (default ``<out>/.cache``), so an interrupted run resumes.  A computed data file that agrees
 with the one in ``--out`` to round-off keeps that file's bytes (:func:`figures.output.data_agree`),
-so the main job leaves a checkout clean on any machine of its kind.  After the arguments are
+and a figure whose data and drawing code are unchanged keeps its png and pdf
+(:func:`figures.output.keep_pictures`), so the main job leaves a checkout clean on any machine of
+its kind, whatever its matplotlib version.  After the arguments are
 parsed, every failure is one line ``figures: error: ...`` on stderr and a non-zero exit status;
 ``--debug`` (or the environment variable ``SOP_DEBUG=1``) prints the traceback too
 (:mod:`sopcommon.cli`).
@@ -34,10 +36,12 @@ import traceback
 from contextlib import ExitStack
 from pathlib import Path
 
+from sopcommon.files import DataFileError
 from sopcommon.cli import debug_from_env, fail, one_line, quiet_broken_pipe
 
-from .output import (ATOL, RTOL, FigureError, data_agree, locked_folder, publish, recover,
-                     staging_folder)
+from .output import (ATOL, RTOL, FigureError, data_agree, drawing_stamp, keep_pictures, locked_folder,
+                     publish, recover, staging_folder)
+from .style import stamped
 from .registry import FIGURES, GROUPS, is_deep
 
 __all__ = ["main", "build_parser", "figure_options", "options_for"]
@@ -189,8 +193,10 @@ def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
 
     A computed data file that agrees with the one already in ``out_dir`` to round-off
     (:func:`figures.output.data_agree`) is replaced by a copy of it before drawing, so a rerun on
-    another machine leaves the published bytes as they were.  The caller holds the lock on
-    ``out_dir``.  Returns the published paths (data file first; without it when ``redraw``).
+    another machine leaves the published bytes as they were.  The published png and pdf are kept
+    too when they carry the stamp of this drawing (:func:`figures.output.keep_pictures`: the same
+    data and drawing code), as another matplotlib would draw other bytes.  The caller holds the
+    lock on ``out_dir``.  Returns the published paths (data file first; without it when ``redraw``).
     """
     where = [] if where is None else where
     out_dir = Path(out_dir)
@@ -210,7 +216,12 @@ def make_figure(figure, out_dir, *, redraw=False, where=None, **options):
                 _log(f"{figure.NAME}: the data agree with {published} to rtol {RTOL:g}, "
                      f"atol {ATOL:g}: kept it")
         where.append(f"drawing from {data_path}")
-        files += [Path(p).name for p in figure.plot(data_path, stage)]
+        stamp = drawing_stamp(figure, data_path)
+        kept = keep_pictures(figure, out_dir, stage, stamp)
+        if kept:
+            _log(f"{figure.NAME}: data and drawing code unchanged: kept {', '.join(kept)}")
+        with stamped(stamp):
+            files += kept or [Path(p).name for p in figure.plot(data_path, stage)]
         where[-1] = "publishing"
         paths = publish(stage, out_dir, files)
         where.pop()
@@ -235,6 +246,8 @@ def describe(exc, *, cache=None):
     if cache is not None:
         hint = (f"if the cell cache {cache} is damaged, delete it or rerun with --no-cache; "
                 + hint)
+    if isinstance(exc, (DataFileError, ValueError)):
+        return one_line(f"{exc} ({hint})")  # the message names the file or setting: no class name mid-sentence
     return one_line(f"{type(exc).__name__}: {exc} ({hint})")
 
 

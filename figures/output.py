@@ -17,12 +17,23 @@ published one before drawing, so data, png and pdf come back byte for byte and a
 clean on another machine whose BLAS rounds differently.  No fixed print precision could do that:
 a value that moves by 1e-8 crosses a rounding boundary of any format now and then, and the
 solver-noise columns (residuals, gaps, errors of exact recoveries, ~1e-12) move by up to 100 %.
+
+The pictures are kept the same way: matplotlib's bytes depend on its version and fontTools' (the
+PDF font subsets differ between releases; neither is pinned), so a redraw on another machine would
+change every tracked pdf although nothing it shows changed.  Each png and pdf carries a stamp
+(:func:`drawing_stamp`: the SHA-256 of its data file and of the source of the figure's module and
+of ``figures/style.py``); when the published png and pdf both carry the stamp the
+drawing would get, they are copied instead of drawn (:func:`keep_pictures`).  A change of the
+data or of the drawing code changes the stamp, and the figure is redrawn.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +43,7 @@ import numpy as np
 from sopcommon import lock_folder, remove_stale_temporaries
 
 __all__ = ["FigureError", "locked_folder", "recover", "staging_folder", "publish", "data_agree",
-           "RTOL", "ATOL"]
+           "drawing_stamp", "picture_stamp", "keep_pictures", "RTOL", "ATOL"]
 
 # Round-off of a rerun, measured on Figures 2-4 between two runs of the main job whose batches
 # differ (BLAS summation order, as between machines): numbers of size >= 1e-6 moved by <= 5.2e-8
@@ -173,3 +184,62 @@ def _move_out(committed, folder):
         if (committed / name).exists():    # a recovered folder may have moved some already
             os.replace(committed / name, folder / name)
     shutil.rmtree(committed)
+
+
+# -- pictures kept when nothing they show changed --------------------------------------------------
+
+
+def drawing_stamp(figure, data_path):
+    """SHA-256 (hex) of what ``figure``'s drawing depends on in this repository.
+
+    The bytes of ``data_path`` and the source files of ``figure``'s module and of
+    ``figures/style.py``: a ``plot`` reads only its data file and draws with its module's code
+    and the shared style (the other ``figures`` modules it uses are settings that shape the data
+    too).  Not the versions of matplotlib and the fonts: they change the bytes of a drawing, not
+    what it shows.  Helpers of ``compute`` are left out on purpose, so that a change to them
+    redraws nothing whose data agree.
+    """
+    sources = sorted({Path(figure.__file__).resolve(), Path(__file__).with_name("style.py").resolve()})
+    h = hashlib.sha256()
+    for chunk in [Path(data_path).read_bytes()] + [p.name.encode() + b"\0" + p.read_bytes() for p in sources]:
+        h.update(struct.pack("<Q", len(chunk)) + chunk)   # length-prefixed: no two inputs hash alike
+    return h.hexdigest()
+
+
+_PDF_STAMP = re.compile(rb"/Keywords \(sop-figure ([0-9a-f]{64})\)")
+
+
+def picture_stamp(path):
+    """The stamp :func:`figures.style.save_figure` wrote into a png or pdf, or None (no stamp,
+    another kind of file, unreadable)."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    if path.suffix == ".pdf":
+        found = _PDF_STAMP.findall(blob)
+        return found[-1].decode() if len(found) == 1 else None
+    if path.suffix != ".png" or not blob.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    pos = 8
+    while pos + 8 <= len(blob):   # chunks: length (4 bytes, big-endian), type, data, CRC
+        length, kind = struct.unpack(">I4s", blob[pos:pos + 8])
+        data = blob[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and data.startswith(b"sop-figure\0"):
+            return data.split(b"\0", 1)[1].decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):   # matplotlib writes its text chunks before the image
+            return None
+        pos += 12 + length
+    return None
+
+
+def keep_pictures(figure, folder, stage, stamp):
+    """Copy ``figure``'s published png and pdf from ``folder`` into ``stage`` when both carry
+    ``stamp``; return their names, or ``[]`` when the figure must be drawn."""
+    names = [f"{figure.NAME}.png", f"{figure.NAME}.pdf"]
+    if not all(picture_stamp(Path(folder) / name) == stamp for name in names):
+        return []
+    for name in names:
+        shutil.copyfile(Path(folder) / name, Path(stage) / name)
+    return names
