@@ -35,6 +35,7 @@ autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "none"                   # numpydoc's Parameters section says the types
+autodoc_preserve_defaults = True             # gamma=np.exp(-8) as written, not its float
 numpydoc_show_class_members = False          # members are listed by autodoc, not again by numpydoc
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()

@@ -150,8 +150,14 @@ def _patch_autosummary_summaries() -> None:
 
 def generate(app) -> None:
     """Write the API pages and the gallery into the source folder before Sphinx reads it."""
+    generated = DOCS / "api" / "generated"
+    current = {f"{package}.{name}" for package in PACKAGES for name in public_names(package)}
     for package in PACKAGES:
         _write_if_changed(DOCS / "api" / f"{package}.rst", api_page(package))
+    # a page autosummary wrote for a name no longer public would be an orphan (a warning): removed
+    for stub in generated.glob("*.rst") if generated.is_dir() else ():
+        if stub.stem not in current:
+            stub.unlink()
 
     from figures.registry import FIGURES
 
