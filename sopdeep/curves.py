@@ -1,13 +1,15 @@
 """Pictures of training runs: ``curves.png`` in every run folder, the report of several runs side by
 side, and the same scalars for TensorBoard.
 
-Every panel is one metric of the per-epoch rows (``metrics.jsonl``, :func:`sopdeep.runs.write_metrics`)
-against the epoch, declared once in :data:`PANELS`: test accuracy, accuracy on the given labels, on
-the clean labels and the detection AUROC of the training monitor (both only when the noise is known:
-the rows then hold ``monitor_auroc``), and the learning rate. :func:`plot_runs` draws one line per run
-in each panel; :func:`write_curves` is the picture of one run, rewritten after every epoch;
+The metrics drawn are columns of the per-epoch rows (``metrics.jsonl``,
+:func:`sopdeep.runs.write_metrics`) against the epoch, declared once in :data:`PANELS`: test
+accuracy, train accuracy on the given labels, on the clean labels and the detection AUROC of the
+training monitor (both only when the noise is known: the rows then hold ``monitor_auroc``), and the
+learning rate. :func:`write_curves` draws one run (:func:`plot_run`: its three accuracies in one
+panel, :data:`RUN_PANELS`) into ``curves.png``, rewritten after every epoch;
 :func:`write_report` (``sop-train report RUN [RUN ...] --out FILE.png``) puts several runs side by
-side, as the paper's Figure 1 does, from their metrics files only.
+side, as the paper's Figure 1 does, from their metrics files only (:func:`plot_runs`: one panel per
+metric, one line per run).
 
 matplotlib is imported inside the functions (``import sopdeep`` stays light) and used through its
 object API on the Agg canvas with a local style (no ``pyplot``, no global backend or rcParams
@@ -33,7 +35,7 @@ from typing import Any, Mapping, Sequence
 from sopcommon import atomic_path
 from sopcommon.files import read_json
 
-__all__ = ["PANELS", "CURVES", "TENSORBOARD", "plot_runs", "update_run", "write_curves", "write_report", "run_label",
+__all__ = ["PANELS", "RUN_PANELS", "CURVES", "TENSORBOARD", "plot_runs", "plot_run", "update_run", "write_curves", "write_report", "run_label",
            "check_tensorboard", "log_scalars", "close_scalars"]
 
 CURVES = "curves.png"
@@ -52,7 +54,8 @@ PANELS = (
 
 # a local style (matplotlib.rc_context): sizes of the repository's figures, no global change
 _STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
-          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False}
+          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False,
+          "axes.titley": 1.02}  # a fixed title height: placing it automatically costs a third of a draw
 # the layout in inches, fixed (matplotlib's constrained layout doubles the time of a draw, which
 # runs after every epoch): one panel's width and height, the margins around it
 _PANEL_INCHES = (2.3, 1.9)
@@ -74,9 +77,18 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: ``curves.png`` of one run: its accuracies share a panel (the given-label accuracy rising above
+#: the test accuracy is memorisation of the noise); the line labels of that panel
+RUN_PANELS = (("accuracy", "accuracy", ("test_acc", "train_acc_noisy", "train_acc_clean")),
+              ("noise detection AUROC", "AUROC", ("monitor_auroc",)),
+              ("learning rate", "lr of θ", ("lr",)))
+_RUN_LINES = {"test_acc": ("test", "-"), "train_acc_noisy": ("train, given labels", "--"),
+              "train_acc_clean": ("train, clean labels", ":")}
+
+
 def plot_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str = "", epochs: int | None = None):
-    """Draw the metric rows of one or more runs: one panel per metric of :data:`PANELS` that some
-    run has, one line per run.
+    """Draw the metric rows of several runs side by side: one panel per metric of :data:`PANELS`
+    that some run has, one line per run, one legend below the panels.
 
     Parameters
     ----------
@@ -86,58 +98,91 @@ def plot_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str = "
     title : str, default ""
         The figure's title.
     epochs : int, optional
-        The x axis runs to this epoch (a run still training shows how far it got).
+        The x axes run to this epoch at least.
 
     Returns
     -------
     matplotlib.figure.Figure
         Its ``axes`` are the panels, titled as in :data:`PANELS`; nothing is written.
     """
+    if not runs:
+        raise ValueError("runs must hold at least one run, got none")
+    panels = []
+    for column, panel_title, ylabel, _ in PANELS:
+        lines = [(label, rows, column, i, "-") for i, (label, rows) in enumerate(runs.items()) if _known(rows, column)]
+        if lines:
+            panels.append((panel_title, ylabel, lines))
+    return _draw(panels, title=title, epochs=epochs)
+
+
+def plot_run(rows: Sequence[Mapping[str, Any]], *, title: str = "", epochs: int | None = None):
+    """Draw one run's rows as ``curves.png`` shows them: the panels of :data:`RUN_PANELS` it has
+    (test accuracy and train accuracy on the given and, with known noise, clean labels in one
+    panel; the detection AUROC with known noise; the learning rate).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its ``axes`` are the panels; nothing is written.
+    """
+    panels = []
+    for panel_title, ylabel, columns in RUN_PANELS:
+        lines = []
+        for k, column in enumerate(columns):
+            if _known(rows, column):
+                # the accuracies' labels go into the legend; a label starting with "_" stays out of it
+                label, style = _RUN_LINES.get(column, ("_" + column, "-"))
+                lines.append((label, rows, column, k, style))
+        if lines:
+            panels.append((panel_title, ylabel, lines))
+    return _draw(panels, title=title, epochs=epochs)
+
+
+def _draw(panels, *, title: str, epochs: int | None):
+    """The figure of ``panels``: (title, y label, lines), each line (label, rows, column, colour
+    index, line style), in a row of panels of a fixed size; one legend below them of the labels
+    that do not start with ``_``."""
     import matplotlib
     from matplotlib.figure import Figure
 
-    if not runs:
-        raise ValueError("runs must hold at least one run, got none")
-    panels = [p for p in PANELS if any(_known(rows, p[0]) for rows in runs.values())]
     if not panels:
-        raise ValueError(f"no metric to draw: none of the runs has a column of {[p[0] for p in PANELS]}")
+        raise ValueError(f"no metric to draw: the rows have none of {[p[0] for p in PANELS]} (with an epoch)")
     n = len(panels)
-    legend = _LEGEND if len(runs) > 1 else 0.0
+    legend = _LEGEND  # a legend inside a panel hides points of a short run, whose lines cross it all
     width = _LEFT + n * _PANEL_INCHES[0] + (n - 1) * _GAP + _RIGHT
     height = _BOTTOM + legend + _PANEL_INCHES[1] + _TOP
+    every = [row["epoch"] for _, _, lines in panels for _, rows, *_ in lines for row in rows]
+    last = max([epochs or 1, *every])
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(width, height))
         axes = fig.subplots(1, n, squeeze=False, gridspec_kw=dict(
             left=_LEFT / width, right=1 - _RIGHT / width, bottom=(_BOTTOM + legend) / height,
             top=1 - _TOP / height, wspace=_GAP / _PANEL_INCHES[0]))[0]
         colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-        lines = {}
-        for (column, panel_title, ylabel, _), ax in zip(panels, axes):
-            for i, (label, rows) in enumerate(runs.items()):
-                if not _known(rows, column):
-                    continue
+        handles = {}
+        for (panel_title, ylabel, lines), ax in zip(panels, axes):
+            for label, rows, column, color, style in lines:
                 x = [row["epoch"] for row in rows]
                 y = [row[column] if _finite(row.get(column)) else math.nan for row in rows]
                 # markers while the points are few: a run of one or two epochs still shows its values
-                lines[label] = ax.plot(x, y, color=colors[i % len(colors)], label=label,
-                                       marker="o" if len(rows) <= 20 else None, markersize=3)[0]
+                handles[label] = ax.plot(x, y, style, color=colors[color % len(colors)], label=label,
+                                         marker="o" if len(rows) <= 20 else None, markersize=3)[0]
             ax.set_title(panel_title)
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)
-            last = max([epochs or 1] + [row["epoch"] for rows in runs.values() for row in rows])
             ax.set_xlim(0.5 if last <= 20 else 0, last + (0.5 if last <= 20 else 0))
             ax.xaxis.get_major_locator().set_params(integer=True, nbins=5)  # epochs are whole numbers
             ax.yaxis.get_major_locator().set_params(nbins=5)
-            if column != "lr":
+            if lines[0][2] != "lr":
                 ax.set_ylim(-0.02, 1.02)  # accuracies and AUROC live in [0, 1]: runs compare at a glance
             else:  # from 0: a schedule's shape shows, and a constant lr is a flat line, not noise
-                top = max([row["lr"] for rows in runs.values() for row in rows if _finite(row.get("lr"))] or [1.0])
+                top = max([row["lr"] for _, rows, *_ in lines for row in rows if _finite(row.get("lr"))] or [1.0])
                 ax.set_ylim(0, 1.05 * top if top > 0 else 1.0)
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        if len(runs) > 1:
-            # one legend for all panels, below them: it never hides a curve
-            fig.legend(list(lines.values()), list(lines), loc="lower center", bbox_to_anchor=(0.5, 0.0),
-                       ncols=min(len(lines), 4), frameon=False)
+        shown = {label: line for label, line in handles.items() if not label.startswith("_")}
+        # one legend for all panels, below them: it never hides a curve
+        fig.legend(list(shown.values()), list(shown), loc="lower center", bbox_to_anchor=(0.5, 0.0),
+                   ncols=min(len(shown), 4), frameon=False)
         if title:
             fig.suptitle(title, y=1 - 0.08 / height, va="top")
     return fig
@@ -168,6 +213,13 @@ def _describe(info: Mapping[str, Any]) -> str:
     if not info.get("method"):
         return ""
     noise = info.get("noise", "")
+    if noise == "auto":  # the kind it stands for on this dataset (sym on the benchmarks, none on user data)
+        try:
+            from sopdeep.config import TrainConfig
+
+            noise = TrainConfig.from_dict(dict(info)).applied_noise
+        except Exception:  # noqa: BLE001  (a config of another version: the title says "auto")
+            pass
     rate = f" {info['noise_rate']:g}" if noise not in ("none", "cifar10n", "cifar100n", "") and \
         isinstance(info.get("noise_rate"), (int, float)) else ""
     return f"{info['method']} on {info.get('dataset', '?')}" + (f", {noise} noise{rate}" if noise else "")
@@ -212,8 +264,7 @@ def write_curves(folder, history: Sequence[Mapping[str, Any]], *, info: Mapping[
     what = _describe(info)
     title = f"{folder.name}: " + (f"{what}, " if what else "") + \
         f"epoch {done}" + (f" of {planned}" if planned else "")
-    fig = plot_runs({folder.name: list(history)}, title=title, epochs=planned)
-    return _save(fig, folder / CURVES)
+    return _save(plot_run(list(history), title=title, epochs=planned), folder / CURVES)
 
 
 def run_label(folder, info: Mapping[str, Any] | None = None) -> str:
