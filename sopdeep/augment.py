@@ -48,7 +48,8 @@ import torch.nn.functional as F
 
 __all__ = ["random_crop_flip", "crop_flip_draws", "strong_augment", "strong_view_per_sample", "make_views", "to_float",
            "STRONG_POLICIES", "PER_SAMPLE_POLICIES", "BACKENDS",
-           "ERASE_MODES"]
+           "ERASE_MODES", "POLICY_OPS", "BATCHED_POLICIES", "policy_table", "strong_view_draws", "decode_draws",
+           "strong_view_batched", "cutout_mask", "StrongViewDraws"]
 
 STRONG_POLICIES = ("autoaugment", "randaugment")
 #: Policies of :func:`strong_view_per_sample`: the library ones plus the authors' AutoAugment
@@ -418,3 +419,382 @@ def make_views(
         return weak, None
     base = to_float(random_crop_flip(images, generator=generator, pad=pad, padding_mode=padding_mode))
     return weak, strong_augment(base, generator=generator, **strong_kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# SOP+'s strong view as batched tensor ops (the "batched" backend)
+#
+# Each sample still draws its own sub-policy, application coins, magnitudes and signs, crop, flip
+# and Cutout centre, as the per-sample reference (strong_view_per_sample) does; the draws of a
+# whole pass are made at once (strong_view_draws, once per epoch) and compiled into a per-sample
+# parameter table on the device. A step gathers the batch's rows of that table and applies every
+# op family to the whole batch, each sample selecting its own op with torch.where: the number of
+# kernels per step does not depend on the batch size, and nothing is read back on the host.
+
+#: The ops of the batched policies, in the order of their ids in the draws (torchvision's names).
+POLICY_OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+              "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+_OP_ID = {name: i for i, name in enumerate(POLICY_OPS)}
+#: Policies of the batched backend: torchvision's AutoAugment (CIFAR-10) and RandAugment, and the
+#: authors' AutoAugment magnitudes (:mod:`sopdeep.authors_augment`) with these tensor ops.
+BATCHED_POLICIES = ("autoaugment", "randaugment", "autoaugment_authors")
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+_ENHANCE_KIND = {"Brightness": 1, "Color": 2, "Contrast": 3, "Sharpness": 4}
+_SLOT_WIDTH = 16  # per slot: rescaled inverse affine (6), geometric, r, 1 - r, kind, step, threshold, ac, eq,
+#                  and (read back by decode_draws only) the op id and its signed argument
+_TAIL = 5  # crop offsets (rows, cols), flip coin, Cutout centre (row, col)
+
+
+def _authors_op(op: str) -> str:
+    """The torchvision op that does what the authors' op does (their names: ``*Abs``, ``Posterize2``)."""
+    return {"TranslateXAbs": "TranslateX", "TranslateYAbs": "TranslateY", "Posterize2": "Posterize"}.get(op, op)
+
+
+def policy_table(policy: str, *, image_size: tuple[int, int], randaugment_n: int = 2,
+                 randaugment_m: int = 10) -> dict:
+    """The candidates a sample draws from, as the reference defines them.
+
+    Returns a dict: ``kind`` ("subpolicy": one of ``rows`` uniformly, its ops in order, each
+    applied with its probability; "uniform": ``slots`` independent uniform draws among ``rows``,
+    always applied) and ``rows``: a list of tuples of ``(op, probability, argument, signed)``
+    with ``argument`` the op's unsigned parameter (enhance factor, pixels, degrees, shear,
+    threshold in pixel units, bits; 0 for ops without one) and ``signed``: negated with
+    probability 1/2. Read from torchvision's own ``AutoAugment`` / ``RandAugment`` tables
+    (``_policies``, ``_AUGMENTATION_SPACE``) for ``"autoaugment"`` / ``"randaugment"``, from
+    :data:`sopdeep.authors_augment.POLICY` and :func:`~sopdeep.authors_augment.magnitude` for
+    ``"autoaugment_authors"``.
+    """
+    if policy not in BATCHED_POLICIES:
+        raise ValueError(f"policy must be one of {BATCHED_POLICIES}, got {policy!r}")
+    h, w = image_size
+    if policy == "autoaugment_authors":
+        from sopdeep.authors_augment import _SIGNED, POLICY, magnitude
+
+        def authors(op, p, level):
+            mag = magnitude(op, level)
+            name = _authors_op(op)
+            if name in ("TranslateX", "TranslateY"):
+                # PIL's affine reads input (x + m): the content moves by -m, torchvision's by +t
+                mag = -mag
+            return name, p, float(mag or 0.0), op in _SIGNED
+
+        return {"kind": "subpolicy", "slots": 2, "rows": [tuple(authors(*op) for op in sub) for sub in POLICY]}
+    from torchvision.transforms import v2
+
+    if policy == "autoaugment":
+        aug = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+        bins, rows = 10, []
+        for sub in aug._policies:
+            rows.append(tuple(_tv_candidate(aug, op, p, idx, bins, h, w) for op, p, idx in sub))
+        return {"kind": "subpolicy", "slots": 2, "rows": rows}
+    aug = v2.RandAugment(num_ops=randaugment_n, magnitude=randaugment_m)
+    rows = [_tv_candidate(aug, op, 1.0, aug.magnitude, aug.num_magnitude_bins, h, w) for op in aug._AUGMENTATION_SPACE]
+    return {"kind": "uniform", "slots": int(randaugment_n), "rows": rows}
+
+
+def _tv_candidate(aug, op: str, p: float, idx, bins: int, h: int, w: int) -> tuple:
+    """(op, probability, argument, signed) of torchvision's ``op`` at magnitude bin ``idx``, with the
+    conversions of its ``_apply_image_or_video_transform`` (1 + m for enhance ops, int pixels and
+    bits, threshold 255 m)."""
+    fn, signed = aug._AUGMENTATION_SPACE[op]
+    mags = fn(bins, h, w)
+    m = 0.0 if mags is None or idx is None else float(mags[idx])
+    if op in _ENHANCE_KIND:
+        return op, p, 1.0 + m, signed  # sign applied to m, see _argument
+    if op in ("TranslateX", "TranslateY", "Posterize"):
+        return op, p, float(int(m)), signed
+    if op == "Solarize":
+        return op, p, 255.0 * m, signed
+    return op, p, m, signed
+
+
+def strong_view_draws(n: int, *, generator: torch.Generator, image_size: tuple[int, int],
+                      policy: str = "autoaugment", randaugment_n: int = 2, randaugment_m: int = 10,
+                      pad: int = 4, flip: bool = True, cutout: int = 16, device=None) -> torch.Tensor:
+    """Every random draw of ``n`` strong views at once, compiled into a per-sample parameter table.
+
+    Per sample, as :func:`strong_view_per_sample` draws it: the policy's ops and signed magnitudes
+    (:func:`policy_table`: a sub-policy uniformly and a coin per op for AutoAugment, ``n`` uniform
+    ops for RandAugment, a sign coin per signed op), then crop offsets and a flip coin
+    (:func:`crop_flip_draws`), then the Cutout centre (uniform over the image). All drawn from
+    ``generator`` in that order (on its device), then compiled and moved to ``device`` in one copy.
+
+    Returns
+    -------
+    Tensor of shape (n, slots * 16 + 5), float32
+        Rows to gather by sample (``table.index_select(0, indices)``) and pass to
+        :func:`strong_view_batched`; :func:`decode_draws` reads them back.
+    """
+    _check_generator(generator)
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    h, w = (int(s) for s in image_size)
+    table = policy_table(policy, image_size=(h, w), randaugment_n=randaugment_n, randaugment_m=randaugment_m)
+    gdev = generator.device
+    slots, rows = table["slots"], table["rows"]
+    if table["kind"] == "subpolicy":  # one sub-policy per sample, its ops in order
+        which = torch.randint(0, len(rows), (n,), generator=generator, device=gdev).cpu()
+        coins = torch.rand((n, slots), generator=generator, device=gdev, dtype=torch.float64).cpu()
+        ops = torch.tensor([[_OP_ID[op] for op, *_ in sub] for sub in rows])[which]  # (n, slots)
+        prob = torch.tensor([[p for _, p, *_ in sub] for sub in rows], dtype=torch.float64)[which]
+        arg = torch.tensor([[a for *_, a, _ in sub] for sub in rows], dtype=torch.float64)[which]
+        signed = torch.tensor([[s for *_, s in sub] for sub in rows])[which]
+        # applied with its probability: the reference's `rand <= p` (authors: skip if rand > p)
+        ops = torch.where(coins <= prob, ops, torch.zeros_like(ops))
+    else:  # RandAugment: slots independent uniform ops, always applied
+        which = torch.randint(0, len(rows), (n, slots), generator=generator, device=gdev).cpu()
+        ops = torch.tensor([_OP_ID[op] for op, *_ in rows])[which]
+        arg = torch.tensor([a for *_, a, _ in rows], dtype=torch.float64)[which]
+        signed = torch.tensor([s for *_, s in rows])[which]
+    sign_u = torch.rand((n, slots), generator=generator, device=gdev, dtype=torch.float64).cpu()
+    # the reference negates when rand <= 0.5 (torchvision) or rand > 0.5 (authors): both P = 1/2
+    negate = signed & ((sign_u > 0.5) if policy == "autoaugment_authors" else (sign_u <= 0.5))
+    arg = torch.where(negate & (ops != 0), -arg, arg)
+    crop = crop_flip_draws(n, generator=generator, pad=pad, flip=flip)
+    centre = torch.randint(0, h, (n,), generator=generator, device=gdev), \
+        torch.randint(0, w, (n,), generator=generator, device=gdev)
+    params = _compile(ops, arg, policy, h, w)  # (n, slots, 16)
+    tail = torch.stack([crop["offsets"][0].cpu().double() if pad > 0 else torch.zeros(n, dtype=torch.float64),
+                        crop["offsets"][1].cpu().double() if pad > 0 else torch.zeros(n, dtype=torch.float64),
+                        crop["coins"].cpu().double() if flip else torch.zeros(n, dtype=torch.float64),
+                        centre[0].cpu().double(), centre[1].cpu().double()], dim=1)
+    out = torch.cat([params.reshape(n, -1), tail], dim=1).float()
+    return out.to(device if device is not None else gdev)
+
+
+def _compile(ops: torch.Tensor, arg: torch.Tensor, policy: str, h: int, w: int) -> torch.Tensor:
+    """(n, slots) op ids and signed arguments to the (n, slots, 16) float64 parameters of
+    :func:`_apply_slot`, computed once per pass in float64 as torchvision computes each op's
+    matrix and factors in Python floats."""
+    n, slots = ops.shape
+    zero = torch.zeros_like(arg)
+    is_ = {name: ops == _OP_ID[name] for name in POLICY_OPS}
+    # inverse affine matrix of torchvision's F.affine / F.rotate (_get_inverse_affine_matrix)
+    angle = torch.where(is_["Rotate"], -(arg % 360.0), zero)  # F.rotate: angle % 360, then affine's -angle
+    rot = torch.deg2rad(angle)
+    shear_x = torch.where(is_["ShearX"], torch.deg2rad(torch.rad2deg(torch.atan(arg))), zero)
+    shear_y = torch.where(is_["ShearY"], torch.deg2rad(torch.rad2deg(torch.atan(arg))), zero)
+    tx = torch.where(is_["TranslateX"], arg, zero)
+    ty = torch.where(is_["TranslateY"], arg, zero)
+    # shears turn about the top-left corner (center=[0, 0]), rotations and translations the centre
+    corner = is_["ShearX"] | is_["ShearY"]
+    cx = torch.where(corner, torch.full_like(arg, -0.5 * w), zero)
+    cy = torch.where(corner, torch.full_like(arg, -0.5 * h), zero)
+    a = torch.cos(rot - shear_y) / torch.cos(shear_y)
+    b = -torch.cos(rot - shear_y) * torch.tan(shear_x) / torch.cos(shear_y) - torch.sin(rot)
+    c = torch.sin(rot - shear_y) / torch.cos(shear_y)
+    d = -torch.sin(rot - shear_y) * torch.tan(shear_x) / torch.cos(shear_y) + torch.cos(rot)
+    m0, m1, m3, m4 = d, -b, -c, a
+    m2 = m0 * (-cx - tx) + m1 * (-cy - ty) + cx
+    m5 = m3 * (-cx - tx) + m4 * (-cy - ty) + cy
+    theta = torch.stack([m0, m1, m2, m3, m4, m5], dim=-1).float().view(n, slots, 2, 3)
+    # torchvision's _affine_grid: theta transposed, divided by (w/2, h/2) in float32
+    rescaled = (theta.transpose(-1, -2) / torch.tensor([0.5 * w, 0.5 * h])).reshape(n, slots, 6).double()
+    geometric = torch.zeros_like(ops, dtype=torch.bool)
+    for name in _GEOMETRIC:
+        geometric |= is_[name]
+    kind = zero.clone()
+    for name, code in _ENHANCE_KIND.items():
+        kind = torch.where(is_[name], torch.full_like(arg, code), kind)
+    enhance = kind > 0
+    # torchvision: factor 1 + m with m signed (the table's argument is 1 + |m|: undo, sign, redo)
+    if policy == "autoaugment_authors":
+        ratio = torch.where(enhance, arg.abs(), torch.ones_like(arg))
+    else:
+        ratio = torch.where(enhance, 1.0 + torch.sign(arg) * (arg.abs() - 1.0), torch.ones_like(arg))
+    one_minus = (1.0 - ratio).float().double()  # torchvision's alpha = 1 - ratio, in double then float32
+    bits = torch.where(is_["Posterize"], arg.abs(), torch.full_like(arg, 8.0))
+    step = torch.pow(2.0, 8.0 - bits)  # posterize to `bits` bits: floor(x / 2^(8-bits)) * 2^(8-bits)
+    threshold = torch.where(is_["Solarize"], arg.abs(), torch.full_like(arg, 256.0))
+    threshold = torch.where(is_["Invert"], zero, threshold)  # invert = solarize at threshold 0
+    return torch.cat([rescaled, geometric.double()[..., None], ratio.float().double()[..., None], one_minus[..., None],
+                      kind[..., None], step[..., None], threshold[..., None],
+                      is_["AutoContrast"].double()[..., None], is_["Equalize"].double()[..., None],
+                      ops.double()[..., None], torch.where(ops == 0, zero, arg)[..., None]], dim=-1)
+
+
+def decode_draws(params: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the rows of :func:`strong_view_draws` say, for tests and inspection: per slot the op id
+    (``op`` (n, slots), ids of :data:`POLICY_OPS`, 0 where no op applies) and its signed
+    ``argument`` (float32: the magnitude as the op takes it), and the tail (``offsets`` (2, n),
+    ``coins`` (n,), ``centre`` (2, n))."""
+    n = params.shape[0]
+    slots = (params.shape[1] - _TAIL) // _SLOT_WIDTH
+    p = params[:, :slots * _SLOT_WIDTH].reshape(n, slots, _SLOT_WIDTH).double()
+    tail = params[:, slots * _SLOT_WIDTH:]
+    return {"op": p[..., 14].long(), "argument": p[..., 15], "offsets": tail[:, :2].T.long(),
+            "coins": tail[:, 2] > 0.5, "centre": tail[:, 3:5].T.long()}
+
+
+def _apply_slot(x: torch.Tensor, p: torch.Tensor, base_grid: torch.Tensor, blur: torch.Tensor) -> torch.Tensor:
+    """One op per sample on the float batch ``x`` (B, 3, H, W) of integer values 0..255, ``p`` (B, 16)
+    its parameters; every family runs on the whole batch, a sample keeps only its own op's output
+    (the others are the identity for it, or masked by ``torch.where``). Rounding as torchvision's
+    uint8 kernels: grid samples rounded, blends truncated after the clamp."""
+    b, _, h, w = x.shape
+    flag = lambda j: p[:, j].view(b, 1, 1, 1) > 0.5  # noqa: E731
+    # geometric ops: one nearest-neighbour grid_sample with each sample's inverse affine matrix
+    grid = base_grid.expand(b, -1, -1).bmm(p[:, :6].reshape(b, 3, 2)).view(b, h, w, 2)
+    warped = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False).round_()
+    x = torch.where(flag(6), warped, x)
+    # enhance ops: blend with a degenerate image (brightness 0, colour the grey image, contrast its mean)
+    r, s, kind = p[:, 7].view(b, 1, 1, 1), p[:, 8].view(b, 1, 1, 1), p[:, 9].view(b, 1, 1, 1)
+    # torchvision's grey and blends, op for op (mul, then add with alpha: the same float rounding)
+    grey = (x[:, 0:1] * 0.2989).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114).floor_()
+    degenerate = torch.where(kind == 2, grey, torch.where(kind == 3, grey.mean((1, 2, 3), keepdim=True),
+                                                          torch.zeros_like(grey)))
+    blended = torch.addcmul(x * r, degenerate, s)
+    # sharpness: interior pixels pulled toward the rounded 3x3 blur, border pixels kept (torchvision's kernel)
+    delta = F.pad(F.conv2d(x, blur, groups=3).round_() - x[:, :, 1:-1, 1:-1], (1, 1, 1, 1))
+    sharpened = torch.addcmul(x, delta, s)
+    enhanced = torch.where(kind == 4, sharpened, blended).clamp_(0.0, 255.0).trunc_()
+    x = torch.where(kind > 0, enhanced, x)
+    # posterize (a power-of-two step; 1 is the identity) and solarize / invert (threshold 256: none)
+    step = p[:, 10].view(b, 1, 1, 1)
+    x = torch.floor(x / step) * step
+    x = torch.where(x >= p[:, 11].view(b, 1, 1, 1), 255.0 - x, x)
+    # autocontrast per image and channel (constant channels unchanged), as torchvision's, without its masked writes
+    low, high = x.amin((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)
+    flat = high == low
+    scale = torch.where(flat, torch.ones_like(low), (high - low) * (1.0 / 255.0))
+    contrasted = ((x - torch.where(flat, torch.zeros_like(low), low)) / scale).clamp_(0.0, 255.0).trunc_()
+    x = torch.where(flag(12), contrasted, x)
+    # equalize: torchvision's batched kernel (histograms by scatter_add, no host read)
+    from torchvision.transforms.v2.functional import equalize
+
+    x = torch.where(flag(13), equalize(x.to(torch.uint8)).float(), x)
+    return x
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_constants(h: int, w: int, device_str: str):
+    """torchvision's base grid (1, H W, 3) and the sharpness kernel (3, 1, 3, 3) on a device."""
+    device = torch.device(device_str)
+    base = torch.empty(1, h, w, 3)
+    base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w))
+    base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    a, c = 1.0 / 13.0, 5.0 / 13.0
+    blur = torch.tensor([[a, a, a], [a, c, a], [a, a, a]]).expand(3, 1, 3, 3).contiguous()
+    return base.view(1, h * w, 3).to(device), blur.to(device)
+
+
+def strong_view_batched(images: torch.Tensor, params: torch.Tensor, *, pad: int = 4, flip: bool = True,
+                        cutout: int = 16, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """The strong view of :func:`strong_view_per_sample`, batched: policy, crop + flip, Cutout.
+
+    Parameters
+    ----------
+    images : Tensor of shape (batch, channels, height, width), uint8
+        Raw images, channels 1 or 3 (grey images replicated to RGB for the policy, averaged back).
+    params : Tensor of shape (batch, slots * 16 + 5), float32
+        These images' rows of :func:`strong_view_draws` (same device).
+    pad, flip, cutout :
+        As the draws were made (crop padding, flip, Cutout side; 0 disables Cutout).
+    fill : Tensor of shape (channels,), optional
+        Cutout fill in pixels (0 when None), on the images' device.
+
+    Returns
+    -------
+    Tensor of the same shape, uint8. Every op runs on the whole batch with per-sample parameters
+    (:func:`_apply_slot`): no Python loop over samples, no host read, no host-to-device copy.
+    """
+    _check_images(images)
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8, got {images.dtype}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
+    b, c, h, w = images.shape
+    slots = (params.shape[-1] - _TAIL) // _SLOT_WIDTH
+    if params.ndim != 2 or params.shape[0] != b or params.shape[1] != slots * _SLOT_WIDTH + _TAIL:
+        raise ValueError(f"params must be the images' rows of strong_view_draws, shape ({b}, slots * "
+                         f"{_SLOT_WIDTH} + {_TAIL}), got {tuple(params.shape)}")
+    base_grid, blur = _grid_constants(h, w, str(images.device))
+    x = images.expand(-1, 3, -1, -1).float()
+    for s in range(slots):
+        x = _apply_slot(x, params[:, s * _SLOT_WIDTH:(s + 1) * _SLOT_WIDTH], base_grid, blur)
+    if c == 1:
+        x = x.mean(dim=1, keepdim=True).round_()
+    tail = params[:, slots * _SLOT_WIDTH:].long()
+    draws = {"offsets": tail[:, :2].T, "coins": tail[:, 2] > 0}
+    x = random_crop_flip(x.to(torch.uint8), pad=pad, flip=flip,
+                         draws={k: v for k, v in draws.items() if (k == "offsets" and pad > 0) or (k == "coins" and flip)})
+    if cutout > 0:
+        mask = cutout_mask(tail[:, 3], tail[:, 4], cutout, (h, w))
+        value = torch.zeros(c, dtype=torch.uint8, device=x.device) if fill is None else fill.to(torch.uint8)
+        x = torch.where(mask, value.view(1, -1, 1, 1), x)
+    return x
+
+
+def cutout_mask(cy: torch.Tensor, cx: torch.Tensor, size: int, image_size: tuple[int, int]) -> torch.Tensor:
+    """Cutout's squares as a mask (B, 1, H, W): rows [cy - size//2, cy + size//2) x columns
+    [cx - size//2, cx + size//2) of each image, clipped to it (DeVries & Taylor, the authors' Cutout;
+    the same squares as :func:`_cutout`), from the centres ``cy``, ``cx`` (B,)."""
+    h, w = image_size
+    half = size // 2
+    rows = torch.arange(h, device=cy.device)
+    cols = torch.arange(w, device=cy.device)
+    in_r = (rows[None, :] >= cy[:, None] - half) & (rows[None, :] < cy[:, None] + half)  # (B, H)
+    in_c = (cols[None, :] >= cx[:, None] - half) & (cols[None, :] < cx[:, None] + half)  # (B, W)
+    return (in_r[:, :, None] & in_c[:, None, :])[:, None]
+
+
+class StrongViewDraws:
+    """The strong view's draws of every sample for one pass, redrawn once per pass.
+
+    A step gathers its rows (:meth:`rows`): no random draw and no host-to-device copy inside it.
+    The first table is drawn at the first :meth:`rows` call (when the number of samples, the image
+    size and the device are known), the next ones by :meth:`next_pass`, which the method calls
+    after each epoch, outside the steps.
+
+    Parameters
+    ----------
+    generator : torch.Generator
+        The only source of randomness (a CPU generator; checkpoint it through :meth:`state_dict`).
+    policy, randaugment_n, randaugment_m, pad, flip, cutout :
+        As :func:`strong_view_draws`.
+
+    Notes
+    -----
+    :meth:`state_dict` holds the generator's state *before* the current table was drawn, so a
+    resumed run redraws the very table the interrupted run was using and continues the same stream.
+    """
+
+    def __init__(self, generator: torch.Generator, *, policy: str = "autoaugment", randaugment_n: int = 2,
+                 randaugment_m: int = 10, pad: int = 4, flip: bool = True, cutout: int = 16) -> None:
+        _check_generator(generator)
+        if policy not in BATCHED_POLICIES:
+            raise ValueError(f"policy must be one of {BATCHED_POLICIES}, got {policy!r}")
+        self.generator = generator
+        self.settings = dict(policy=policy, randaugment_n=randaugment_n, randaugment_m=randaugment_m, pad=pad,
+                             flip=flip, cutout=cutout)
+        self.table: torch.Tensor | None = None
+        self._shape = None  # (n, (H, W), device) of the first call
+        self._start = generator.get_state()  # the generator's state before the current table
+
+    def _draw(self) -> None:
+        n, size, device = self._shape
+        self._start = self.generator.get_state()
+        self.table = strong_view_draws(n, generator=self.generator, image_size=size, device=device, **self.settings)
+
+    def rows(self, indices: torch.Tensor, n: int, image_size: tuple[int, int]) -> torch.Tensor:
+        """The table's rows of ``indices`` (on their device) for a training set of ``n`` samples."""
+        shape = (int(n), tuple(int(s) for s in image_size), indices.device)
+        if self.table is None or self._shape != shape:
+            self._shape = shape
+            self.generator.set_state(self._start)  # the first table of the run (or of a resumed one)
+            self._draw()
+        return self.table.index_select(0, indices)
+
+    def next_pass(self) -> None:
+        """Draw the next pass's table now (nothing before the first :meth:`rows`)."""
+        if self._shape is not None:
+            self._draw()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self._start.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._start = state["generator"].cpu()
+        self.generator.set_state(self._start)
+        self.table, self._shape = None, None  # redrawn from that state at the next rows()

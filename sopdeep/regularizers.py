@@ -147,8 +147,9 @@ def class_balance_loss(logits: torch.Tensor | None, prior: torch.Tensor | None =
         if bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > 1e-5:
             raise ValueError("prior must be non-negative and sum to 1")
     if logits is None:
-        if bool((z <= 0).any()):
-            raise ValueError("probs must be positive")
+        # checked on the device (no host read: a failure surfaces as a device-side assert on CUDA,
+        # a RuntimeError on the CPU)
+        torch._assert_async((z > 0).all(), "probs must be positive")
         log_mean = z.mean(dim=0).log()
     else:
         log_mean = torch.logsumexp(F.log_softmax(z, dim=1), dim=0) - math.log(n)

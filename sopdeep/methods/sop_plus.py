@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from sopdeep.augment import random_crop_flip, strong_augment, strong_view_per_sample
+from sopdeep.augment import (StrongViewDraws, random_crop_flip, strong_augment, strong_view_batched,
+                             strong_view_per_sample)
 from sopdeep.datasets import fixed_normalization
 from sopdeep.methods.base import StepOutput
 from sopdeep.methods.sop import SOP, SOPOptions
@@ -81,8 +82,10 @@ class SOPPlusOptions(SOPOptions):
                                             "(the CIFAR-10 constants, as the authors' CIFAR-100 loader does) (None: "
                                             "cifar10 under recipe authors on cifar100 / cifar100-png, else weak)",
                                       choices=("weak", "cifar10"))
-    strong_backend: str = option("torchvision", "strong view per sample on the CPU (torchvision, the authors') or "
-                                                "batched on the device (kornia)", choices=("torchvision", "kornia"))
+    strong_backend: str = option("batched", "strong view as batched tensor ops on the device, each sample its own "
+                                            "draws (batched), per sample on the host (torchvision, or PIL for "
+                                            "autoaugment_authors: the reference), or kornia (one sub-policy per "
+                                            "group)", choices=("batched", "torchvision", "kornia"))
     cutout: int = option(16, "Cutout side in pixels at 32x32 (scaled with the image size)", low=0)
 
     DERIVED = {**SOPOptions.DERIVED, "strong_policy": ("recipe",), "strong_stats": ("recipe", "dataset")}
@@ -92,9 +95,9 @@ class SOPPlusOptions(SOPOptions):
         if self.strong_policy is None:  # resolved here: it follows the recipe alone
             object.__setattr__(self, "strong_policy",
                                "autoaugment_authors" if self.recipe == "authors" else "autoaugment")
-        if self.strong_policy == "autoaugment_authors" and self.strong_backend == "kornia" and self.recipe != "authors":
-            raise ValueError("strong_policy='autoaugment_authors' runs per sample on the CPU; use "
-                             "strong_backend='torchvision'")
+        if self.strong_policy == "autoaugment_authors" and self.strong_backend == "kornia":
+            raise ValueError("strong_policy='autoaugment_authors' has no kornia form; use "
+                             "strong_backend='batched' or 'torchvision'")
 
     def resolve(self, config) -> "SOPPlusOptions":
         """A copy with ``strong_stats`` resolved for ``config.dataset`` (called by TrainConfig):
@@ -121,31 +124,55 @@ class SOPPlus(SOP):
         self.policy, self.stats = strong_view_settings(config)
         self._fill = None  # the Cutout fill per channel, read from the first batch (one host copy per run)
         self._stats = None  # the CIFAR-10 constants on the device, for strong_stats="cifar10"
+        # batched and kornia: every draw of a pass made at once, after the epoch (the steps only gather rows)
+        self._draws = None if self.options.strong_backend == "torchvision" else StrongViewDraws(
+            self.generator, policy=self.policy if self.options.strong_backend == "batched" else "autoaugment")
 
     def state_dict(self):
+        if self._draws is not None:
+            return self._draws.state_dict()
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
-        self.generator.set_state(state["generator"].cpu())
+        if self._draws is not None:
+            self._draws.load_state_dict(state)
+        else:
+            self.generator.set_state(state["generator"].cpu())
+
+    def end_of_epoch(self, predictions, state, lr):
+        super().end_of_epoch(predictions, state, lr)
+        if self._draws is not None:
+            self._draws.next_pass()  # the next pass's strong-view draws, outside its steps
 
     def strong_view(self, batch) -> torch.Tensor:
         """Normalised strong view of ``batch.raw`` (same shape, dtype and layout as ``batch.images``).
 
-        torchvision (``recipe="authors"`` or ``strong_backend="torchvision"``, the default): the
-        authors' view, :func:`~sopdeep.augment.strong_view_per_sample` (policy per sample, then crop
-        + flip, then Cutout filled with the normalisation mean ``batch.mean``). kornia: crop + flip,
-        then :func:`~sopdeep.augment.strong_augment` (one sub-policy per group of the batch, Cutout
+        batched (the default): :func:`~sopdeep.augment.strong_view_batched`, the same view as the
+        reference below with every sample's draws made once per pass
+        (:class:`~sopdeep.augment.StrongViewDraws`) and the ops run as tensor ops over the whole
+        batch (no host read, no per-image kernel). torchvision (``strong_backend="torchvision"``):
+        the reference, :func:`~sopdeep.augment.strong_view_per_sample` (policy per sample, then crop
+        + flip, then Cutout filled with the normalisation mean ``batch.mean``; the authors' PIL ops
+        under ``autoaugment_authors``). kornia: crop + flip from the pass's draws, then
+        :func:`~sopdeep.augment.strong_augment` (one sub-policy per group of the batch, Cutout
         filled with 0).
         """
         c = self.options
         side = min(batch.raw.shape[-2:])
         pad, cutout = max(1, round(4 * side / 32)), round(c.cutout * side / 32)
         with torch.autocast(batch.raw.device.type, enabled=False):  # augment in float32, outside AMP
-            if c.recipe == "authors" or c.strong_backend == "torchvision":
+            if c.strong_backend == "batched":
+                self._draws.settings.update(pad=pad, cutout=cutout)  # scaled with the image size, fixed per run
+                params = self._draws.rows(batch.indices, self._num_samples(batch), tuple(batch.raw.shape[-2:]))
+                x = strong_view_batched(batch.raw, params, pad=pad, cutout=cutout, fill=self._fill_tensor(batch))
+            elif c.strong_backend == "torchvision":
                 x = strong_view_per_sample(batch.raw, generator=self.generator, policy=self.policy, pad=pad,
                                            cutout=cutout, fill=self._cutout_fill(batch))
-            else:
-                base = random_crop_flip(batch.raw, generator=self.generator, pad=pad)
+            else:  # kornia: the crop and flip from the pass's draws, the policy kornia's own
+                self._draws.settings.update(pad=pad, cutout=cutout)
+                tail = self._draws.rows(batch.indices, self._num_samples(batch), tuple(batch.raw.shape[-2:]))[:, -5:]
+                base = random_crop_flip(batch.raw, pad=pad, draws={"offsets": tail[:, :2].T.long(),
+                                                                   "coins": tail[:, 2] > 0.5})
                 x = strong_augment(base.float().div_(255.0), generator=self.generator, policy=self.policy,
                                    cutout=cutout, backend="kornia")
                 x = x.mul_(255.0).round_().to(torch.uint8)
@@ -162,6 +189,26 @@ class SOPPlus(SOP):
         if self._stats is None or self._stats[0].device != device:
             self._stats = tuple(torch.tensor(s, device=device).mul(255.0).view(1, -1, 1, 1) for s in _CIFAR10_STATS)
         return self._stats
+
+    def init_state(self, num_samples, num_classes, generator, device):
+        self._n = num_samples  # the pass's draws cover every sample
+        return super().init_state(num_samples, num_classes, generator, device)
+
+    def _num_samples(self, batch):
+        return getattr(self, "_n", None) or int(batch.indices.max()) + 1  # without init_state: tests only
+
+    def _fill_tensor(self, batch):
+        """The Cutout fill of :meth:`_cutout_fill` as a uint8 tensor (C,) on the device, built once
+        per run from device tensors (no host read)."""
+        if getattr(self, "_fill_t", None) is None or self._fill_t.device != batch.raw.device:
+            if self.stats == "cifar10":
+                mean = self._cifar10_stats(batch.raw.device)[0].flatten()
+            elif batch.mean is None:
+                mean = torch.zeros(batch.raw.shape[1], device=batch.raw.device)
+            else:
+                mean = batch.mean.detach().flatten()
+            self._fill_t = mean.clamp(0, 255).round().to(torch.uint8)
+        return self._fill_t
 
     def _cutout_fill(self, batch):
         """The Cutout fill: the strong view's normalisation mean in pixels (the authors fill 0 after

@@ -46,6 +46,7 @@ def test_loss_is_sop_plus_weighted_regularisers_and_uv_steps_match_sop():
 
     # the strong view the method will draw, reproduced from the same generator state
     probe = SOPPlus(cfg)
+    probe.init_state(n_all, k, torch.Generator().manual_seed(1), torch.device("cpu"))  # a pass's draws cover n_all
     probe.load_state_dict(plus.state_dict())
     strong = probe.strong_view(batch)
 
