@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistEnv", "init_from_env", "shard", "sync_rows", "sync_buffers", "all_reduce_sum_", "wrap_model",
-           "cleanup"]
+           "cleanup", "batch_bounds"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class DistEnv:
     world_size: int = 1
     local_rank: int = 0
     backend: str = ""
+    owns_group: bool = False  # this process created the process group (cleanup destroys it)
 
     @property
     def enabled(self) -> bool:
@@ -63,9 +64,40 @@ def init_from_env(device_type: str = "cpu") -> DistEnv:
     backend = "nccl" if device_type == "cuda" else "gloo"
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend=backend)
-    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, backend=backend)
+    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, backend=backend, owns_group=owns)
+
+
+def batch_bounds(n: int, batch_size: int, world_size: int = 1) -> list[int]:
+    """Boundaries of an epoch's global batches in its order: every batch splits into ``world_size``
+    equal, non-empty shards of at least two samples where possible.
+
+    The global batch must be a multiple of ``world_size`` (each rank ``batch_size / world_size``
+    samples). The last ``n % world_size`` samples of the epoch's order are left out of that epoch
+    (the order is reshuffled every epoch, so each sample misses at most a few epochs' steps, as
+    ``DistributedSampler(drop_last=True)``); a last batch with fewer than two samples per rank is
+    merged into the one before it (BatchNorm needs two; single process: a last batch of one).
+
+    >>> batch_bounds(20, 6, 3)
+    [0, 6, 12, 18]
+    >>> batch_bounds(22, 6, 3)
+    [0, 6, 12, 21]
+    >>> batch_bounds(5, 2)
+    [0, 2, 5]
+    """
+    if int(world_size) != world_size or world_size < 1:
+        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+    if int(batch_size) != batch_size or batch_size < 1 or batch_size % world_size:
+        raise ValueError(f"batch_size must be a positive multiple of the world size ({world_size}), got {batch_size!r}")
+    usable = n - n % world_size
+    if usable < world_size:
+        raise ValueError(f"the training set must hold at least world_size ({world_size}) samples, got {n}")
+    bounds = list(range(0, usable, batch_size)) + [usable]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2 * world_size:
+        del bounds[-2]  # fewer than two samples per rank: merged into the batch before
+    return bounds
 
 
 def shard(indices: torch.Tensor, env: DistEnv) -> torch.Tensor:
@@ -165,6 +197,10 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, *, device: torch.device, sy
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     if sync_bn:
+        if device.type != "cuda":  # torch's SyncBatchNorm runs on accelerators only
+            raise ValueError(f"sync_bn needs CUDA devices, got device {device.type!r}; set sync_bn=False")
+        # replaces the BatchNorm children in place (same parameters and buffers): the caller's model
+        # and optimiser stay valid; statistics are then reduced over all ranks' shards
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if device.type == "cuda":
         return DDP(model, device_ids=[device.index if device.index is not None else env.local_rank])
@@ -172,8 +208,9 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, *, device: torch.device, sy
 
 
 def cleanup(env: DistEnv) -> None:
-    """Leave the process group (nothing when single-process)."""
-    if env.enabled and dist.is_initialized():
+    """Destroy the process group this process created (nothing when single-process, or when the
+    caller had created the group before the run: it is the caller's to destroy)."""
+    if env.enabled and env.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
