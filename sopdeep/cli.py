@@ -186,6 +186,13 @@ def _preflight(config: TrainConfig) -> None:
     for folder in (out, *out.parents):
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"--out {out}: {folder} is a file, not a folder; choose another --out")
+    if config.tensorboard:
+        from sopdeep.curves import check_tensorboard
+
+        try:
+            check_tensorboard()
+        except ValueError as exc:
+            raise UsageError(_one_line(exc)) from None
     if config.device == "cuda":
         import torch
 

@@ -149,6 +149,8 @@ class TrainConfig:
                                             "with flip_translate)", choices=("every_evaluation", "last_test"))
     progress: bool = option(True, "progress bar")
     checkpoint: bool = option(True, "write a checkpoint every epoch")
+    tensorboard: bool = option(False, "also log each epoch's scalars for TensorBoard into <out>/tensorboard/ "
+                                      "(the tensorboard extra; sopdeep.curves)")
     options: Any = field(default=None)
 
     def __init__(self, **kwargs: Any) -> None:

@@ -49,7 +49,7 @@ from sopcommon import lock_folder as common_lock_folder
 from sopcommon.cli import one_line
 from sopcommon.files import DataFileError, read_json, read_npz
 from sopdeep.config import TrainConfig
-from sopdeep.curves import CURVES, update_run  # imports matplotlib only when it draws
+from sopdeep.curves import CURVES, check_tensorboard, update_run  # imports matplotlib only when it draws
 from sopdeep.models import build_model
 
 __all__ = ["RunRecord", "read_run", "read_history", "read_samples", "saved_config", "load_model", "lock_folder",
@@ -243,9 +243,12 @@ def open_run(folder, config: TrainConfig, *, resume: bool, clean: bool = True) -
     killed runs (``.<name>.*.tmp``) are removed. Without ``resume`` a folder holding results
     raises :class:`RunFolderError`; with it, a missing checkpoint does too, and a checkpoint made
     with another configuration (other than paths, device, progress, or fewer epochs) raises
-    :class:`ResumeMismatchError`.
+    :class:`ResumeMismatchError`. ``config.tensorboard`` where the tensorboard package cannot be
+    imported raises ``ValueError`` (:func:`sopdeep.curves.check_tensorboard`).
     """
     folder = Path(folder)
+    if config.tensorboard:  # asked for and absent: refused before anything is written or loaded
+        check_tensorboard()
     if clean:  # only the run files' own temporaries: the folder may hold the user's files too
         remove_stale_temporaries(folder, (CONFIG, CURVES, *RESULTS))
     path = folder / CHECKPOINT
