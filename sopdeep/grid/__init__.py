@@ -559,9 +559,9 @@ def run_grid(cells: list[Cell], out, *, jobs: int = 1, dask: str | None = None, 
     if not todo:
         return rows
     if dask:
-        _run_dask(todo, configs, dask, gpus_per_cell, started, finished, failures)
+        _run_dask(todo, configs, dask, gpus_per_cell, started, finished, failures, log)
     elif jobs > 1:
-        _run_processes(todo, configs, jobs, started, finished, failures)
+        _run_processes(todo, configs, jobs, started, finished, failures, log)
     else:
         for cell in todo:
             started(cell)
@@ -579,7 +579,7 @@ def run_grid(cells: list[Cell], out, *, jobs: int = 1, dask: str | None = None, 
     return rows
 
 
-def _run_processes(todo, configs, jobs, started, finished, failures):
+def _run_processes(todo, configs, jobs, started, finished, failures, log):
     """Each cell in a spawned process (a fresh interpreter: no forked torch threads), ``jobs`` at a time."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -596,7 +596,7 @@ def _run_processes(todo, configs, jobs, started, finished, failures):
                 result = future.result()
             except Exception as exc:  # noqa: BLE001
                 failures.append((cell, exc))
-                _say(f"{cell.name}: failed: {one_line(exc, limit=300)}")
+                log(f"{cell.name}: failed: {one_line(exc, limit=300)}")
                 continue
             finished(cell, result)
     except KeyboardInterrupt:
@@ -605,7 +605,7 @@ def _run_processes(todo, configs, jobs, started, finished, failures):
     pool.shutdown()
 
 
-def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures):
+def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures, log=_say):
     """One Dask task per cell on the scheduler at ``address``; results as they complete."""
     try:
         from distributed import Client, as_completed
@@ -626,7 +626,7 @@ def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001
                     failures.append((cell, exc))
-                    _say(f"{cell.name}: failed: {one_line(exc, limit=300)}")
+                    log(f"{cell.name}: failed: {one_line(exc, limit=300)}")
                     continue
                 finished(cell, result)
         except KeyboardInterrupt:

@@ -272,6 +272,25 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(tmp_path, capsys, monkeyp
         assert [r["method"] for r in csv.DictReader(f)] == ["ce"]
 
 
+def test_a_failed_cell_is_one_line_and_the_others_still_run(tmp_path, capsys, monkeypatch):
+    real = grid.run_cell
+
+    def ce_fails(config):
+        if config["method"] == "ce":
+            raise ValueError("diverged\nsecond line")
+        return real(config)
+
+    monkeypatch.setattr(grid, "run_cell", ce_fails)
+    threads = torch.get_num_threads()
+    code = grid_cli.main(["smoke", "--settings", "sym40", "--set", "threads=1", "--out", str(tmp_path)])
+    torch.set_num_threads(threads)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("sop-grid: error: 1 of 2 cells failed (first: synthetic sym40 ce seed 0: "
+                                            "diverged second line)")
+    with open(tmp_path / "table.csv", newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["sop"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["nope"], "unknown grid preset 'nope'"),
     (["table1", "--methods", "ce,bogus"], "methods must be a comma-separated subset of"),
