@@ -20,6 +20,17 @@ CPU, synthetic CIFAR-shaped data, small CNN (a few minutes on 2 cores)::
 
     python benchmarks/bench_sop_overhead.py --arch cnn --n-train 2048 --epochs 2 --rounds 2
 
+SOP+'s strong view before and after issue 33, side by side in the same rounds (per-sample torchvision
+reference against the batched tensor ops)::
+
+    python benchmarks/bench_sop_overhead.py --arch cnn --n-train 1024 --epochs 1 --rounds 2 --threads 1 \\
+        --device cpu --amp off --strong-backends batched,torchvision
+
+Measured on this project's shared 2-core CPU with load average 7-14 from other jobs (one thread; so
+only the ratios within the run mean anything): SOP+/SOP 2.07 (median; 1.84 at the 10th percentile)
+with the batched view against 2.14 (2.11) with the per-sample reference; two views through the
+network make about 2x inherent.
+
 GPU, PreActResNet18 on real CIFAR-10 (the paper's Table 5 setting is ResNet34/PreActResNet18)::
 
     python benchmarks/bench_sop_overhead.py --arch preact18 --dataset cifar10 \\
@@ -98,12 +109,23 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--amp", default="auto")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--strong-backends", default="batched",
+                   help="SOP+'s strong-view backends, each timed as its own variant 'sop+[backend]' in the same "
+                        "interleaved rounds (e.g. batched,torchvision: after and before issue 33)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave as is)")
     p.add_argument("--json", default="", help="also write the results to this file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = tuple(m for m in args.methods.split(",") if m)
+    backends = tuple(b for b in args.strong_backends.split(",") if b)
+    # variants: SOP+ once per strong-view backend (a single backend keeps the plain name "sop+")
+    variants = {}
+    for m in methods:
+        if m == "sop+" and len(backends) > 1:
+            variants.update({f"sop+[{b}]": ("sop+", {"strong_backend": b}) for b in backends})
+        else:
+            variants[m] = (m, {"strong_backend": backends[0]} if m == "sop+" else {})
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -115,12 +137,12 @@ def main(argv: list[str] | None = None) -> dict:
             **data, arch=args.arch, width=args.width, epochs=args.epochs, batch_size=args.batch_size, noise="sym",
             noise_rate=0.5, schedule="constant", device=args.device, amp=args.amp, compile=args.compile,
             progress=False, checkpoint=False, seed=0)
-        steps: dict[str, list[float]] = {m: [] for m in methods}
+        steps: dict[str, list[float]] = {m: [] for m in variants}
         steps_per_epoch = None
         device = None
         for r in range(args.rounds):
-            for m in methods:
-                cfg = base.replace(method=m, out=str(tmp / f"{m}-{r}"))
+            for m, (method, extra) in variants.items():
+                cfg = base.replace(method=method, out=str(tmp / f"{m}-{r}"), **extra)
                 device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
                 timer = _StepTimer(device)
                 res = train(cfg, callbacks={"step": timer})
@@ -135,18 +157,24 @@ def main(argv: list[str] | None = None) -> dict:
         "arch": args.arch, "width": args.width, "batch_size": args.batch_size, "steps_per_epoch": steps_per_epoch,
         "n_steps_timed": {m: len(v) for m, v in steps.items()},
         "epoch_time_s": per_epoch,
-        "ratios": {f"{m}/ce": per_epoch[m] / per_epoch["ce"] for m in methods if m != "ce" and "ce" in per_epoch},
+        "ratios": {f"{m}/ce": per_epoch[m] / per_epoch["ce"] for m in variants if m != "ce" and "ce" in per_epoch},
+        "ratios_sop": {f"{m}/sop": per_epoch[m] / per_epoch["sop"] for m in variants
+                       if m.startswith("sop+") and "sop" in per_epoch},
         "epoch_time_p10_s": per_epoch_p10,
         "ratios_p10": {f"{m}/ce": per_epoch_p10[m] / per_epoch_p10["ce"]
-                       for m in methods if m != "ce" and "ce" in per_epoch_p10},
+                       for m in variants if m != "ce" and "ce" in per_epoch_p10},
+        "ratios_sop_p10": {f"{m}/sop": per_epoch_p10[m] / per_epoch_p10["sop"] for m in variants
+                           if m.startswith("sop+") and "sop" in per_epoch_p10},
     }
     print(f"device: {result['device']}, arch {args.arch}, batch {args.batch_size}, "
           f"{steps_per_epoch} steps/epoch, {args.rounds} interleaved rounds")
-    for m in methods:
+    for m in variants:
         print(f"  {m:5s} per-epoch {per_epoch[m]:.3f} s from the median step, {per_epoch_p10[m]:.3f} s from "
               f"the 10th percentile ({len(steps[m])} steps)")
     for k, v in result["ratios"].items():
         print(f"  {k}: {v:.3f} (median)  {result['ratios_p10'][k]:.3f} (10th percentile)")
+    for k, v in result["ratios_sop"].items():
+        print(f"  {k}: {v:.3f} (median)  {result['ratios_sop_p10'][k]:.3f} (10th percentile)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return result
