@@ -138,6 +138,10 @@ class TrainConfig:
                       choices=("auto", "bf16", "fp16", "off"))
     threads: int = option(0, "CPU threads of torch (0 = all cores); the run records the number used", low=0)
     compile: bool = option(False, "torch.compile the network")
+    tf32: str = option("auto", "TF32 matmuls and convolutions on CUDA (Ampere and later); auto: on with mixed "
+                               "precision, off under amp=off (fp32 is then fp32)", choices=("auto", "on", "off"))
+    sync_bn: bool = option(False, "DDP on CUDA: BatchNorm statistics over all ranks' shards (SyncBatchNorm) "
+                                  "instead of each rank's own")
     out: str = option("runs/default", "run folder")
     eval_batch_size: int = option(1024, "batch size of evaluation", low=1)
     tta: str = option("none", "test-time augmentation of every evaluation (test accuracy, final predictions): "

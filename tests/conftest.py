@@ -40,3 +40,14 @@ def cifar_decode_cache(shared_data, tmp_path_factory):
     """One folder for the decoded CIFAR-10 JPEG export, shared by the tests that need it (the
     decode of all 60,000 images is paid once per session)."""
     return tmp_path_factory.mktemp("cifar_decode_cache")
+
+
+@pytest.fixture(autouse=True)
+def _cpu_unless_gpu_test(request, monkeypatch):
+    """Outside tests/gpu, ``device="auto"`` means the CPU even on a GPU machine: the suite's
+    bit-identity checks (resume, seeds, DDP rows) hold on the CPU, and would switch to CUDA + bf16
+    there otherwise. tests/gpu sees CUDA as it is."""
+    if "/tests/gpu/" not in str(request.node.fspath).replace("\\", "/"):
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -100,8 +100,11 @@ class Method:
         raise NotImplementedError
 
     def after_backward(self, batch: Batch, out: StepOutput, state, lr: float,
-                       grad_scale: float = 1.0) -> None:
-        """Called after the θ step with the current θ learning rate ``lr``."""
+                       grad_scale: float | torch.Tensor = 1.0, found_inf: torch.Tensor | None = None) -> None:
+        """Called after the θ step with the current θ learning rate ``lr``. Under fp16,
+        ``grad_scale`` is GradScaler's scale of this step and ``found_inf`` its overflow flag (1.0:
+        θ's step was skipped), both device tensors (:func:`sopdeep.train.precision.scaler_signals`):
+        a per-sample step must follow θ's without reading them on the host."""
 
     def end_of_epoch(self, predictions, state, lr: float) -> None:
         """Called after each θ epoch; ``predictions`` lazily yields ``(indices, logits, labels)``

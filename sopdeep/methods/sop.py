@@ -139,23 +139,27 @@ class SOP(Method):
                           terms={"ce": terms.ce.detach().mean(), "mse": terms.mse.detach().mean()},
                           ctx={"u_rows": u_rows, "v_rows": v_rows})
 
-    def after_backward(self, batch, out, state, lr, grad_scale=1.0):
+    def after_backward(self, batch, out, state, lr, grad_scale=1.0, found_inf=None):
         if self.options.update != "batch":
             return
         u_rows, v_rows = out.ctx["u_rows"], out.ctx["v_rows"]
-        # the loss is a batch mean: B * grad is the per-sample gradient of Algorithm 1
+        # the loss is a batch mean: B * grad is the per-sample gradient of Algorithm 1; under fp16
+        # grad_scale is GradScaler's scale tensor (unscaled on the device, no host read)
         factor = batch.indices.numel() / grad_scale
         gu, gv = u_rows.grad * factor, v_rows.grad * factor
-        if grad_scale != 1.0 and not bool(torch.isfinite(gu).all() & torch.isfinite(gv).all()):
-            return  # fp16 overflow: GradScaler skips the θ step, skip u, v too
-        self._step(state, batch.indices, u_rows.detach(), v_rows.detach(), gu, gv, lr)
+        # fp16 overflow: GradScaler skipped θ's step (found_inf), so u, v keep their rows too
+        self._step(state, batch.indices, u_rows.detach(), v_rows.detach(), gu, gv, lr, found_inf=found_inf)
 
-    def _step(self, state, idx, u_rows, v_rows, gu, gv, lr):
-        """Step rows ``idx`` of u, v by the per-sample gradients ``gu``, ``gv`` (θ learning rate ``lr``)."""
+    def _step(self, state, idx, u_rows, v_rows, gu, gv, lr, found_inf=None):
+        """Step rows ``idx`` of u, v by the per-sample gradients ``gu``, ``gv`` (θ learning rate ``lr``);
+        rows unchanged where ``found_inf`` (a device flag) says θ's step was skipped."""
         c, sw, b = self.options, self.switches, idx.numel()
         for name, rows, grad, alpha, constant in (("u", u_rows, gu, c.alpha_u, c.lr_u), ("v", v_rows, gv, c.alpha_v, c.lr_v)):
             step = uv_step_size(sw["uv_lr_schedule"], batch_size=b, alpha=alpha, network_lr=lr, constant_lr=constant)
-            state[name].index_copy_(0, idx, sgd_step(rows, grad, step, project=sw["project"]))
+            new = sgd_step(rows, grad, step, project=sw["project"])
+            if found_inf is not None:  # as sopdeep.train.precision.keep_where_skipped (methods do not import train)
+                new = torch.where(found_inf.reshape(()) > 0, rows, new)
+            state[name].index_copy_(0, idx, new)
 
     def end_of_epoch(self, predictions, state, lr):
         if self.options.update != "epoch":

@@ -35,6 +35,7 @@ from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch
 from sopdeep.train.data import TrainingData, applied_noise, load_data, to_device
 from sopdeep.train.draws import epoch_draws
+from sopdeep.train.precision import scaler_signals
 from sopdeep.train.schedule import learning_rate
 from sopdeep.train.setup import RunState, build_run, check_names, resolve_device
 
@@ -133,8 +134,11 @@ def train(config: TrainConfig, *, resume: bool = False,
     device, env = resolve_device(config)  # torchrun: one process per device
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), runs.lock_folder(config.out, enabled=env.is_main):
-        return _train(config, resume, callbacks or {}, device, env, t_start)
+    try:
+        with torch.random.fork_rng(devices=cuda), runs.lock_folder(config.out, enabled=env.is_main):
+            return _train(config, resume, callbacks or {}, device, env, t_start)
+    finally:  # the process group this run created is destroyed at its end, and when it fails
+        ddp.cleanup(env)
 
 
 def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], device, env, t_start) -> TrainResult:
@@ -208,9 +212,11 @@ def train_one_epoch(config: TrainConfig, run: RunState, data: TrainingData, epoc
         for hook in run.hooks:
             hook.before_optimizer_step(epoch)
         run.scaler.step(run.optimizer)
-        grad_scale = float(run.scaler.get_scale()) if run.scaler.is_enabled() else 1.0
+        # fp16: the step's scale and overflow flag as device tensors (no host read); u, v skip with θ
+        grad_scale, found_inf = scaler_signals(run.scaler, run.optimizer)
         run.scaler.update()
-        run.method.after_backward(batch, out, run.state, lr, grad_scale)  # SOP: the u, v step
+        run.method.after_backward(batch, out, run.state, lr, 1.0 if grad_scale is None else grad_scale,
+                                  found_inf=found_inf)  # SOP: the u, v step
         for hook in run.hooks:
             hook.after_optimizer_step(done + 1, run.total_steps)
         _record(sums, label_prob, batch, out, loss, data, run, global_batch)

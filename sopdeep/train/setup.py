@@ -21,6 +21,7 @@ from sopdeep.methods import get_method
 from sopdeep.models import ARCHITECTURES, build_model
 from sopdeep.train.data import TrainingData
 from sopdeep.train.draws import epoch_draws
+from sopdeep.train.precision import apply_backend_flags, backend_flags, resolve_amp
 
 __all__ = ["RunState", "apply_threads", "build_hooks", "build_run", "check_names", "cpu_supports_bf16", "make_model",
            "precision_name", "resolve_device", "theta_groups"]
@@ -119,16 +120,12 @@ def precision_name(amp_dtype: torch.dtype | None) -> str:
 def _amp(config: TrainConfig, device: torch.device):
     """(autocast dtype or None, use GradScaler). BatchNorm, the loss, u and v stay fp32 (autocast
     keeps batch_norm and the losses in fp32; the per-sample state is never cast)."""
-    mode = config.amp
-    if mode == "auto":
-        if device.type != "cuda":
-            return (torch.bfloat16, False) if device.type == "cpu" and cpu_supports_bf16() else (None, False)
-        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if mode == "off":
-        return None, False
-    if mode == "bf16":
-        return torch.bfloat16, False
-    return torch.float16, device.type == "cuda"
+    if device.type == "cuda":  # TF32 and cuDNN autotuning: explicit settings (sopdeep.train.precision)
+        apply_backend_flags(backend_flags(config.amp, tf32=config.tf32))
+    if config.amp == "auto" and device.type == "cpu":  # bf16 where the CPU has it natively, else fp32
+        return (torch.bfloat16, False) if cpu_supports_bf16() else (None, False)
+    # auto on CUDA: native bf16 only (compute capability >= 8.0), else fp16 + GradScaler
+    return resolve_amp(config.amp, device)
 
 
 @dataclass
@@ -180,14 +177,12 @@ def build_run(config: TrainConfig, data: TrainingData, env: ddp.DistEnv, device:
     amp_dtype, use_scaler = _amp(config, device)
     method = get_method(config, rank=env.rank)
     state = method.init_state(data.n, data.num_classes, torch.Generator().manual_seed(config.seed), device)
-    net = ddp.wrap_model(model, env, device=device)
+    net = ddp.wrap_model(model, env, device=device, sync_bn=config.sync_bn)
     augment = config.augment
     if augment == "auto":
         augment = default_augment(config.dataset, data.image_shape)  # a property of the dataset
-    # a last batch of one sample is merged into the one before (BatchNorm needs two)
-    bounds = list(range(0, data.n, config.batch_size)) + [data.n]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-        del bounds[-2]
+    # equal, non-empty shards on every rank; a last batch of one sample per rank merged into the one before
+    bounds = ddp.batch_bounds(data.n, config.batch_size, env.world_size)
     pad = config.crop_pad if augment == "crop_flip" else 0
     return RunState(model=model, net=torch.compile(net) if config.compile else net, optimizer=optimizer,
                     scaler=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
