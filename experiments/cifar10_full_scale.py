@@ -67,8 +67,8 @@ DEFAULT_METHODS = ("ce", "sop")
 #: (the grid's constant: its cifar10-full-scale preset makes the same SOP+ runs)
 SOP_PLUS_OPTIONS = FAST_SOP_PLUS
 
-#: Table A.1's CIFAR-10 u, v rate and the optimiser it was set for (batch 128, momentum 0.9).
-PAPER_ALPHA, PAPER_BATCH, PAPER_MOMENTUM = 10.0, 128, 0.9
+#: Table A.1's CIFAR-10 u, v rate (set for batch 128, momentum 0.9: sopdeep.presets.effective_alpha).
+PAPER_ALPHA = 10.0
 
 
 def alpha_for(batch_size: int, momentum: float) -> float:
@@ -77,7 +77,9 @@ def alpha_for(batch_size: int, momentum: float) -> float:
     >>> round(alpha_for(1024, 0.85), 4)
     0.8333
     """
-    return PAPER_ALPHA * PAPER_BATCH * (1 - PAPER_MOMENTUM) / (batch_size * (1 - momentum))
+    from sopdeep.presets import effective_alpha  # the one rule (presets, grid, experiments)
+
+    return effective_alpha(PAPER_ALPHA, batch_size, momentum)
 
 
 def run_configs(args) -> list[tuple[str, int, str, "TrainConfig"]]:  # noqa: F821

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FAST_REASON", "FAST_SOP_ALPHA", "FAST_SOP_ALPHA_CIFAR100", "PRESETS", "PRESET_REASONS", "PUBLISHED_BY", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets",
+__all__ = ["effective_alpha", "FAST_REASON", "FAST_SOP_ALPHA", "FAST_SOP_ALPHA_CIFAR100", "PRESETS", "PRESET_REASONS", "PUBLISHED_BY", "RECIPE_REASONS", "REFERENCE_ONLY", "list_presets",
            "preset_rows", "describe"]
 
 _SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1)
@@ -115,12 +115,23 @@ FAST_AIRBENCH_SWITCHES: dict[str, Any] = dict(flip="alternate", lookahead=5, ste
 #: SOP's u, v rate on the fast recipe: Table A.1's alpha = 10 at batch 128, momentum 0.9 has the
 #: effective ratio alpha * B * (1 - beta) = 128 (docs/bridge.md); at batch 1024 and momentum 0.85
 #: the same ratio is 128 / (1024 * 0.15).
-FAST_SOP_ALPHA = 10.0 * 128 * (1 - 0.9) / (1024 * (1 - 0.85))
+def effective_alpha(alpha: float, batch_size: int, momentum: float) -> float:
+    """The u, v rate that keeps Table A.1's effective ratio ``alpha * B * (1 - beta)`` (set at batch
+    128, momentum 0.9) at another batch size and momentum (``docs/bridge.md``): the one rule the
+    fast presets, the grid and the experiments use.
+
+    >>> round(effective_alpha(10.0, 1024, 0.85), 4)
+    0.8333
+    """
+    return alpha * 128 * (1 - 0.9) / (batch_size * (1 - momentum))
+
+
+FAST_SOP_ALPHA = effective_alpha(10.0, 1024, 0.85)
 
 #: (alpha_u, alpha_v) of SOP on the CIFAR-100 fast recipe: Table A.1's CIFAR-100 symmetric rates
 #: (alpha_u 1, alpha_v 10, where CIFAR-10 has 10 and 10) by the same effective-alpha rule as
 #: :data:`FAST_SOP_ALPHA`; the paper lowers u's rate for 100 classes, and so does this recipe.
-FAST_SOP_ALPHA_CIFAR100 = tuple(a * 128 * (1 - 0.9) / (1024 * (1 - 0.85)) for a in _ALPHA[("cifar100", "sym")])
+FAST_SOP_ALPHA_CIFAR100 = tuple(effective_alpha(a, 1024, 0.85) for a in _ALPHA[("cifar100", "sym")])
 
 
 def _fast_noisy(method: str, *, dataset: str = "cifar10", alpha: tuple[float, float] = (FAST_SOP_ALPHA, FAST_SOP_ALPHA),

@@ -45,7 +45,7 @@ from sopcommon import atomic_write_bytes
 from sopcommon.cli import one_line
 from sopdeep.grid.table import TABLE_CSV, TABLE_MD, TABLE_PNG, import_full_scale_rows, table_row, write_table
 from sopdeep.paper_numbers import PaperNumber, paper_number
-from sopdeep.presets import PRESETS
+from sopdeep.presets import PRESETS, effective_alpha
 
 __all__ = ["GRID_PRESETS", "FAST_EPOCHS", "FAST_SOP_PLUS", "IGNORED_KEYS", "Cell", "GridError", "grid_cells",
            "effective_alpha", "cell_config", "config_key", "same_config", "cell_folder", "cell_status",
@@ -134,16 +134,6 @@ class Cell:
 
 # ------------------------------------------------------------------------------------------------
 # cells and their configurations
-
-
-def effective_alpha(alpha: float, batch_size: int, momentum: float) -> float:
-    """The u, v rate with Table A.1's effective ratio ``alpha * B * (1 - beta)`` (set at batch 128,
-    momentum 0.9) at another batch size and momentum (``docs/bridge.md``).
-
-    >>> round(effective_alpha(10.0, 1024, 0.85), 4)
-    0.8333
-    """
-    return alpha * 128 * (1 - 0.9) / (batch_size * (1 - momentum))
 
 
 def _choose(name: str, given, allowed) -> tuple:
