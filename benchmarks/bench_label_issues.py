@@ -2,7 +2,7 @@
 
 Side by side on the same data, noisy labels, network, optimiser settings and seeds:
 
-* **SOP**: one training run (:func:`sopdeep.train.train`, ``method="sop"``) on all N samples;
+* **SOP**: one training run (:func:`sopdeep.training.train`, ``method="sop"``) on all N samples;
   scores and mask from its run folder by :func:`sopdeep.label_issues.from_run`.
 * **cleanlab 2.9**: K trainings (default K = 4) of the same network with cross-entropy, each on
   the other K-1 folds (``StratifiedKFold`` on the given labels, shuffled with the seed, as
@@ -77,7 +77,7 @@ from sopdeep.datasets import ArrayDataset, save_npz  # noqa: E402
 from sopdeep.detection import detection_metrics  # noqa: E402
 from sopdeep.label_issues import (CLEANLAB_SCORE_METHODS, find_label_issues, from_run,  # noqa: E402
                                   get_label_quality_scores, label_quality_scores)
-from sopdeep.train import load_data, train  # noqa: E402
+from sopdeep.training import load_data, train  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------

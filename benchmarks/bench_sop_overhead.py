@@ -1,6 +1,6 @@
 """Per-epoch cost of SOP and SOP+ relative to CE, measured side by side in one run.
 
-The three methods run through the same trainer (:func:`sopdeep.train.train`) on the same data,
+The three methods run through the same trainer (:func:`sopdeep.training.train`) on the same data,
 model and batch size, in interleaved rounds (CE, SOP, SOP+, CE, SOP, ...) so that drifts of the
 machine (clock, cache, other load) hit all three alike. Each step is timed through the trainer's
 ``"step"`` callback: on CUDA with CUDA events recorded in the callback (no synchronisation in the
@@ -53,7 +53,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sopdeep.config import TrainConfig  # noqa: E402
-from sopdeep.train import train  # noqa: E402
+from sopdeep.training import train  # noqa: E402
 
 METHODS = ("ce", "sop", "sop+")
 

@@ -19,7 +19,7 @@ import time
 import torch
 
 from sopdeep.models import build_model
-from sopdeep.train.setup import cpu_supports_bf16
+from sopdeep.training.setup import cpu_supports_bf16
 
 VARIANTS = (("fp32", None, False), ("bf16", torch.bfloat16, False), ("bf16+cl", torch.bfloat16, True))
 
@@ -60,7 +60,7 @@ def fast_recipe(root: str, cache: str, out: str, epochs: int | None) -> dict:
     """Train the ``fast-cifar10`` preset on the JPEG export at ``root``; its summary.json."""
     from sopdeep.config import TrainConfig
     from sopdeep.presets import PRESETS
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     preset = PRESETS["fast-cifar10"]
     config = TrainConfig(**{**preset, "dataset": "cifar10-jpeg", "data_root": root, "cache_path": cache,

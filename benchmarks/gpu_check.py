@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from sopdeep.config import TrainConfig  # noqa: E402
 from sopdeep.presets import PRESETS  # noqa: E402
-from sopdeep.train import train  # noqa: E402
-from sopdeep.train.precision import cuda_has_native_bf16  # noqa: E402
+from sopdeep.training import train  # noqa: E402
+from sopdeep.training.precision import cuda_has_native_bf16  # noqa: E402
 
 PAPER_CELL = "table1-cifar10-sym40"
 METHODS = ("ce", "sop", "sop+")

@@ -17,7 +17,7 @@ Not a test (the suite does not run it). Run it from the repository root (about a
         PYTHONPATH=/tmp/orig /work/main/.venv/bin/python /work/main/benchmarks/probe_bad_input.py
 
 It adapts to the module names of the tree it runs in (``sopdeep.data`` / ``sopdeep.datasets``,
-``sopdeep.trainer`` / ``sopdeep.train``). ``--verbose`` prints every case.
+``sopdeep.trainer`` / ``sopdeep.train``, now ``sopdeep.training``). ``--verbose`` prints every case.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def train_fp32_stem(cache: str, data_root: str, out: str, epochs: int) -> dict:
     """The fast-cifar10 preset with the stem in fp32 (a resumable run folder ``out``); its summary."""
     from sopdeep.config import TrainConfig
     from sopdeep.presets import PRESETS
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     fast_net.FastNet.forward = _forward_fp32_stem
     settings = {**PRESETS["fast-cifar10"], "dataset": "cifar10-jpeg", "data_root": data_root,

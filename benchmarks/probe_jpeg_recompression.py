@@ -95,7 +95,7 @@ def train_twice_compressed(npz: Path, out: str, epochs: int) -> dict:
     """The fast-cifar10 preset on the twice-compressed images (a resumable run folder ``out``)."""
     from sopdeep.config import TrainConfig
     from sopdeep.presets import PRESETS
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     settings = {**PRESETS["fast-cifar10"], "dataset": "npz", "data_root": str(npz), "out": out, "epochs": epochs,
                 "progress": False}

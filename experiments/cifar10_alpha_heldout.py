@@ -95,7 +95,7 @@ def heldout_accuracies(config) -> dict[str, float]:
     import numpy as np
 
     from sopdeep.runs import load_model
-    from sopdeep.train import load_data, subset_indices
+    from sopdeep.training import load_data, subset_indices
 
     folder = Path(config.out)
     summary = json.loads((folder / "summary.json").read_text())

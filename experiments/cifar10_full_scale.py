@@ -118,7 +118,7 @@ def run_configs(args) -> list[tuple[str, int, str, "TrainConfig"]]:  # noqa: F82
 def run_one(config) -> dict:
     """Train ``config`` unless its folder is finished (resume an interrupted one); its summary."""
     from sopdeep.runs import read_run
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     folder = Path(config.out)
     if not (folder / "summary.json").exists():
@@ -156,7 +156,7 @@ def predicted_labels(net, images, tta: str, *, bf16: bool, batch: int = 1000):
     it, channels_last, ``batch`` images at a time; an (N,) int64 array."""
     import torch
 
-    from sopdeep.train import tta_logits
+    from sopdeep.training import tta_logits
 
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -100,7 +100,7 @@ def run_one(config: TrainConfig) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     folder = Path(config.out)
     if (folder / "summary.json").is_file():

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
-from sopdeep.train import train  # noqa: E402
+from sopdeep.training import train  # noqa: E402
 
 
 def prepare_data(data_dir: Path, cache_dir: Path, n_test: int) -> Path:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sopcommon import atomic_path, atomic_write_bytes  # noqa: E402
 from sopdeep.config import TrainConfig  # noqa: E402
-from sopdeep.train import train  # noqa: E402
+from sopdeep.training import train  # noqa: E402
 
 
 def _fmt(value) -> str:

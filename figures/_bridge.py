@@ -27,7 +27,7 @@ BN_IMAGES = 1024
 
 def two_class_subset(config, n, classes, *, data=None):
     """Indices (into the run's training set), ±1 targets, noise mask and inputs of the subset
-    (``data``: the run's ``sopdeep.train.training_data``, loaded when None)."""
+    (``data``: the run's ``sopdeep.training.training_data``, loaded when None)."""
     from figures._runs import run_data
 
     x, given, clean, is_noisy, num_classes = run_data(config, data)
@@ -58,7 +58,7 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
 
     from sopcommon import atomic_savez
     from sopdeep.jacobian import jacobian_gram
-    from sopdeep.train import training_data
+    from sopdeep.training import training_data
     from figures._runs import load_run_model
 
     a, b = classes
@@ -78,14 +78,14 @@ def subset_gram(config, n, classes, *, trained, progress=False, max_block_bytes=
     return out
 
 def initial_network(config, data):
-    """θ₀ of a run exactly as the trainer builds it (``sopdeep.train.setup.build_run``): the seeded
-    network of :func:`sopdeep.train.make_model` and, for the fast network, its patch-whitening stem
+    """θ₀ of a run exactly as the trainer builds it (``sopdeep.training.setup.build_run``): the seeded
+    network of :func:`sopdeep.training.make_model` and, for the fast network, its patch-whitening stem
     set from the first 5,000 training images (``init_whitening``); on the CPU, in eval mode.
 
-    ``data`` is the run's :func:`sopdeep.train.training_data`.
+    ``data`` is the run's :func:`sopdeep.training.training_data`.
     """
-    from sopdeep.train import make_model
-    from sopdeep.train.setup import init_from_data
+    from sopdeep.training import make_model
+    from sopdeep.training.setup import init_from_data
 
     model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))
     init_from_data(model, data)  # build_run's step: the fast net's stem whitens training patches
@@ -173,7 +173,7 @@ def network_gram(config, n, classes, *, trained, dtype=None, bn_images=BN_IMAGES
     from sopcommon import atomic_savez
     from sopdeep.jacobian import jacobian_gram
     from sopdeep.runs import load_checkpoint
-    from sopdeep.train import training_data
+    from sopdeep.training import training_data
 
     dtype = torch.float64 if dtype is None else dtype
     a, b = classes

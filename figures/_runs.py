@@ -43,11 +43,11 @@ def _train_one(config_json: str, threads: int) -> str:
     import torch
 
     from sopdeep.config import TrainConfig
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     if threads:
         torch.set_num_threads(threads)
-    from sopdeep.train import NonFiniteLossError
+    from sopdeep.training import NonFiniteLossError
 
     config = TrainConfig.from_dict(json.loads(config_json))
     out = Path(config.out)
@@ -124,9 +124,9 @@ def ensure_runs(configs, *, n_jobs=1, threads=1, progress=True, train=True):
 def run_data(config, data=None):
     """The training images (normalised as the trainer does, float32 NCHW), the noisy labels, the
     clean labels, the noise mask and the number of classes of a run's config (same subset and
-    noise as the trainer: :func:`sopdeep.train.training_data`, or ``data`` when given).
+    noise as the trainer: :func:`sopdeep.training.training_data`, or ``data`` when given).
     """
-    from sopdeep.train import training_data
+    from sopdeep.training import training_data
 
     data = training_data(config) if data is None else data
     is_noisy = np.zeros(data.n, bool) if data.is_noisy is None else np.asarray(data.is_noisy, dtype=bool)
@@ -135,12 +135,12 @@ def run_data(config, data=None):
 
 
 def load_run_model(config, *, trained=True, data=None):
-    """The network of a run: at initialisation (:func:`sopdeep.train.make_model`, the run's
+    """The network of a run: at initialisation (:func:`sopdeep.training.make_model`, the run's
     seed, exactly as the trainer builds it) or trained (the state dict of the folder's
-    ``checkpoint.pt``), in eval mode. ``data``: the run's :func:`sopdeep.train.training_data`
+    ``checkpoint.pt``), in eval mode. ``data``: the run's :func:`sopdeep.training.training_data`
     (loaded when None; only its shapes are used)."""
     from sopdeep.runs import load_checkpoint
-    from sopdeep.train import make_model, training_data
+    from sopdeep.training import make_model, training_data
 
     data = training_data(config) if data is None else data
     model = make_model(config, data.num_classes, data.x_train.shape[1], tuple(data.x_train.shape[2:]))

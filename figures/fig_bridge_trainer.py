@@ -27,7 +27,7 @@ CPU core for the ten rows.
 Set-up: Figure 2's instance (``make_problem(20, 40, 3, 3, random_state=0)``, γ = e⁻⁸, its 40 λ of
 program (25) in [1e-4, 1], solved by :func:`soptheory.solve_convex_batched`). θ and s come from
 :func:`sopdeep.squared_sop.train_squared_sop`, the trainer's own optimiser (torch SGD with momentum
-β for θ, SOP's per-sample u, v steps, :func:`sopdeep.train.learning_rate`) on the squared loss (14)
+β for θ, SOP's per-sample u, v steps, :func:`sopdeep.training.learning_rate`) on the squared loss (14)
 of the linear model ``nn.Linear(p, 1, bias=False)`` (float64, zero start) over the rows of J, with
 mini-batches of B = 5 and β = 0.9. Each row of the grid is one run at
 ``α_eff = α·B·(1 − β)`` (``docs/bridge.md``), the trainer's nominal ``α_u = α_v = α``. τ follows

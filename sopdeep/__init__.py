@@ -29,8 +29,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first use)
 _PUBLIC = {
-    "train": "sopdeep.train.loop",
-    "TrainResult": "sopdeep.train.loop",
+    "train": "sopdeep.training.loop",
+    "TrainResult": "sopdeep.training.loop",
     "TrainConfig": "sopdeep.config",
     "list_presets": "sopdeep.presets",
     "SOPLoss": "sopdeep.sop_module",

@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             print(config.to_json())
             return 0
         _preflight(config)
-        from sopdeep.train import train
+        from sopdeep.training import train
 
         result = train(config, resume=args.resume)
         print(json.dumps(strict_json(result.summary), indent=2, sort_keys=True, allow_nan=False))

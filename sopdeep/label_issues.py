@@ -6,7 +6,7 @@ method's noise score) returns a score in [0, 1] per sample, higher = the given l
 correct, like ``cleanlab.rank.get_label_quality_scores``; :func:`find_label_issues` returns a boolean mask or
 the indices of the issues ranked by a score, like ``cleanlab.filter.find_label_issues``, and
 :func:`order_label_issues` ranks a mask like ``cleanlab.rank.order_label_issues``. The inputs
-are what every SOP run writes into its ``samples.npz`` (:func:`sopdeep.train.train`): the given
+are what every SOP run writes into its ``samples.npz`` (:func:`sopdeep.training.train`): the given
 labels, the SOP-trained network's ``pred_prob`` and SOP's ``noise_score`` u²_{i,y_i};
 :func:`from_run` reads a run folder in one call. Without a noise score (cleanlab's call
 ``find_label_issues(labels, pred_probs)``, or a CE run) the score is cleanlab's self-confidence.
@@ -374,7 +374,7 @@ def from_run(folder: str | os.PathLike, *, method="sop", num_issues="predicted_n
     Parameters
     ----------
     folder : str or PathLike
-        A run folder written by :func:`sopdeep.train.train`.
+        A run folder written by :func:`sopdeep.training.train`.
     method, num_issues
         As in :func:`find_label_issues`. A run whose method has no per-sample noise score (CE,
         GCE; ``has_method_score`` False) wrote 1 - p(label) as its ``noise_score``, so

@@ -1,4 +1,4 @@
-"""Run folders: every file :func:`sopdeep.train.train` writes, and :func:`read_run` to read them back.
+"""Run folders: every file :func:`sopdeep.training.train` writes, and :func:`read_run` to read them back.
 
 A run folder holds ``config.json`` (the :class:`~sopdeep.config.TrainConfig`), ``metrics.csv`` and
 ``metrics.jsonl`` (one row per epoch), ``checkpoint.pt`` (everything a resume needs),
@@ -357,7 +357,7 @@ def write_checkpoint(folder, *, epoch: int, config: TrainConfig, history, model,
     history, the data fingerprint and the number of epochs done, with its SHA-256; the state of
     each step hook that has one (:class:`sopdeep.hooks.StepHook`, by name: the lookahead's slow copy).
 
-    ``network`` (:meth:`sopdeep.train.TrainingData.network_inputs`: ``num_classes``,
+    ``network`` (:meth:`sopdeep.training.TrainingData.network_inputs`: ``num_classes``,
     ``in_channels``, ``image_size``, ``mean``, ``std``) is what :func:`load_model` rebuilds the
     network from; it is stored as JSON text, which ``weights_only`` loading accepts.
     """
@@ -440,7 +440,7 @@ class _Standardize(torch.nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x):
-        # the formula of sopdeep.train.TrainingData.normalize, so the outputs agree bit for bit
+        # the formula of sopdeep.training.TrainingData.normalize, so the outputs agree bit for bit
         return (x.float() - self.mean) / self.std
 
 
@@ -454,11 +454,11 @@ def load_model(folder, *, pixels: bool = False, device="cpu") -> torch.nn.Module
     Parameters
     ----------
     folder : str or Path
-        A run folder written by :func:`sopdeep.train.train` with ``checkpoint=True`` (the default).
+        A run folder written by :func:`sopdeep.training.train` with ``checkpoint=True`` (the default).
     pixels : bool, default False
         False: the network itself, fed as the run fed it: float images (B, C, H, W) standardised
         per channel, ``(x - mean) / std`` with the run's statistics
-        (:meth:`sopdeep.train.TrainingData.normalize`). True: that standardisation first, so the
+        (:meth:`sopdeep.training.TrainingData.normalize`). True: that standardisation first, so the
         module takes images in pixel units, uint8 or float in [0, 255], (B, C, H, W).
     device : str or torch.device, default "cpu"
 
@@ -498,10 +498,10 @@ def load_model(folder, *, pixels: bool = False, device="cpu") -> torch.nn.Module
         raise ValueError(f"cannot load a model from {folder}: {one_line(str(exc), limit=300)}") from None
     if "network" not in ckpt:
         raise ValueError(f"cannot load a model from {folder}: {path} was written before checkpoints recorded the "
-                         "network's inputs; build it with sopdeep.train.make_model and load_state_dict(load_checkpoint"
+                         "network's inputs; build it with sopdeep.training.make_model and load_state_dict(load_checkpoint"
                          "(path)['model'])")
     net = json.loads(ckpt["network"])
-    # the width / depth rule of sopdeep.train.setup.make_model (0: the architecture's default)
+    # the width / depth rule of sopdeep.training.setup.make_model (0: the architecture's default)
     options = {key: getattr(config, key) for key in ("width", "depth") if getattr(config, key)}
     try:
         model = build_model(config.arch, net["num_classes"], in_channels=net["in_channels"],

@@ -4,7 +4,7 @@ The paper's theory (Sec. 3) is about ``h = ½ Σ_i r_i²``, ``r_i = f(x_i; θ) +
 with f linear in θ. :func:`train_squared_sop` minimises the batch mean of ``½ r_i²`` with
 ``sopdeep``'s own optimisation, the one ``train()`` runs: θ (the parameters of ``model``) by torch
 SGD with momentum built as ``train/setup.py`` builds it, its rate τ from
-:func:`sopdeep.train.learning_rate`, and u, v by the SOP method object's own per-sample step
+:func:`sopdeep.training.learning_rate`, and u, v by the SOP method object's own per-sample step
 (``SOP.after_backward``: α·τ on each sample's gradient). Only the loss differs from ``train()``'s
 (the squared loss of (14) instead of SOP's cross-entropy + MSE), and the loop over mini-batches is
 written here, since ``train()`` feeds images to a classifier. ``docs/bridge.md`` derives that this
@@ -21,7 +21,7 @@ from torch import nn
 
 from sopdeep.config import TrainConfig
 from sopdeep.methods import Batch, StepOutput, get_method
-from sopdeep.train import learning_rate
+from sopdeep.training import learning_rate
 
 __all__ = ["SquaredSOPResult", "train_squared_sop"]
 

@@ -102,8 +102,8 @@ def test_find_cycle_reports_the_cycle():
 def test_the_graph_sees_known_edges():
     graph = import_graph()
     assert "sopdeep.datasets" in graph["sopdeep.noise.labels"]  # noise -> datasets, one direction
-    assert "sopdeep.train.data" in graph["sopdeep.train.loop"]
-    assert "sopdeep.train" not in graph["sopdeep.train.loop"]  # the importer's own package
+    assert "sopdeep.training.data" in graph["sopdeep.training.loop"]
+    assert "sopdeep.training" not in graph["sopdeep.training.loop"]  # the importer's own package
 
 
 def test_sopdeep_modules_import_each_other_without_a_cycle():
@@ -115,14 +115,14 @@ def test_datasets_never_import_noise_config_or_training():
     graph = import_graph()
     datasets = [m for m in graph if m == "sopdeep.datasets" or m.startswith("sopdeep.datasets.")]
     for module in datasets:
-        bad = {t for t in graph[module] if t.startswith(("sopdeep.noise", "sopdeep.config", "sopdeep.train"))}
+        bad = {t for t in graph[module] if t.startswith(("sopdeep.noise", "sopdeep.config", "sopdeep.training"))}
         assert not bad, f"{module} imports {sorted(bad)}"
 
 
 def test_registries_import_no_torch():
     # sopdeep.config validates names against them, and it is imported by the command line's --help
     code = ("import sys, sopdeep.datasets, sopdeep.noise; "
-            "bad = [m for m in ('torch', 'torchvision', 'sopdeep.config', 'sopdeep.train') if m in sys.modules]; "
+            "bad = [m for m in ('torch', 'torchvision', 'sopdeep.config', 'sopdeep.training') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

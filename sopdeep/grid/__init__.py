@@ -2,7 +2,7 @@
 
 A grid is datasets × noise settings × methods × seeds at one scale (recipe): :func:`grid_cells`
 builds its cells from a preset of :data:`GRID_PRESETS` (``table1``, ``table2-sop+``, ``table4``,
-``cifar10-full-scale``, ``smoke``). Every cell is one :func:`sopdeep.train.train` run in its own
+``cifar10-full-scale``, ``smoke``). Every cell is one :func:`sopdeep.training.train` run in its own
 folder ``OUT/<dataset>/<setting>/<method>/seed<k>-<key>``, ``key`` the first 8 hex digits of the
 SHA-256 of its resolved configuration without paths, device and progress (:func:`config_key`).
 :func:`cell_status` says what a folder holds: ``done`` (its summary is there: reused),
@@ -438,7 +438,7 @@ def run_cell(config: dict[str, Any]) -> dict[str, Any]:
     folder = Path(cfg.out)
     status = cell_status(cfg)
     if status != "done":
-        from sopdeep.train import train
+        from sopdeep.training import train
 
         started = time.time()
         train(cfg, resume=(folder / CHECKPOINT).is_file())  # a killed cell resumes from its last epoch

@@ -103,7 +103,7 @@ class Method:
                        grad_scale: float | torch.Tensor = 1.0, found_inf: torch.Tensor | None = None) -> None:
         """Called after the θ step with the current θ learning rate ``lr``. Under fp16,
         ``grad_scale`` is GradScaler's scale of this step and ``found_inf`` its overflow flag (1.0:
-        θ's step was skipped), both device tensors (:func:`sopdeep.train.precision.scaler_signals`):
+        θ's step was skipped), both device tensors (:func:`sopdeep.training.precision.scaler_signals`):
         a per-sample step must follow θ's without reading them on the host."""
 
     def end_of_epoch(self, predictions, state, lr: float) -> None:

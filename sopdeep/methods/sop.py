@@ -157,7 +157,7 @@ class SOP(Method):
         for name, rows, grad, alpha, constant in (("u", u_rows, gu, c.alpha_u, c.lr_u), ("v", v_rows, gv, c.alpha_v, c.lr_v)):
             step = uv_step_size(sw["uv_lr_schedule"], batch_size=b, alpha=alpha, network_lr=lr, constant_lr=constant)
             new = sgd_step(rows, grad, step, project=sw["project"])
-            if found_inf is not None:  # as sopdeep.train.precision.keep_where_skipped (methods do not import train)
+            if found_inf is not None:  # as sopdeep.training.precision.keep_where_skipped (methods do not import train)
                 new = torch.where(found_inf.reshape(()) > 0, rows, new)
             state[name].index_copy_(0, idx, new)
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 
 from sopdeep.config import TrainConfig  # noqa: E402
-from sopdeep.train import train  # noqa: E402
+from sopdeep.training import train  # noqa: E402
 
 out, method = sys.argv[1], sys.argv[2]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1

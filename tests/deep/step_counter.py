@@ -1,7 +1,7 @@
 """Counting, on the CPU, what one training step would make a GPU do: host syncs and dispatched ops.
 
 :class:`StepCounter` is a ``TorchDispatchMode``: every ATen op dispatched while it is active is
-counted and classified. :func:`count_steps` runs :func:`sopdeep.train.train` under it and reads the
+counted and classified. :func:`count_steps` runs :func:`sopdeep.training.train` under it and reads the
 counters at the trainer's ``"step"`` callback, so one interval between two callbacks of the same
 epoch is exactly one training step (learning rate, batch gather, weak view, the method's loss,
 backward, optimiser, the method's u, v step, running sums).
@@ -97,7 +97,7 @@ class StepCounter(TorchDispatchMode):
 
 
 def count_steps(config, *, skip: int = 0) -> dict:
-    """Per-step counts of one :func:`sopdeep.train.train` run of ``config`` (one epoch is enough).
+    """Per-step counts of one :func:`sopdeep.training.train` run of ``config`` (one epoch is enough).
 
     Returns ``{"syncs", "host_tensors", "random", "ops"}``: the largest count of each over the
     steps of the first epoch after the first ``skip`` intervals (lazy one-time set-up, e.g. the
@@ -105,7 +105,7 @@ def count_steps(config, *, skip: int = 0) -> dict:
     of the worst step by name. Intervals are taken between consecutive ``"step"`` callbacks of
     the same epoch, i.e. whole steps.
     """
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     counter = StepCounter()
     marks: list[tuple[int, Counter, Counter]] = []

@@ -22,7 +22,7 @@ from sopdeep.datasets.arrays import ArrayDataset, EmptyDatasetError
 from sopdeep.datasets.cifar10_jpeg import DecodeError, decode_cifar10_jpeg, load_cifar10_jpeg
 from sopdeep.datasets.npz import save_npz
 from sopdeep.runs import NonFiniteLossError, RunFileError, read_run
-from sopdeep.train import train
+from sopdeep.training import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -242,7 +242,7 @@ def test_divergence_in_predictions_is_divergence(tmp_path, monkeypatch):
         train(_tiny(folder, lr=1e12, method="ce"))
     assert "diverged" in str(info.value) and not (folder / runs.SUMMARY).exists()
     # epoch 1 good, then the network blows up after the last step of epoch 2: epoch 1's checkpoint is kept
-    import sopdeep.train.loop as loop
+    import sopdeep.training.loop as loop
 
     captured = {}
     real_build = loop.build_run

@@ -22,7 +22,7 @@ from sopdeep.datasets import (
 )
 from sopdeep.methods.sop_plus import strong_view_settings
 from sopdeep.noise import CIFAR100_FINE_TO_COARSE, load_cifar_n, make_noisy_labels, read_cifar_n
-from sopdeep.train import load_data
+from sopdeep.training import load_data
 
 # ------------------------------------------------------------------------------------------------
 # a tiny fake export (no real data): its decode.py writes what the real one writes

@@ -198,9 +198,9 @@ def test_permission_error_names_the_path(tmp_path, capsys, monkeypatch):
 
 
 def test_run_folder_lock_held(tmp_path, capsys, monkeypatch):
-    import sopdeep.train
+    import sopdeep.training
 
-    monkeypatch.setattr(sopdeep.train, "train",
+    monkeypatch.setattr(sopdeep.training, "train",
                         _raise(BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")))
     rc = main(FAST + ["--out", str(tmp_path / "run")])
     line = one_error_line(capsys)
@@ -226,12 +226,12 @@ def test_non_finite_loss(tmp_path, capsys):
 
 
 def test_summary_is_strict_json_with_null_for_undefined(tmp_path, capsys, monkeypatch):
-    import sopdeep.train
+    import sopdeep.training
 
     class Result:
         summary = {"best_test_acc": 0.5, "final_det_precision": float("nan"), "x": float("inf")}
 
-    monkeypatch.setattr(sopdeep.train, "train", lambda config, resume=False: Result())
+    monkeypatch.setattr(sopdeep.training, "train", lambda config, resume=False: Result())
     assert main(FAST + ["--out", str(tmp_path / "run")]) == 0
     summary = strict_json(capsys.readouterr().out)
     assert summary == {"best_test_acc": 0.5, "final_det_precision": None, "x": None}
@@ -246,9 +246,9 @@ def test_real_summary_is_strict_json(tmp_path, capsys):
 
 
 def test_ctrl_c_before_any_checkpoint(tmp_path, capsys, monkeypatch):
-    import sopdeep.train
+    import sopdeep.training
 
-    monkeypatch.setattr(sopdeep.train, "train", _raise(KeyboardInterrupt()))
+    monkeypatch.setattr(sopdeep.training, "train", _raise(KeyboardInterrupt()))
     argv = FAST + ["--out", str(tmp_path / "run")]
     rc = main(argv)
     line = one_error_line(capsys, kind="interrupted")
@@ -257,9 +257,9 @@ def test_ctrl_c_before_any_checkpoint(tmp_path, capsys, monkeypatch):
 
 
 def test_ctrl_c_after_an_epoch_keeps_the_checkpoint_and_prints_the_resume_command(tmp_path, capsys, monkeypatch):
-    import sopdeep.train
+    import sopdeep.training
 
-    real_train = sopdeep.train.train
+    real_train = sopdeep.training.train
 
     def ctrl_c_after_first_epoch(config, resume=False):
         def epoch_done(epoch, row):
@@ -267,13 +267,13 @@ def test_ctrl_c_after_an_epoch_keeps_the_checkpoint_and_prints_the_resume_comman
         return real_train(config, resume=resume, callbacks={"epoch": epoch_done})
 
     out = tmp_path / "run"
-    monkeypatch.setattr(sopdeep.train, "train", ctrl_c_after_first_epoch)
+    monkeypatch.setattr(sopdeep.training, "train", ctrl_c_after_first_epoch)
     rc = main(FAST[:-3] + ["--epochs", "2", "--no-progress", "--out", str(out)])
     line = one_error_line(capsys, kind="interrupted")
     assert rc == EXIT_INTERRUPTED and f"kept the last checkpoint {out / 'checkpoint.pt'}" in line
     command = line.split("resume with: ", 1)[1]
     assert command == shlex.join(["sop-train", "--out", str(out), "--resume"])
-    monkeypatch.setattr(sopdeep.train, "train", real_train)
+    monkeypatch.setattr(sopdeep.training, "train", real_train)
     assert main(shlex.split(command)[1:] + ["--no-progress"]) == 0  # the printed command resumes
     assert strict_json(capsys.readouterr().out)["epochs"] == 2
 

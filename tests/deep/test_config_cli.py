@@ -94,7 +94,7 @@ def test_building_a_config_imports_no_data_or_training_code():
             "print(sorted(m for m in sys.modules if m.startswith('sopdeep.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(eval(out))
-    assert not loaded & {"sopdeep.train", "sopdeep.runs", "sopdeep.cli"}, loaded
+    assert not loaded & {"sopdeep.training", "sopdeep.runs", "sopdeep.cli"}, loaded
 
 
 def test_options_belong_to_their_method():

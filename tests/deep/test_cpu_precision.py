@@ -10,8 +10,8 @@ import torch
 
 from sopdeep.cli import build_parser
 from sopdeep.config import TrainConfig
-from sopdeep.train import setup
-from sopdeep.train import train
+from sopdeep.training import setup
+from sopdeep.training import train
 
 
 def _cfg(tmp_path, name, **kw):

@@ -15,7 +15,7 @@ from sopdeep.cli import main
 from sopdeep.config import TrainConfig
 from sopdeep.curves import CURVES, PANELS, RUN_PANELS, plot_run, plot_runs, write_report
 from sopdeep.runs import METRICS_JSONL, write_metrics
-from sopdeep.train import train
+from sopdeep.training import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALL_TITLES = [p[1] for p in PANELS]

@@ -23,8 +23,8 @@ from sopdeep.datasets import (
     save_npz,
 )
 from sopdeep.noise import asymmetric_datasets, make_noisy_labels
-from sopdeep.train import training_data
-from sopdeep.train.setup import build_run
+from sopdeep.training import training_data
+from sopdeep.training.setup import build_run
 
 # a stand-in for the export's decode.py: writes the npz the real one writes (tiny, colour 32 x 32)
 FAKE_DECODER = """import sys, numpy as np

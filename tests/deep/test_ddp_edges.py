@@ -57,7 +57,7 @@ def _worker(rank, world, ports, out_dir):
     import torch.distributed as dist
 
     from sopdeep.config import TrainConfig
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     torch.set_num_threads(1)
     report = {}

@@ -19,8 +19,8 @@ from sopdeep.datasets.npz import save_npz
 from sopdeep.fast_net import WHITENING_EPS, FastNet, init_whitening, patch_whitening_filters
 from sopdeep.methods import Batch, get_method
 from sopdeep.models import build_model
-from sopdeep.train import learning_rate, train
-from sopdeep.train.setup import theta_groups
+from sopdeep.training import learning_rate, train
+from sopdeep.training.setup import theta_groups
 
 
 #: relative error of a short fp32 reduction (eps 6e-8 times a few terms)
@@ -241,7 +241,7 @@ def test_stem_bias_stops_training_after_its_epochs(tmp_path):
 
 
 def test_alternating_flip_mirrors_every_image_again_on_even_epochs(tmp_path, monkeypatch):
-    import sopdeep.train.loop as loop
+    import sopdeep.training.loop as loop
 
     flipped = []  # per epoch, per sample: was its view the mirror image? (one step = one epoch)
     real = loop.Batch

@@ -15,7 +15,7 @@ from sopdeep.methods import SL, Batch, Forward
 from sopdeep.methods.forward import estimate_transition, forward_loss, label_error_posterior
 from sopdeep.methods.sl import PUBLISHED_WEIGHTS, sl_loss, sl_weights
 from sopdeep.noise import make_noisy_labels, transition_matrix
-from sopdeep.train import train
+from sopdeep.training import train
 
 # float32 log-softmax / logsumexp against a float64 reference: relative error ~1e-6 per term
 FLOAT32_RTOL = 1e-5

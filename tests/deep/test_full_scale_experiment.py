@@ -142,7 +142,7 @@ def test_heldout_accuracy_scores_the_images_the_run_left_out(heldout, tmp_path):
 
     from sopdeep.config import TrainConfig
     from sopdeep.runs import load_model
-    from sopdeep.train import load_data, train
+    from sopdeep.training import load_data, train
 
     config = TrainConfig(dataset="synthetic", arch="mlp", width=32, epochs=2, batch_size=32, lr=0.05,
                          schedule="constant", noise="sym", noise_rate=0.4, train_subset=120, subset_split="per_class",
@@ -213,7 +213,7 @@ def test_the_ablations_re_evaluation_matches_the_runs_own_final_accuracy(ablatio
     import numpy as np
 
     from sopdeep.config import TrainConfig
-    from sopdeep.train import load_data, train
+    from sopdeep.training import load_data, train
 
     config = TrainConfig(dataset="synthetic", arch="cnn", width=4, epochs=2, batch_size=32, lr=0.05,
                          schedule="constant", noise="sym", noise_rate=0.4, seed=3, device="cpu", amp="off",

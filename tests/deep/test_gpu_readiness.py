@@ -1,7 +1,7 @@
 """GPU-readiness of a training step, checked on the CPU on every run (issue 33, part 4).
 
 A ``TorchDispatchMode`` (:mod:`step_counter`) counts, inside one training step of
-:func:`sopdeep.train.train` (between two ``"step"`` callbacks), the ops that would make a GPU wait
+:func:`sopdeep.training.train` (between two ``"step"`` callbacks), the ops that would make a GPU wait
 for the host (reads of a tensor's value, data-dependent shapes), tensors built from host data,
 random draws, and all dispatched ops (about one kernel launch each). For every method, recipe and
 SOP+ strong-view backend meant for a GPU, at batch 32 and 64 on the synthetic set (cnn width 8,

@@ -30,7 +30,7 @@ from sopdeep.methods import METHODS
 from sopdeep.paper_numbers import PAPER, TABLE_COLUMNS, TABLE_ROWS
 from sopdeep.presets import PRESETS
 from sopdeep.runs import CHECKPOINT, SUMMARY, read_history, write_config
-from sopdeep.train import train
+from sopdeep.training import train
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_TEXT = ROOT.parent / "shared" / "paper" / "000_dcf36a7a91ab9a23.txt"

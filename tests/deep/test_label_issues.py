@@ -307,7 +307,7 @@ def test_one_sop_run_ranks_the_wrong_labels_first(tmp_path):
     import torch
 
     from sopdeep.config import TrainConfig
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny network: one thread avoids oversubscribing a shared machine

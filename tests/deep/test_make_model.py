@@ -1,11 +1,11 @@
-"""sopdeep.train.make_model and training_data are the network and data train() uses."""
+"""sopdeep.training.make_model and training_data are the network and data train() uses."""
 
 import numpy as np
 import torch
 
 from sopdeep.config import TrainConfig
 from sopdeep.runs import load_checkpoint
-from sopdeep.train import load_data, make_model, train, training_data
+from sopdeep.training import load_data, make_model, train, training_data
 
 
 def _config(tmp_path, arch):

@@ -1,4 +1,4 @@
-"""Precision decisions (sopdeep.train.precision), checked on the CPU with the CUDA queries monkeypatched,
+"""Precision decisions (sopdeep.training.precision), checked on the CPU with the CUDA queries monkeypatched,
 and the u, v step that skips exactly when GradScaler skips θ's, without a host read."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sopdeep.train import precision
-from sopdeep.train.precision import (apply_backend_flags, backend_flags, keep_where_skipped, resolve_amp,
+from sopdeep.training import precision
+from sopdeep.training.precision import (apply_backend_flags, backend_flags, keep_where_skipped, resolve_amp,
                                      scaler_signals)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

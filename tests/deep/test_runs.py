@@ -21,7 +21,7 @@ from sopdeep import runs
 from sopdeep.config import TrainConfig
 from sopdeep.runs import (CheckpointError, NonFiniteLossError, ResumeMismatchError, RunError, RunFolderError,
                           load_checkpoint, read_run, saved_config)
-from sopdeep.train import train
+from sopdeep.training import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_a_second_concurrent_run_into_the_same_folder_fails_at_once(tmp_path):
         from pathlib import Path
         sys.path.insert(0, {str(REPO)!r})
         from sopdeep.config import TrainConfig
-        from sopdeep.train import train
+        from sopdeep.training import train
 
         def step(epoch, i):
             Path({str(tmp_path / "started")!r}).touch()
@@ -226,4 +226,4 @@ def test_summary_is_strict_json_when_a_metric_is_undefined(tmp_path):
 def test_every_run_exception_is_one_class_family():
     for cls in (RunFolderError, CheckpointError, ResumeMismatchError, NonFiniteLossError):
         assert issubclass(cls, RunError)
-    assert runs.NonFiniteLossError is __import__("sopdeep.train").train.NonFiniteLossError
+    assert runs.NonFiniteLossError is __import__("sopdeep.training").training.NonFiniteLossError

@@ -7,7 +7,7 @@ import torch
 
 from sopdeep.config import TrainConfig
 from sopdeep.sop_module import SOPLoss
-from sopdeep.train import learning_rate, make_model, train, training_data
+from sopdeep.training import learning_rate, make_model, train, training_data
 
 
 def test_a_plain_loop_with_sop_loss_is_bit_identical_to_train(tmp_path):

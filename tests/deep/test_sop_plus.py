@@ -9,7 +9,7 @@ from sopdeep.config import TrainConfig
 from sopdeep.methods import SOP, Batch
 from sopdeep.regularizers import class_balance_loss, consistency_loss
 from sopdeep.methods import SOPPlus
-from sopdeep.train import train
+from sopdeep.training import train
 
 
 class _Linear(torch.nn.Module):

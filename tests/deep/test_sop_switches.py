@@ -14,7 +14,7 @@ from sopdeep.presets import FAST_REASON, PRESET_REASONS, PRESETS, RECIPE_REASONS
 from sopdeep.regularizers import class_balance_loss
 from sopdeep.sop_loss import RECIPES
 from sopdeep.methods import SOPPlus
-from sopdeep.train import learning_rate
+from sopdeep.training import learning_rate
 
 K, B, N, D = 4, 6, 12, 5
 # float64 throughout: the method and the direct formula then agree to rounding (~1e-15); 1e-10

@@ -19,7 +19,7 @@ from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import SOP, Batch
 from sopdeep.runs import RunFolderError, load_checkpoint
 from sop_reference import closed_form_grads
-from sopdeep.train import NonFiniteLossError, learning_rate, train
+from sopdeep.training import NonFiniteLossError, learning_rate, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_learning_rate_schedules():
 def test_weak_view_keeps_the_trainer_draws_crop_offsets_then_coins():
     # resumed runs stay bit-identical only if the draws from the epoch generator keep their
     # order: after the epoch's permutation, N row offsets, N column offsets, then N flip coins
-    # (one table per epoch, indexed by sample; sopdeep.train.loop.train_one_epoch)
+    # (one table per epoch, indexed by sample; sopdeep.training.loop.train_one_epoch)
     from sopdeep.augment import crop_flip_draws, random_crop_flip
 
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
@@ -237,7 +237,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
     sys.path.insert(0, {repo!r})
     from sopdeep.config import TrainConfig
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     def step(epoch, i):
         if epoch == 1 and i == 3:  # mid-way through the second epoch, after checkpoint 1
@@ -329,7 +329,7 @@ def test_a_trailing_single_sample_batch_is_merged_so_batchnorm_trains(tmp_path):
 def test_per_class_subset_keeps_n_over_k_random_samples_of_each_clean_class():
     # the ELR-style split of the "45,000 training examples" columns, checked on the synthetic set
     from sopdeep.datasets import make_synthetic
-    from sopdeep.train import load_data
+    from sopdeep.training import load_data
 
     full = make_synthetic(seed=3)  # the synthetic images depend on the run's seed
     k = full.num_classes
@@ -354,7 +354,7 @@ def test_per_class_subset_keeps_n_over_k_random_samples_of_each_clean_class():
 @pytest.mark.parametrize("split", ["first", "per_class"])
 def test_subset_indices_name_the_kept_images_and_the_held_out_rest(split):
     # checked against the images themselves: which rows of the full set load_data kept
-    from sopdeep.train import load_data, subset_indices
+    from sopdeep.training import load_data, subset_indices
 
     cfg = TrainConfig(dataset="synthetic", train_subset=100, subset_split=split, noise="sym", noise_rate=0.4, seed=5)
     full, full_noisy = load_data(cfg.replace(train_subset=0))

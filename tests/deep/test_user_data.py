@@ -22,8 +22,8 @@ from sopdeep.cli import build_parser, config_from_args, main
 from sopdeep.config import TrainConfig
 from sopdeep.datasets import DATASETS, load_image_folder, make_synthetic, save_npz
 from sopdeep.runs import load_model, read_samples
-from sopdeep.train import make_model, train, training_data
-from sopdeep.train.data import applied_noise
+from sopdeep.training import make_model, train, training_data
+from sopdeep.training.data import applied_noise
 
 N_TRAIN, N_TEST, K = 48, 16, 3
 # probabilities compared after a conv net: the run predicted on channels_last tensors, the loaded

@@ -201,8 +201,8 @@ def test_initial_network_is_the_trainers_theta0(tmp_path):
 
     from figures._bridge import initial_network
     from sopdeep.distributed import DistEnv
-    from sopdeep.train import training_data
-    from sopdeep.train.setup import build_run
+    from sopdeep.training import training_data
+    from sopdeep.training.setup import build_run
 
     config = _tiny_fast_run(tmp_path)
     data = training_data(config)
@@ -211,7 +211,7 @@ def test_initial_network_is_the_trainers_theta0(tmp_path):
         theirs = build_run(config, data, DistEnv(), torch.device("cpu")).model.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
-    from sopdeep.train import make_model
+    from sopdeep.training import make_model
 
     plain = make_model(config, data.num_classes, 3, (32, 32)).state_dict()  # the seeded network before the stem is set
     assert not torch.equal(plain["whiten.weight"], mine["whiten.weight"])
@@ -223,7 +223,7 @@ def test_network_gram_is_the_gram_of_per_sample_gradients(tmp_path):
     import torch
 
     from figures._bridge import BN_IMAGES, initial_network, network_gram, recalibrate_batchnorm, two_class_subset
-    from sopdeep.train import training_data
+    from sopdeep.training import training_data
 
     config = _tiny_fast_run(tmp_path)
     g = network_gram(config, 5, (0, 1), trained=False)

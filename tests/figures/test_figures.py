@@ -390,7 +390,7 @@ def test_full_scale_rows_replace_only_their_own_in_the_memorisation_table(tmp_pa
 
     from figures import fig_memorisation as fm
     from sopdeep.config import TrainConfig
-    from sopdeep.train import train
+    from sopdeep.training import train
 
     full = tmp_path / "full"
     for method in ("ce", "sop"):  # two tiny stand-ins for the experiment's sym40 folders

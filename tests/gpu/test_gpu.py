@@ -18,7 +18,7 @@ import torch
 
 from sopdeep.config import TrainConfig
 from sopdeep.methods import METHODS
-from sopdeep.train import train
+from sopdeep.training import train
 
 ROOT = Path(__file__).resolve().parents[2]
 #: options a method needs to run two epochs (forward's estimated T needs warm-up epochs)

@@ -3,8 +3,8 @@
 :func:`train` = set-up (names, run folder, data on the device, network, optimiser, method state,
 resume) → for each epoch: :func:`train_one_epoch` (the hot path) → the method's end-of-epoch
 step → evaluate and record (metrics, checkpoint) → finish (per-sample outputs, summary). The
-set-up is :mod:`sopdeep.train.setup`, the data :mod:`sopdeep.train.data`, the learning rate
-:mod:`sopdeep.train.schedule`; the files of a run folder are written by :mod:`sopdeep.runs`.
+set-up is :mod:`sopdeep.training.setup`, the data :mod:`sopdeep.training.data`, the learning rate
+:mod:`sopdeep.training.schedule`; the files of a run folder are written by :mod:`sopdeep.runs`.
 
 Randomness (no global seeding leaks out of :func:`train`): model initialisation runs inside
 ``torch.random.fork_rng`` seeded with ``config.seed`` (the RNG states are checkpointed);
@@ -33,11 +33,11 @@ from sopdeep.config import TrainConfig
 from sopdeep.detection import detection_metrics
 from sopdeep.label_issues import run_label_issues
 from sopdeep.methods import Batch
-from sopdeep.train.data import TrainingData, applied_noise, load_data, to_device
-from sopdeep.train.draws import epoch_draws
-from sopdeep.train.precision import scaler_signals
-from sopdeep.train.schedule import learning_rate
-from sopdeep.train.setup import RunState, build_run, check_names, resolve_device
+from sopdeep.training.data import TrainingData, applied_noise, load_data, to_device
+from sopdeep.training.draws import epoch_draws
+from sopdeep.training.precision import scaler_signals
+from sopdeep.training.schedule import learning_rate
+from sopdeep.training.setup import RunState, build_run, check_names, resolve_device
 
 __all__ = ["train", "train_one_epoch", "tta_logits", "TrainResult", "NonFiniteLossError"]
 

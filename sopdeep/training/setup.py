@@ -19,9 +19,9 @@ from sopdeep.datasets import DATASETS, default_augment
 from sopdeep.hooks import AlternatingFlip, Lookahead, StepHook
 from sopdeep.methods import get_method
 from sopdeep.models import ARCHITECTURES, build_model
-from sopdeep.train.data import TrainingData
-from sopdeep.train.draws import epoch_draws
-from sopdeep.train.precision import apply_backend_flags, backend_flags, resolve_amp
+from sopdeep.training.data import TrainingData
+from sopdeep.training.draws import epoch_draws
+from sopdeep.training.precision import apply_backend_flags, backend_flags, resolve_amp
 
 __all__ = ["RunState", "apply_threads", "build_hooks", "build_run", "check_names", "cpu_supports_bf16", "make_model",
            "precision_name", "resolve_device", "theta_groups"]
@@ -120,7 +120,7 @@ def precision_name(amp_dtype: torch.dtype | None) -> str:
 def _amp(config: TrainConfig, device: torch.device):
     """(autocast dtype or None, use GradScaler). BatchNorm, the loss, u and v stay fp32 (autocast
     keeps batch_norm and the losses in fp32; the per-sample state is never cast)."""
-    if device.type == "cuda":  # TF32 and cuDNN autotuning: explicit settings (sopdeep.train.precision)
+    if device.type == "cuda":  # TF32 and cuDNN autotuning: explicit settings (sopdeep.training.precision)
         apply_backend_flags(backend_flags(config.amp, tf32=config.tf32))
     if config.amp == "auto" and device.type == "cpu":  # bf16 where the CPU has it natively, else fp32
         return (torch.bfloat16, False) if cpu_supports_bf16() else (None, False)
