@@ -134,7 +134,8 @@ def test_cifar100_strong_view_under_authors_is_their_view_with_cifar10_constants
     normalize = lambda x: (x.float() - mean100.view(1, 3, 1, 1)) / 60.0  # noqa: E731  (the weak view's)
     batch = Batch(indices=torch.arange(6), images=normalize(raw), labels=torch.zeros(6, dtype=torch.long),
                   raw=raw, normalize=normalize, mean=mean100)
-    method = SOPPlus(_authors_config("cifar100"))
+    # the per-sample PIL reference (strong_backend="torchvision"; the batched default matches it to one grey level)
+    method = SOPPlus(_authors_config("cifar100", strong_backend="torchvision"))
     state = method.generator.get_state()
     strong = method.strong_view(batch)
     mean10, std10 = (torch.tensor(s) * 255 for s in fixed_normalization("cifar10"))
