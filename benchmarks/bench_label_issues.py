@@ -76,7 +76,7 @@ from sopdeep.config import TrainConfig  # noqa: E402
 from sopdeep.datasets import ArrayDataset, save_npz  # noqa: E402
 from sopdeep.detection import detection_metrics  # noqa: E402
 from sopdeep.label_issues import (CLEANLAB_SCORE_METHODS, find_label_issues, from_run,  # noqa: E402
-                                  get_label_quality_scores, label_quality_scores)
+                                  get_label_quality_scores)
 from sopdeep.training import load_data, train  # noqa: E402
 
 
@@ -245,11 +245,11 @@ def rows_for(config: TrainConfig, out: Path, args) -> tuple[list[dict], list[dic
     trajectory = out / "sop_u2_trajectory.npy"
     if trajectory.exists():  # a trainer change would record this in samples.npz (see the report)
         u2_mean = np.clip(np.load(trajectory).mean(0), 0.0, 1.0)
-        add("SOP, u^2 averaged over epochs", label_quality_scores(labels, probs, u2_mean),
+        add("SOP, u^2 averaged over epochs", get_label_quality_scores(labels, probs, noise_score=u2_mean),
             find_label_issues(labels, probs, u2_mean), sop["train_time_s"], 1)
     agreement = []
     # cleanlab's plain call, answered by sopdeep (no noise score: self-confidence) and by cleanlab
-    add("sopdeep find_label_issues(labels, pred_probs) on SOP's pred_prob", label_quality_scores(labels, probs),
+    add("sopdeep find_label_issues(labels, pred_probs) on SOP's pred_prob", get_label_quality_scores(labels, probs),
         find_label_issues(labels, probs), sop["train_time_s"], 1)
     if have_cleanlab:
         add("cleanlab on SOP's in-sample pred_prob", cl_scores(labels, probs), cl_find(labels, probs),
@@ -259,7 +259,7 @@ def rows_for(config: TrainConfig, out: Path, args) -> tuple[list[dict], list[dic
         cv = run_cleanlab_cv(config, out, n_folds=args.folds, epochs=epochs)
         oof = cv["pred_probs"]
         add(f"sopdeep find_label_issues(labels, pred_probs) on {args.folds}-fold CE, {epochs} ep/fold",
-            label_quality_scores(labels, oof), find_label_issues(labels, oof), cv["train_time_s"], args.folds, epochs)
+            get_label_quality_scores(labels, oof), find_label_issues(labels, oof), cv["train_time_s"], args.folds, epochs)
         if have_cleanlab:
             add(f"cleanlab {cleanlab.__version__}, {args.folds}-fold CE, {epochs} ep/fold",
                 cl_scores(labels, oof), cl_find(labels, oof), cv["train_time_s"], args.folds, epochs)

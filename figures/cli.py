@@ -246,8 +246,8 @@ def describe(exc, *, cache=None):
     if cache is not None:
         hint = (f"if the cell cache {cache} is damaged, delete it or rerun with --no-cache; "
                 + hint)
-    if isinstance(exc, (DataFileError, ValueError)):
-        return one_line(f"{exc} ({hint})")  # the message names the file or setting: no class name mid-sentence
+    if isinstance(exc, DataFileError):
+        return one_line(f"{exc} ({hint})")  # the message names the file: no class name mid-sentence
     return one_line(f"{type(exc).__name__}: {exc} ({hint})")
 
 

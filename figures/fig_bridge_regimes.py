@@ -442,7 +442,7 @@ def _compute(data_path, *, quick, progress, data_dir, runs_dir, n_samples, epoch
             target = g0["y"] - g0["f"]  # linearised at θ₀: y − f(θ₀) = J₀(θ − θ₀) + s
             s = run["samples"]["noise_score"][sub["idx"]]  # u² at the given label
             alpha_eff = config.options.alpha_u * config.batch_size * (1 - config.momentum)
-            lam_e = -np.log(config.init_std) / (2 * alpha_eff)
+            lam_e = -np.log(config.options.init_std) / (2 * alpha_eff)
             init = compare_to_program(s, g0["K"], target, lam_e, mask, signed=False)
             end = compare_to_program(s, g1["K"], target, lam_e, mask, signed=False)
             row = _summary(letter, kind, width, s, init, end, lam_e, mask, signed=False)

@@ -220,7 +220,7 @@ def compute(data_path, *, quick=False, progress=True):
     if not np.allclose(factors, alpha_eff, rtol=1e-12):
         raise RuntimeError(f"trainer_config encodes α_eff = {factors}, not {alpha_eff}")
     atomic_savez(data_path, {
-        "alpha_eff": alpha_eff, "alpha": np.array([r["config"].alpha_u for r in rows]), "theta": theta, "s": s,
+        "alpha_eff": alpha_eff, "alpha": np.array([r["config"].options.alpha_u for r in rows]), "theta": theta, "s": s,
         "lam": lam_fine[coarse], "lam_fine": lam_fine, "gamma": np.array(GAMMA),
         "rho_theta": rho_theta_fine[:, coarse], "rho_s": rho_s_fine[:, coarse], "rho_s_fine": rho_s_fine,
         "rho_s_flow_fine": relative_difference(np.asarray(flow.s)[:, None, :], convex.s[None]),

@@ -468,7 +468,7 @@ def policy_table(policy: str, *, image_size: tuple[int, int], randaugment_n: int
         raise ValueError(f"policy must be one of {BATCHED_POLICIES}, got {policy!r}")
     h, w = image_size
     if policy == "autoaugment_authors":
-        from sopdeep.authors_augment import _SIGNED, POLICY, magnitude
+        from sopdeep.authors_augment import SIGNED_OPS, POLICY, magnitude
 
         def authors(op, p, level):
             mag = magnitude(op, level)
@@ -476,7 +476,7 @@ def policy_table(policy: str, *, image_size: tuple[int, int], randaugment_n: int
             if name in ("TranslateX", "TranslateY"):
                 # PIL's affine reads input (x + m): the content moves by -m, torchvision's by +t
                 mag = -mag
-            return name, p, float(mag or 0.0), op in _SIGNED
+            return name, p, float(mag or 0.0), op in SIGNED_OPS
 
         return {"kind": "subpolicy", "slots": 2, "rows": [tuple(authors(*op) for op in sub) for sub in POLICY]}
     from torchvision.transforms import v2

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-__all__ = ["authors_autoaugment", "POLICY", "magnitude"]
+__all__ = ["authors_autoaugment", "POLICY", "SIGNED_OPS", "magnitude"]
 
 #: The 25 sub-policies, (op, probability, level) pairs, as the authors' ``autoaug_paper_cifar10``.
 POLICY: tuple[tuple[tuple[str, float, int], tuple[str, float, int]], ...] = (
@@ -72,7 +72,7 @@ POLICY: tuple[tuple[tuple[str, float, int], tuple[str, float, int]], ...] = (
 
 _ENHANCE = {"Contrast": ImageEnhance.Contrast, "Color": ImageEnhance.Color,
             "Brightness": ImageEnhance.Brightness, "Sharpness": ImageEnhance.Sharpness}
-_SIGNED = frozenset({"ShearY", "Rotate", "TranslateXAbs", "TranslateYAbs"})  # sign flipped w.p. 1/2
+SIGNED_OPS = frozenset({"ShearY", "Rotate", "TranslateXAbs", "TranslateYAbs"})  # sign flipped w.p. 1/2
 _NO_MAGNITUDE = frozenset({"Invert", "AutoContrast", "Equalize"})
 _MAX_LEVEL = 10  # their PARAMETER_MAX: level / 10 of each op's range
 _MAPPED = frozenset({"TranslateXAbs", "TranslateYAbs", "Rotate", "ShearY", "Solarize", "Posterize2"})
@@ -191,7 +191,7 @@ def authors_autoaugment(images: torch.Tensor, *, generator: torch.Generator) -> 
             if apply_u[i, j] > prob:  # applied with probability prob (theirs: skip if random() > pr)
                 continue
             mag = magnitude(op, level)
-            if op in _SIGNED and sign_u[i, j] > 0.5:
+            if op in SIGNED_OPS and sign_u[i, j] > 0.5:
                 mag = -mag
             img = _apply(img, op, mag)
         out[i] = np.asarray(img)

@@ -580,19 +580,25 @@ def _run_processes(todo, configs, jobs, started, finished, failures, log):
         for cell in todo:
             started(cell, queued=True)
             futures[pool.submit(run_cell, configs[cell].to_dict())] = cell
-        for future in as_completed(futures):
-            cell = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001
-                failures.append((cell, exc))
-                log(f"{cell.name}: failed: {one_line(exc, limit=300)}")
-                continue
-            finished(cell, result)
+        _collect(as_completed(futures), futures, finished, failures, log)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)   # the running cells keep their last checkpoint
         raise
     pool.shutdown()
+
+
+def _collect(done, cells, finished, failures, log) -> None:
+    """Record each future of ``done`` (in completion order) for its cell: ``finished(cell, result)``,
+    or its failure, logged in one line (the other cells go on)."""
+    for future in done:
+        cell = cells[future]
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001
+            failures.append((cell, exc))
+            log(f"{cell.name}: failed: {one_line(exc, limit=300)}")
+            continue
+        finished(cell, result)
 
 
 def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures, log=_say):
@@ -610,15 +616,7 @@ def _run_dask(todo, configs, address, gpus_per_cell, started, finished, failures
             key = f"sop-grid-{cell.dataset}-{cell.setting}-{cell.method}-{cell.seed}-{config_key(configs[cell])}"
             futures[client.submit(run_cell, configs[cell].to_dict(), key=key, pure=False, resources=resources)] = cell
         try:
-            for future in as_completed(list(futures)):
-                cell = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001
-                    failures.append((cell, exc))
-                    log(f"{cell.name}: failed: {one_line(exc, limit=300)}")
-                    continue
-                finished(cell, result)
+            _collect(as_completed(list(futures)), futures, finished, failures, log)
         except KeyboardInterrupt:
             client.cancel(list(futures))
             raise

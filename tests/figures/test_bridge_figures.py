@@ -1,5 +1,6 @@
 """Every bridge figure computes and draws at its quick size (synthetic data, no real files)."""
 
+import dataclasses
 import importlib
 
 import numpy as np
@@ -48,7 +49,10 @@ def test_bridge_alpha_reads_gamma_from_the_config_default(tmp_path, monkeypatch)
     from figures import fig_bridge_alpha as fa
 
     class OtherDefault(sopdeep.config.TrainConfig):
-        init_std = property(lambda self: 1e-4, lambda self, value: None)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if hasattr(self.options, "init_std"):  # SOP's options: another default γ
+                self.options = dataclasses.replace(self.options, init_std=1e-4)
 
     rng = np.random.default_rng(0)
     F = rng.standard_normal((40, 8))
