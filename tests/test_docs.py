@@ -171,8 +171,14 @@ def _sopdeep_args(argv: list[str]) -> list[str] | None:
 
 
 def _check_sopdeep(block: Block, args: list[str]) -> None:
-    from sopdeep.cli import build_parser, config_from_args, main
+    from sopdeep.cli import build_parser, build_report_parser, config_from_args, main, report_main
 
+    if args[:1] == ["report"]:  # sop-train report RUN... --out FILE: run it when its runs exist (earlier blocks)
+        namespace = build_report_parser().parse_args(args[1:])
+        if all((Path(run) / "metrics.jsonl").is_file() for run in namespace.runs):
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert report_main(args[1:]) == 0, f"{block.where()}: sop-train {' '.join(args)} failed"
+        return
     try:
         with contextlib.redirect_stderr(io.StringIO()) as err:
             namespace = build_parser().parse_args(args)
