@@ -243,8 +243,9 @@ class _OptionalPagesFilter(logging.Filter):
 
 
 def setup(app):
-    # before autosummary's own builder-inited handler (priority 500), which reads the pages written here
-    app.connect("builder-inited", generate, priority=100)
+    # at config-inited, before Sphinx lists the source files: in a fresh clone the API pages do not
+    # exist yet, and autosummary (builder-inited) only writes stubs for pages already listed
+    app.connect("config-inited", lambda app, config: generate(app), priority=100)
     app.connect("missing-reference", existing_but_unpublished)
     _patch_autosummary_summaries()
     logging.getLogger("sphinx.sphinx.directives.other").addFilter(_OptionalPagesFilter())

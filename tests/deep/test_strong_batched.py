@@ -93,13 +93,13 @@ def test_authors_ops_match_pil_within_one_level():
     """The batched ops at the authors' magnitudes against their PIL ops (the authors' reference):
     geometric, posterize, solarize, invert and equalize exactly; PIL's enhance ops and autocontrast
     round with integer arithmetic where torchvision's kernels truncate floats: one grey level at most."""
-    from sopdeep.authors_augment import _SIGNED, POLICY, _apply, magnitude
+    from sopdeep.authors_augment import SIGNED_OPS, POLICY, _apply, magnitude
 
     x = _images(48)
     seen = set()
     for sub in POLICY:
         for op, _, level in sub:
-            for sign in ((1, -1) if op in _SIGNED else (1,)):
+            for sign in ((1, -1) if op in SIGNED_OPS else (1,)):
                 if (op, level, sign) in seen:
                     continue
                 seen.add((op, level, sign))
@@ -180,7 +180,7 @@ def _expected(policy):
                     add((slot, name, round(arg, 3)), share)
                 add((slot, "Identity", 0.0), (1 - prob) / 25.0)
     elif policy == "autoaugment_authors":
-        from sopdeep.authors_augment import _SIGNED, POLICY, magnitude
+        from sopdeep.authors_augment import SIGNED_OPS, POLICY, magnitude
 
         for sub in POLICY:
             for slot, (op, prob, level) in enumerate(sub):
@@ -189,7 +189,7 @@ def _expected(policy):
                 if name in ("TranslateX", "TranslateY"):
                     arg = -arg
                 share = prob / 25.0
-                if op in _SIGNED:
+                if op in SIGNED_OPS:
                     add((slot, name, round(arg, 3)), share / 2)
                     add((slot, name, round(-arg, 3)), share / 2)
                 else:
