@@ -144,6 +144,9 @@ class TrainConfig:
                                   "instead of each rank's own")
     out: str = option("runs/default", "run folder")
     eval_batch_size: int = option(1024, "batch size of evaluation", low=1)
+    eval_every: int = option(1, "test accuracy every k epochs and at the last (1: every epoch); the other "
+                                "epochs' test_acc is empty (a run on a small training subset spends most of "
+                                "its time on the test set otherwise)", low=1)
     tta: str = option("none", "test-time augmentation of every evaluation (test accuracy, final predictions): "
                               "none; flip (the mean of the logits of x and of its mirror image); flip_translate "
                               "(airbench: half flip, half the flip of x shifted one pixel up-left and down-right)",

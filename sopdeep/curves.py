@@ -162,11 +162,13 @@ def _draw(panels, *, title: str, epochs: int | None):
         handles = {}
         for (panel_title, ylabel, lines), ax in zip(panels, axes):
             for label, rows, column, color, style in lines:
-                x = [row["epoch"] for row in rows]
-                y = [row[column] if _finite(row.get(column)) else math.nan for row in rows]
+                # only the measured points, joined: a metric of every k-th epoch (eval_every) is a
+                # line, not isolated dots between gaps
+                points = [(row["epoch"], row[column]) for row in rows if _finite(row.get(column))]
+                x, y = zip(*points)
                 # markers while the points are few: a run of one or two epochs still shows its values
                 handles[label] = ax.plot(x, y, style, color=colors[color % len(colors)], label=label,
-                                         marker="o" if len(rows) <= 20 else None, markersize=3)[0]
+                                         marker="o" if len(points) <= 20 else None, markersize=3)[0]
             ax.set_title(panel_title)
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)

@@ -65,9 +65,10 @@ CHECKPOINT, SAMPLES, SUMMARY, LOCK = "checkpoint.pt", "samples.npz", "summary.js
 RESULTS = (CHECKPOINT, METRICS_CSV, METRICS_JSONL, SAMPLES, SUMMARY)
 
 # keys that may differ between the saved config and the one passed with resume=True
-# (epochs: a resume may extend a run on purpose)
+# (epochs: a resume may extend a run on purpose; eval_every only decides which epochs measure the
+# test set, never what is trained)
 _RESUME_FREE_KEYS = ("progress", "device", "out", "data_root", "cache_path", "cifar_n_path", "epochs", "threads",
-                     "tensorboard")
+                     "tensorboard", "eval_every")
 _MAGIC = b"SOPDEEP-CHECKPOINT-1\n"  # then 64 hex digits of SHA-256, a newline, the payload
 
 

@@ -47,7 +47,7 @@ from sopdeep.grid.table import TABLE_CSV, TABLE_MD, TABLE_PNG, import_full_scale
 from sopdeep.paper_numbers import PaperNumber, paper_number
 from sopdeep.presets import PRESETS, effective_alpha
 
-__all__ = ["GRID_PRESETS", "FAST_EPOCHS", "FAST_SOP_PLUS", "IGNORED_KEYS", "Cell", "GridError", "grid_cells",
+__all__ = ["GRID_PRESETS", "FAST_EPOCHS", "FAST_SOP_PLUS", "IGNORED_KEYS", "ADDED_DEFAULTS", "Cell", "GridError", "grid_cells",
            "effective_alpha", "cell_config", "config_key", "same_config", "cell_folder", "cell_status",
            "run_cell", "run_grid", "find_runs", "table_row", "write_table", "import_full_scale_rows",
            "GRID_FILE", "TABLE_CSV", "TABLE_MD", "TABLE_PNG"]
@@ -58,6 +58,10 @@ GRID_FILE = "grid.json"
 #: Settings that do not change what a run computes (where it reads and writes, which device, its
 #: progress display, CPU threads, whether it checkpoints): left out of a cell's key and comparison.
 IGNORED_KEYS = ("out", "data_root", "cache_path", "cifar_n_path", "device", "progress", "threads", "checkpoint")
+
+#: Settings added to TrainConfig after grids had keyed their cells, with their defaults: left out of
+#: a cell's key while at the default, so the folders of cells keyed before keep their names.
+ADDED_DEFAULTS = {"eval_every": 1}
 
 #: Epochs of the fast scale: those of the committed full-CIFAR-10 table
 #: (``experiments/results/cifar10_full_scale``), where the fast recipe's CE has not started to memorise.
@@ -70,6 +74,16 @@ FAST_SOP_PLUS = dict(lambda_c=0.9, lambda_b=0.1, strong_backend="torchvision")
 #: A tiny grid on the synthetic set (seconds on a CPU): to try the runner or a cluster.
 SMOKE_RECIPE = dict(dataset="synthetic", arch="cnn", width=8, epochs=2, batch_size=64, lr=0.05, schedule="constant",
                     amp="off", alpha_u=1.0, alpha_v=1.0)
+
+#: Issue 34's memorising regime at the fast scale: CE on the full set at 25-40 fast-recipe epochs does
+#: not fit its wrong labels (train accuracy on the given labels stays at the clean fraction), so it
+#: cannot show what the paper's 120-300 epochs do. On 3,000 images (300 per class) each image is
+#: seen 40 times in about 470 steps (batch 256; lr, lr_start, lr_min scaled with the batch from the
+#: fast recipe's 1024), and a width-32 fast net (0.5 M parameters, ~170 per image) can interpolate
+#: them, as ResNet34 does CIFAR-10 in the paper. The test set is read every 5th epoch (eval_every),
+#: without TTA: on so few images it would otherwise cost more than the training.
+MEMORISATION_RECIPE = dict(train_subset=3000, subset_split="per_class", width=32, batch_size=256, lr=1.5 / 4,
+                           lr_start=0.3 / 4, lr_min=0.105 / 4, epochs=40, eval_every=5, tta="none")
 
 _SYM_T1 = ("sym20", "sym40", "sym60", "sym80")
 _T2 = ("sym20", "sym50", "sym80", "asym40")
@@ -89,6 +103,10 @@ GRID_PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-full-scale": dict(blocks={"cifar10": _SYM_T1, "cifar10n": ("worst", "aggregate")},
                                methods=("ce", "sop", "sop+"), tables=("table1", "table2", "table4"), scales=("fast",),
                                about="full CIFAR-10 on the fast recipe (was experiments/cifar10_full_scale.py)"),
+    "memorisation": dict(blocks={"cifar10": ("sym40", "sym80")}, methods=("ce", "sop", "sop+"), tables=(),
+                         scales=("fast",), fast=MEMORISATION_RECIPE,
+                         about="CIFAR-10 where CE memorises: 3,000 images, 40 epochs, width 32 (issue 34's "
+                               "negative results; experiments/memorisation_regime.py)"),
     "smoke": dict(blocks={"synthetic": ("sym20", "sym40")}, methods=("ce", "sop"), tables=(), scales=("fast",),
                   recipe=SMOKE_RECIPE, about="a tiny synthetic grid (seconds): to try the runner or a cluster"),
 }
@@ -182,16 +200,20 @@ def _method_options(method: str, source_method: str, options: dict[str, Any]) ->
     return {k: v for k, v in options.items() if k in common or k in own}
 
 
-def _fast_overrides(dataset: str, setting: str, method: str) -> dict[str, Any]:
+def _fast_overrides(dataset: str, setting: str, method: str, changes: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """A fast-scale cell's settings, before data paths: the ``fast-<family>-ce-*`` preset's recipe
-    (CIFAR-10's when the family has none), the method, its options."""
+    (CIFAR-10's when the family has none) with a grid's ``changes`` to it, the method, its options."""
     family = _DATASETS[dataset][2]
     recipe = _first_preset(f"fast-{family}-ce-") or _first_preset("fast-cifar10-ce-")
     recipe = {k: v for k, v in recipe.items() if k not in (*_NOISE_KEYS, "method", "dataset")}
     recipe["epochs"] = FAST_EPOCHS
+    recipe.update(changes or {})
     if method in ("sop", "sop+"):
         kind = "asym" if setting.startswith("asym") else "sym"
         own = _first_preset(f"fast-{family}-sop-") if kind == "sym" else None
+        if own is not None and any(own[k] != recipe[k] for k in ("batch_size", "momentum")):
+            own = None        # the preset's u, v rates were set for another batch size or momentum
         if own is not None:   # the family's own fast SOP preset decides u, v
             recipe.update({k: own[k] for k in ("alpha_u", "alpha_v", "init_std", "recipe") if k in own})
         else:                 # Table A.1's rates of the family and noise kind, by the effective-alpha rule
@@ -225,7 +247,8 @@ def grid_cells(preset, *, scale: str = "fast", data_dir: str = "", cache_dir: st
     ----------
     preset : str or dict
         A name of :data:`GRID_PRESETS` or a dict of the same form (``blocks``, ``methods``,
-        ``tables``, ``scales``, optional ``recipe``: settings of every cell, e.g. a synthetic set).
+        ``tables``, ``scales``, optional ``recipe`` (settings of every cell, e.g. a synthetic set)
+        or ``fast`` (changes to the fast recipe; SOP's u, v rates follow its batch size and momentum).
     scale : {"fast", "paper"}
     data_dir : str
         Folder holding ``cifar10-jpeg/``, ``cifar100-png/`` and ``cifar-n/`` (paper scale with the
@@ -285,7 +308,7 @@ def grid_cells(preset, *, scale: str = "fast", data_dir: str = "", cache_dir: st
                 if "recipe" in spec:
                     base = dict(spec["recipe"])
                 elif scale == "fast":
-                    base = _fast_overrides(ds, setting, method)
+                    base = _fast_overrides(ds, setting, method, spec.get("fast"))
                 else:
                     base = _paper_overrides(spec["tables"][0], ds, setting, method)
                 base = _method_options(method, "sop", base) if not missing else base
@@ -335,11 +358,13 @@ def _saved_equal(folder: Path, config) -> bool:
 
 def _identity(config) -> dict[str, Any]:
     """The settings that decide what a run computes: the config read back as a saved one would be
-    (``TrainConfig.from_dict``: unset and resolved options alike), less :data:`IGNORED_KEYS`."""
+    (``TrainConfig.from_dict``: unset and resolved options alike), less :data:`IGNORED_KEYS` and
+    the :data:`ADDED_DEFAULTS` at their default."""
     from sopdeep.config import TrainConfig
 
     d = TrainConfig.from_dict(config.to_dict() if not isinstance(config, dict) else config).to_dict()
-    return {k: v for k, v in d.items() if k not in IGNORED_KEYS}
+    return {k: v for k, v in d.items()
+            if k not in IGNORED_KEYS and not (k in ADDED_DEFAULTS and v == ADDED_DEFAULTS[k])}
 
 
 def config_key(config) -> str:

@@ -57,7 +57,7 @@ class TrainResult:
     history : list of dict
         One row per epoch (also ``metrics.csv`` / ``metrics.jsonl``): ``lr``, ``train_loss`` and
         its terms, ``train_acc_noisy`` / ``train_acc_clean`` (running, on augmented batches),
-        ``test_acc``, ``monitor_auroc`` / ``monitor_precision`` / ``monitor_recall`` /
+        ``test_acc`` (None on the epochs ``config.eval_every`` skips), ``monitor_auroc`` / ``monitor_precision`` / ``monitor_recall`` /
         ``monitor_flagged_fraction``: a training monitor of the method's noise score against the
         true noise mask (flagged: above ``config.issue_threshold``; not the run's result, which
         is the summary's ``final_issues_*``), ``epoch_time``.
@@ -175,7 +175,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: dict[str, Callable], de
         if env.is_main:
             runs.write_metrics(folder, history)
         if progress is not None:
-            progress.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.3f}")
+            progress.set_postfix(loss=f"{row['train_loss']:.3f}", test=_acc_text(row["test_acc"]))
         elif env.is_main:  # progress off (--no-progress): one line per epoch on stderr instead of nothing
             print(_epoch_line(config, row), file=sys.stderr, flush=True)
         if "epoch" in callbacks:
@@ -279,10 +279,12 @@ def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[
         if progress is not None:
             progress.close()
         raise _diverged(config, epoch, f"non-finite training loss ({train_loss})")
+    last = epoch + 1 == config.epochs
     try:
-        test_correct = sum(int((logits.argmax(1) == y).sum())
-                           for _, logits, y in _predict(config, run, data, data.x_test, data.y_test,
-                                                        tta=_tta_of(config, last=epoch + 1 == config.epochs)))
+        test_acc = (None if (epoch + 1) % config.eval_every and not last else  # eval_every: not measured
+                    sum(int((logits.argmax(1) == y).sum()) for _, logits, y in
+                        _predict(config, run, data, data.x_test, data.y_test, tta=_tta_of(config, last=last)))
+                    / data.x_test.shape[0])
     except NonFiniteLossError:
         # the loss can stay finite while the logits overflow (--lr 1e12): the same divergence
         if progress is not None:
@@ -296,7 +298,7 @@ def _evaluate(config, run, data, epoch, lr, sums, label_prob, progress) -> dict[
         **{f"train_{key[5:]}": float(v) / n for key, v in sums.items() if key.startswith("term_")},
         "train_acc_noisy": int(sums["correct_noisy"]) / n,
         "train_acc_clean": int(sums["correct_clean"]) / n,
-        "test_acc": test_correct / data.x_test.shape[0],
+        "test_acc": test_acc,
         **_detection(config, data, 1.0 - label_prob if scores is None else scores, prefix="monitor_"),
     }
 
@@ -328,15 +330,17 @@ def _finish(config, run, data, history, t_start) -> TrainResult:
         samples["clean_label"] = data.clean_train.cpu().numpy()
         samples["is_noisy"] = data.is_noisy
     samples.update(data.sample_info)  # the dataset's own columns (image folders: each image's path)
-    tests = [row["test_acc"] for row in history]
+    # (epoch, accuracy) of the epochs that measured it (eval_every > 1 leaves the others None)
+    tests = [(row["epoch"], row["test_acc"]) for row in history if row.get("test_acc") is not None]
+    best = max(tests, key=lambda t: t[1]) if tests else None  # the first epoch of the maximum
     last = history[-1] if history else {}
     summary: dict[str, Any] = {
         "method": config.method, "dataset": config.dataset,
         **applied_noise(config, data.realised_rate),  # the noise applied ("auto" resolved), not the setting
         "epochs": len(history),
-        "best_test_acc": max(tests) if tests else None,
-        "best_epoch": int(np.argmax(tests)) + 1 if tests else None,
-        "final_test_acc": tests[-1] if tests else None,
+        "best_test_acc": best[1] if best else None,
+        "best_epoch": int(best[0]) if best else None,
+        "final_test_acc": last.get("test_acc"),
         "final_train_acc_noisy": last.get("train_acc_noisy"),
         "final_train_acc_clean": last.get("train_acc_clean"),
         "wall_time_s": time.perf_counter() - t_start,
@@ -446,7 +450,13 @@ def _detection(config, data: TrainingData, scores: torch.Tensor | None, *, prefi
 def _epoch_line(config, row: dict[str, Any]) -> str:
     """``epoch 3/40  loss 0.812  train acc 0.640 (given labels)  test acc 0.801  12.3 s``."""
     return (f"epoch {row['epoch']}/{config.epochs}  loss {row['train_loss']:.4f}  train acc "
-            f"{row['train_acc_noisy']:.3f} (given labels)  test acc {row['test_acc']:.3f}  {row['epoch_time']:.1f} s")
+            f"{row['train_acc_noisy']:.3f} (given labels)  test acc {_acc_text(row['test_acc'])}  "
+            f"{row['epoch_time']:.1f} s")
+
+
+def _acc_text(acc: float | None) -> str:
+    """``0.801``, or ``-`` for an epoch that did not measure it (``eval_every``)."""
+    return "-" if acc is None else f"{acc:.3f}"
 
 
 def _progress_bar(config, env, steps_per_epoch: int, start_epoch: int):

@@ -4,7 +4,6 @@ several runs side by side, and the same scalars in TensorBoard (when installed).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -115,10 +114,13 @@ def test_panels_follow_what_the_runs_know(tmp_path):
     fig = plot_runs({"none": rows, "sym": noisy})
     assert [ax.get_title() for ax in fig.axes] == ALL_TITLES
     auroc = fig.axes[ALL_TITLES.index("noise detection AUROC")]
-    # the run without noise has no AUROC line; undefined values are gaps
+    # the run without noise has no AUROC line; undefined values are left out and the rest joined (a
+    # test accuracy of every 5th epoch, eval_every, is a line, not dots lost between gaps)
     assert [line.get_label() for line in auroc.get_lines()] == ["sym"]
-    y = auroc.get_lines()[0].get_ydata()
-    assert math.isnan(y[0]) and y[1] == 0.7 and math.isnan(y[2])
+    assert list(auroc.get_lines()[0].get_xdata()) == [2] and list(auroc.get_lines()[0].get_ydata()) == [0.7]
+    sparse = [dict(r, test_acc=a) for r, a in zip(rows, (None, 0.6, 0.7))]
+    test = plot_runs({"sparse": sparse}).axes[0].get_lines()[0]
+    assert list(test.get_xdata()) == [2, 3] and list(test.get_ydata()) == [0.6, 0.7]
     with pytest.raises(ValueError, match="at least one run"):
         plot_runs({})
 

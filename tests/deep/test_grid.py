@@ -126,6 +126,16 @@ def test_config_keys_ignore_paths_and_devices_but_not_settings():
     assert grid.same_config(base, base.replace(lr=0.03)) == {"lr": (0.02, 0.03)}
 
 
+@pytest.mark.parametrize("name,default", sorted(grid.ADDED_DEFAULTS.items()))
+def test_a_setting_added_later_keys_a_cell_only_away_from_its_default(name, default):
+    base = TrainConfig(dataset="synthetic", method="ce", epochs=2)
+    assert getattr(base, name) == default   # the table names the option's real default
+    # the key hashes what it hashed before the option existed: earlier cells keep their folders
+    assert name not in grid._identity(base) and name in base.to_dict()
+    other = default + 1 if isinstance(default, int) else not default
+    assert grid.config_key(base.replace(**{name: other})) != grid.config_key(base)
+
+
 # ------------------------------------------------------------------------------------------------
 # the paper's numbers
 
@@ -363,3 +373,17 @@ def test_every_sop_grid_command_of_the_docs_page_dry_runs(capsys, tmp_path, monk
         captured = capsys.readouterr()
         assert code == 0, f"{' '.join(argv)}: {captured.err.strip()}"
         assert captured.out.count("\n") == len(grid_cli._cells(grid_cli.build_parser().parse_args(argv[1:])))
+
+
+def test_a_grid_that_changes_the_batch_gives_sop_the_rate_of_the_effective_alpha_rule():
+    from sopdeep.presets import FAST_SOP_ALPHA, effective_alpha
+
+    cells = {(c.setting, c.method): c for c in grid.grid_cells("memorisation", data_dir="d", cache_dir="c")}
+    recipe = grid.MEMORISATION_RECIPE
+    for (setting, method), cell in cells.items():
+        config = grid.cell_config(cell, "o")
+        assert {k: getattr(config, k) for k in recipe} == recipe   # every method on the same changed recipe
+        if method != "ce":   # Table A.1's CIFAR-10 rate 10 at the changed batch, not the preset's 1024
+            assert config.options.alpha_u == config.options.alpha_v == effective_alpha(10.0, recipe["batch_size"], 0.85)
+    table1 = grid.cell_config(grid.grid_cells("table1", datasets="cifar10", settings="sym40", methods="sop")[0], "o")
+    assert table1.options.alpha_u == FAST_SOP_ALPHA   # the fast preset's own rate where the batch is its own

@@ -386,3 +386,28 @@ def test_elr_label_quality_comes_from_its_own_score_not_self_confidence(tmp_path
     np.testing.assert_allclose(s["label_quality"], expected, rtol=0, atol=1e-12)
     assert not np.allclose(s["label_quality"], fallback)  # so the check above can tell the two apart
     assert res.summary["label_quality_from"].startswith("rank mean of elr's noise score")
+
+
+def test_eval_every_measures_every_kth_and_the_last_epoch_and_trains_the_same_network(tmp_path):
+    every = train(_tiny(tmp_path, epochs=5, out=str(tmp_path / "every")))
+    sparse = train(_tiny(tmp_path, epochs=5, eval_every=2, out=str(tmp_path / "sparse")))
+    # the test set is only read: the trained network and every training metric are the same
+    assert [r["train_loss"] for r in sparse.history] == [r["train_loss"] for r in every.history]
+    measured = [r["test_acc"] for r in every.history]
+    assert [r["test_acc"] for r in sparse.history] == [None, measured[1], None, measured[3], measured[4]]
+    best_epoch = max((2, 4, 5), key=lambda e: measured[e - 1])  # the first epoch of the maximum
+    assert sparse.summary["best_epoch"] == best_epoch
+    assert sparse.summary["best_test_acc"] == measured[best_epoch - 1]
+    assert sparse.summary["final_test_acc"] == measured[4]
+    # the files say "not measured", never a number: empty in the csv, null in the jsonl
+    rows = (tmp_path / "sparse" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert rows[1].split(",")[header.index("test_acc")] == ""
+    assert json.loads((tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()[0])["test_acc"] is None
+    assert (tmp_path / "sparse" / "curves.png").stat().st_size > 0
+
+
+def test_eval_every_line_shows_a_dash_for_an_epoch_not_measured(tmp_path, capsys):
+    train(_tiny(tmp_path, epochs=2, eval_every=2))
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("epoch ")]
+    assert "test acc -" in lines[0] and "test acc -" not in lines[1]
