@@ -136,6 +136,7 @@ __all__ = [
     "recipe_switches",
     "sop_loss_terms",
     "sgd_step",
+    "keep_where_skipped",
     "uv_step_size",
     "UV_LR_SCHEDULES",
 ]
@@ -283,6 +284,19 @@ def sop_loss_terms(logits: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, 
     hard = F.one_hot(z.detach().argmax(dim=1), z.shape[1]).to(dtype)
     mse = (hard + (u_part if u_learns_mse else u_part.detach()) - v_part - y).square().sum(dim=1)
     return SOPTerms(ce=ce, mse=mse, corrected=corrected)
+
+
+def keep_where_skipped(new: torch.Tensor, old: torch.Tensor, found_inf: torch.Tensor | None) -> torch.Tensor:
+    """``new`` where θ stepped, ``old`` where GradScaler skipped the step (``found_inf > 0``, a
+    device flag; :func:`sopdeep.training.precision.scaler_signals`): the u, v rows follow θ's
+    decision without reading it on the host (no sync). ``found_inf=None``: ``new``.
+
+    >>> keep_where_skipped(torch.ones(2), torch.zeros(2), torch.tensor([1.0]))
+    tensor([0., 0.])
+    """
+    if found_inf is None:
+        return new
+    return torch.where(found_inf.reshape(()).to(new.device) > 0, old, new)
 
 
 @torch.no_grad()

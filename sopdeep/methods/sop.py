@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from sopdeep.methods.base import Method, StepOutput
 from sopdeep.options import check_options, option
-from sopdeep.sop_loss import init_sample_variables, recipe_switches, sgd_step, sop_loss_terms, uv_step_size
+from sopdeep.sop_loss import (init_sample_variables, keep_where_skipped, recipe_switches, sgd_step, sop_loss_terms,
+                              uv_step_size)
 
 __all__ = ["SOP", "SOPOptions"]
 
@@ -156,9 +157,7 @@ class SOP(Method):
         c, sw, b = self.options, self.switches, idx.numel()
         for name, rows, grad, alpha, constant in (("u", u_rows, gu, c.alpha_u, c.lr_u), ("v", v_rows, gv, c.alpha_v, c.lr_v)):
             step = uv_step_size(sw["uv_lr_schedule"], batch_size=b, alpha=alpha, network_lr=lr, constant_lr=constant)
-            new = sgd_step(rows, grad, step, project=sw["project"])
-            if found_inf is not None:  # as sopdeep.training.precision.keep_where_skipped (methods do not import train)
-                new = torch.where(found_inf.reshape(()) > 0, rows, new)
+            new = keep_where_skipped(sgd_step(rows, grad, step, project=sw["project"]), rows, found_inf)
             state[name].index_copy_(0, idx, new)
 
     def end_of_epoch(self, predictions, state, lr):

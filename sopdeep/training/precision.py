@@ -10,7 +10,7 @@ and the u, v step that follows GradScaler's decision without a host sync.
   convolutions of a mixed-precision run and disables it under ``amp="off"`` (fp32 then means fp32
   on Ampere and later too); ``cudnn.benchmark`` (autotuned convolution algorithms) is on unless
   ``deterministic`` is asked for.
-* :func:`scaler_signals` and :func:`keep_where_skipped` — with fp16, GradScaler skips θ's step when a
+* :func:`scaler_signals` and :func:`sopdeep.sop_loss.keep_where_skipped` — with fp16, GradScaler skips θ's step when a
   gradient overflowed. u, v must skip theirs in exactly those steps, yet reading the decision
   (``found_inf``) or the scale (``get_scale()``) on the host would stall the GPU every step: the
   scale and the found-inf flag stay device tensors, the u, v gradients are unscaled by the tensor
@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["AMP_MODES", "TF32_MODES", "cuda_has_native_bf16", "cpu_has_native_bf16", "resolve_amp", "backend_flags",
-           "apply_backend_flags", "scaler_signals", "keep_where_skipped"]
+           "apply_backend_flags", "scaler_signals"]
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 TF32_MODES = ("auto", "on", "off")
@@ -145,13 +145,3 @@ def scaler_signals(scaler, optimizer) -> tuple[torch.Tensor | None, torch.Tensor
     return scaler._scale.clone(), found_inf
 
 
-def keep_where_skipped(new: torch.Tensor, old: torch.Tensor, found_inf: torch.Tensor | None) -> torch.Tensor:
-    """``new`` where θ stepped, ``old`` where GradScaler skipped the step (``found_inf > 0``): the
-    u, v rows follow θ's decision without reading it on the host.
-
-    >>> keep_where_skipped(torch.ones(2), torch.zeros(2), torch.tensor([1.0]))
-    tensor([0., 0.])
-    """
-    if found_inf is None:
-        return new
-    return torch.where(found_inf.reshape(()).to(new.device) > 0, old, new)

@@ -71,6 +71,18 @@ def test_a_run_folder_holds_its_curves_after_the_first_epoch_and_after_the_last(
     assert final.startswith(PNG_SIGNATURE) and final != seen["bytes"]   # redrawn with epoch 2
 
 
+@pytest.mark.parametrize("redraw_after_s", [3600.0, 0.0])
+def test_a_middle_epoch_redraws_the_curves_only_when_the_drawing_is_old(tmp_path, monkeypatch, redraw_after_s):
+    import sopdeep.curves
+
+    monkeypatch.setattr(sopdeep.curves, "REDRAW_AFTER_S", redraw_after_s)
+    seen = []
+    run = tmp_path / "run"
+    train(_config(run, epochs=3), callbacks={"epoch": lambda epoch, row: seen.append((run / CURVES).read_bytes())})
+    assert (seen[1] == seen[0]) == (redraw_after_s > 0)   # epoch 2: kept while fresh, else redrawn
+    assert seen[2] != seen[1]                             # the last epoch is always drawn
+
+
 def test_the_report_draws_one_panel_per_metric_and_one_line_per_run(two_runs, tmp_path):
     sop, ce, _ = two_runs
     out = tmp_path / "report.png"

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sopdeep.training import precision
-from sopdeep.training.precision import (apply_backend_flags, backend_flags, keep_where_skipped, resolve_amp,
-                                     scaler_signals)
+from sopdeep.sop_loss import keep_where_skipped
+from sopdeep.training.precision import apply_backend_flags, backend_flags, resolve_amp, scaler_signals
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from step_counter import StepCounter  # noqa: E402
