@@ -495,8 +495,8 @@ def _say(message: str) -> None:
 
 
 def run_grid(cells: list[Cell], out, *, jobs: int = 1, dask: str | None = None, gpus_per_cell: int = 0,
-             runs=(), imported=(), title: str = "", command: str = "", log: Callable[[str], None] = _say
-             ) -> dict[Cell, dict[str, Any]]:
+             runs=(), imported=(), title: str = "", command: str = "", log: Callable[[str], None] = _say,
+             train: bool = True) -> dict[Cell, dict[str, Any]]:
     """Train every cell of ``cells`` not done in ``out``; write the table after each one.
 
     Parameters
@@ -520,6 +520,9 @@ def run_grid(cells: list[Cell], out, *, jobs: int = 1, dask: str | None = None, 
         The table's heading and the command that reproduces it.
     log : callable
         Receives one line per event (cell started, finished, adopted).
+    train : bool, default True
+        False: adopt what ``runs`` holds, write the table of the cells done and train nothing (a
+        table of a grid still running elsewhere, or of a subset of its cells).
 
     Returns
     -------
@@ -553,8 +556,11 @@ def run_grid(cells: list[Cell], out, *, jobs: int = 1, dask: str | None = None, 
     def table():
         write_table(out, cells, rows, imported=imported, title=title, command=command)
 
-    if rows or imported:
+    if rows or imported or not train:
         table()
+    if not train:
+        log(f"table only: {len(todo)} cells not done were left out of training")
+        return rows
     t_grid = time.perf_counter()
     number = {cell: i + 1 for i, cell in enumerate(todo)}
 

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--import-rows", action="append", default=[], metavar="CSV",
                    help="a results.csv of experiments/cifar10_full_scale.py: its rows stand in for cells not done")
     p.add_argument("--dry-run", action="store_true", help="print every cell, its status and config; train nothing")
+    p.add_argument("--table-only", action="store_true",
+                   help="write the table of the cells done (adopting --runs) and train nothing")
     p.add_argument("--list", action="store_true", help="print the grid presets and exit")
     p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return p
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{args.preset} at {args.scale} scale: {grid.GRID_PRESETS[args.preset]['about']}"
     try:
         grid.run_grid(cells, out, jobs=args.jobs, dask=args.dask, gpus_per_cell=args.gpus_per_cell, runs=args.runs,
-                      imported=imported, title=title, command=shlex.join([PROG, *argv]))
+                      imported=imported, title=title, command=shlex.join([PROG, *argv]), train=not args.table_only)
     except KeyboardInterrupt:
         if debug:
             raise

@@ -189,6 +189,19 @@ def test_a_second_run_trains_nothing(in_process):
     assert {p: p.stat().st_mtime_ns for p in out.rglob(CHECKPOINT)} == mtimes
 
 
+def test_table_only_writes_the_cells_done_and_trains_nothing(in_process, tmp_path):
+    out, rows, _ = in_process
+    done = next(iter(rows))
+    lines = []
+    table = grid.run_grid(_smoke_cells(), tmp_path, runs=[out / done.dataset / done.setting / done.method],
+                          log=lines.append, train=False)
+    assert list(table) == [done] and table[done]["final_test_acc"] == rows[done]["final_test_acc"]
+    assert not list(tmp_path.rglob(CHECKPOINT))[1:]   # the adopted cell's folder alone: nothing trained
+    assert "table only" in lines[-1]
+    csv_rows = (tmp_path / grid.TABLE_CSV).read_text().splitlines()
+    assert len(csv_rows) == 2   # the header and the one cell done
+
+
 def test_a_killed_cell_resumes_to_the_uninterrupted_result(in_process, tmp_path):
     _, rows, _ = in_process
     cell = next(c for c in _smoke_cells() if c.method == "sop")
