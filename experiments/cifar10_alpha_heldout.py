@@ -26,8 +26,6 @@ Example (from the repository root; about 20 minutes per run on a 2-core CPU at 2
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import sys
 import time
@@ -39,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sopcommon import atomic_write_bytes  # noqa: E402
 from cifar10_full_scale import ROW_KEYS as FULL_SCALE_KEYS  # noqa: E402
 from cifar10_full_scale import (  # noqa: E402
-    SETTINGS, _fmt, add_device_arguments, add_folder_arguments, alpha_for, earlier_rows, issue_columns,
+    SETTINGS, _fmt, add_device_arguments, add_folder_arguments, alpha_for, earlier_rows, issue_columns, write_csv,
     predicted_labels, run_configs, run_guarded, run_one)
 
 #: the effective-α rule's α at the fast recipe's batch 1024 and momentum 0.85 (sopdeep.presets)
@@ -119,11 +117,7 @@ def row_of(config, summary, alpha, heldout) -> dict:
 def write_results(rows: list[dict], results: Path, args) -> None:
     """``results.csv`` and ``results.md``, atomically."""
     results.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if r[k] is None else r[k]) for k in ROW_KEYS} for r in rows)
-    atomic_write_bytes(results / "results.csv", buf.getvalue().encode())
+    write_csv(results / "results.csv", rows, ROW_KEYS)
     lines = [
         f"SOP's alpha_u = alpha_v chosen on a held-out split of the training set: {args.setting}, seed {args.seed}, "
         f"fast recipe, {args.epochs} epochs. Each alpha trains on 45,000 training images (stratified per class) and is "

@@ -164,6 +164,15 @@ def predicted_labels(net, images, tta: str, *, bf16: bool, batch: int = 1000):
                           for lo in range(0, len(x), batch)]).numpy()
 
 
+def write_csv(path: Path, rows: list[dict], keys) -> None:
+    """``rows`` as ``path``, a csv of the columns ``keys`` (None written empty), atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if r[k] is None else r[k]) for k in keys} for r in rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
 def _fmt(v, digits=4):
     if v is None:
         return "n/a"
@@ -207,11 +216,7 @@ def write_results(rows: list[dict], results: Path, args, alpha: float) -> None:
     invocation merged with the earlier table's other rows (:func:`merged_rows`)."""
     results.mkdir(parents=True, exist_ok=True)
     rows = merged_rows(rows, results / "results.csv", args.epochs)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if r[k] is None else r[k]) for k in ROW_KEYS} for r in rows)
-    atomic_write_bytes(results / "results.csv", buf.getvalue().encode())
+    write_csv(results / "results.csv", rows, ROW_KEYS)
     sop_plus = any(r["method"] == "sop+" for r in rows)
     lines = [
         f"Full CIFAR-10 (50,000 train from the JPEG export / 10,000 test), fast recipe ({args.epochs} epochs, "

@@ -31,7 +31,6 @@ Example (about 8 minutes per CE or SOP run, 20 per SOP+ run, on a 2-core AVX2 CP
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sopcommon import atomic_write_bytes  # noqa: E402
 from cifar10_alpha_heldout import heldout_accuracies  # noqa: E402
-from cifar10_full_scale import _fmt, run_guarded  # noqa: E402
+from cifar10_full_scale import _fmt, run_guarded, write_csv  # noqa: E402
 
 #: the run folder's file caching its held-out accuracies
 HELDOUT_FILE = "heldout.json"
@@ -171,11 +170,7 @@ def write_results(rows: list[dict], results: Path, command: str) -> None:
     from sopdeep.grid import MEMORISATION_RECIPE as R
 
     results.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if r[k] is None else r[k]) for k in ROW_KEYS} for r in rows)
-    atomic_write_bytes(results / "results.csv", buf.getvalue().encode())
+    write_csv(results / "results.csv", rows, ROW_KEYS)
     lines = [
         "# Where CE memorises: CIFAR-10, 3,000 images, 40 epochs (issue 34, part 6)", "",
         f"`sop-grid memorisation` (sopdeep.grid.MEMORISATION_RECIPE): {R['train_subset']} training images "
