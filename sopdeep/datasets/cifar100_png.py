@@ -27,27 +27,10 @@ _WHAT = "CIFAR-100 PNG export"
 def decode_cifar100_png(source, cache_path, *, overwrite=False, python=None, timeout=600):
     """Decode the CIFAR-100 PNG export into a uint8 ``.npz``, once, and return its path.
 
-    Runs ``python SOURCE/decode.py OUT.npz`` (numpy and Pillow, about 20 s) as
-    :func:`sopdeep.datasets.export.decode_export` does; an existing ``cache_path`` is returned as is.
-
-    Parameters
-    ----------
-    source : str or Path
-        The export folder, holding ``decode.py`` and ``cifar100_png.npz``
-        (e.g. ``../shared/data/cifar100-png``).
-    cache_path : str or Path
-        Where the decoded npz is kept (must end in ``.npz``); its folder is created.
-    overwrite : bool, default False
-        Decode again even if ``cache_path`` exists.
-    python : str, optional
-        The interpreter to run ``decode.py`` with; default :data:`sys.executable`.
-    timeout : float, default 600
-        Seconds before the decoding subprocess is abandoned.
-
-    Returns
-    -------
-    Path
-        ``cache_path``.
+    :func:`sopdeep.datasets.export.decode_export` with this export's packed file
+    (``cifar100_png.npz``): it runs the export's own ``python SOURCE/decode.py OUT.npz`` (numpy and
+    Pillow) into a temporary file renamed into place when complete, and returns an existing
+    ``cache_path`` as is. Parameters, return value and errors are that function's.
     """
     return decode_export(source, cache_path, source_file=_SOURCE_FILE, what=_WHAT, overwrite=overwrite,
                          python=python, timeout=timeout)

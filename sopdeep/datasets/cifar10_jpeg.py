@@ -21,35 +21,10 @@ _WHAT = "CIFAR-10 JPEG export"
 def decode_cifar10_jpeg(source, cache_path, *, overwrite=False, python=None, timeout=600):
     """Decode the CIFAR-10 JPEG export into a uint8 ``.npz``, once, and return its path.
 
-    Runs the export's own documented procedure ``python SOURCE/decode.py OUT.npz`` (numpy and
-    Pillow) in a subprocess, writing to a temporary file beside ``cache_path`` that is renamed into
-    place only when complete. When ``cache_path`` already exists it is returned as is.
-
-    Parameters
-    ----------
-    source : str or Path
-        The export folder, holding ``decode.py`` and ``cifar10_jpeg.npz``
-        (e.g. ``../shared/data/cifar10-jpeg``).
-    cache_path : str or Path
-        Where the decoded npz is kept (must end in ``.npz``); its folder is created.
-    overwrite : bool, default False
-        Decode again even if ``cache_path`` exists.
-    python : str, optional
-        The interpreter to run ``decode.py`` with; default :data:`sys.executable`.
-    timeout : float, default 600
-        Seconds before the decoding subprocess is abandoned.
-
-    Returns
-    -------
-    Path
-        ``cache_path``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``decode.py`` or ``cifar10_jpeg.npz`` is missing in ``source``.
-    DecodeError
-        A ``RuntimeError``: the decoder failed or timed out (the last line of its stderr is included).
+    :func:`sopdeep.datasets.export.decode_export` with this export's packed file
+    (``cifar10_jpeg.npz``): it runs the export's own ``python SOURCE/decode.py OUT.npz`` (numpy and
+    Pillow) into a temporary file renamed into place when complete, and returns an existing
+    ``cache_path`` as is. Parameters, return value and errors are that function's.
     """
     return decode_export(source, cache_path, source_file=_SOURCE_FILE, what=_WHAT, overwrite=overwrite,
                          python=python, timeout=timeout)
