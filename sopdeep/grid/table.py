@@ -24,7 +24,7 @@ from sopcommon import atomic_path, atomic_write_bytes
 from sopcommon.cli import one_line
 from sopcommon.files import DataFileError
 
-__all__ = ["ROW_KEYS", "TABLE_CSV", "TABLE_MD", "TABLE_PNG", "table_row", "summarise", "write_table",
+__all__ = ["ROW_KEYS", "TABLE_CSV", "TABLE_MD", "TABLE_PNG", "table_row", "summarise", "write_table", "table_figure",
            "import_full_scale_rows"]
 
 TABLE_CSV, TABLE_MD, TABLE_PNG = "table.csv", "table.md", "table.png"
@@ -212,8 +212,19 @@ def _cell_md(s) -> str:
 
 
 def _figure(stats, path: Path, title: str) -> None:
+    """:func:`table_figure` written to ``path`` (png)."""
+    import matplotlib.pyplot as plt
+
+    fig = table_figure(stats, title)
+    with atomic_path(path, suffix=".png") as tmp:   # the suffix tells matplotlib the format
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def table_figure(stats, title: str = ""):
     """Grouped bars per dataset panel: each setting a group, each method a bar (ours, ± std), the
-    paper's number a black tick on it."""
+    paper's number a black tick on it; one legend beside the panels. ``stats``: :func:`summarise`'s
+    rows. Returns the matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -223,6 +234,14 @@ def _figure(stats, path: Path, title: str) -> None:
     methods = list(dict.fromkeys(s["method"] for s in stats))
     fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(4.5 * max(len(datasets), 1), 3.6), squeeze=False)
     width = 0.8 / max(len(methods), 1)
+    labelled: set[str] = set()   # each method and the paper once in the legend, wherever first drawn
+
+    def label(name: str) -> str | None:
+        if name in labelled:
+            return None
+        labelled.add(name)
+        return name
+
     for ax, ds in zip(axes[0], datasets):
         settings = list(dict.fromkeys(s["setting"] for s in stats if s["dataset"] == ds))
         for j, m in enumerate(methods):
@@ -232,20 +251,19 @@ def _figure(stats, path: Path, title: str) -> None:
                     continue
                 x = i - 0.4 + width * (j + 0.5)
                 if s["mean"] is not None:
-                    ax.bar(x, s["mean"], width, color=f"C{j}", yerr=s["std"], capsize=2,
-                           label=m if i == 0 else None)
+                    ax.bar(x, s["mean"], width, color=f"C{j}", yerr=s["std"], capsize=2, label=label(m))
                 if s["paper"] is not None:
                     ax.plot([x - width / 2, x + width / 2], [s["paper"]] * 2, color="black", lw=2,
-                            label="paper" if (i, j) == (0, 0) else None)
+                            label=label("paper"))
         ax.set_xticks(range(len(settings)), settings)
         ax.set_title(ds)
         ax.set_ylabel("final test accuracy (%)")
         ax.set_ylim(0, 100)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    found = dict(kv for ax in axes[0] for kv in zip(*reversed(ax.get_legend_handles_labels())))
+    order = [name for name in ("paper", *methods) if name in found]
+    handles, labels = [found[name] for name in order], order
     if handles:   # beside the panels, not over them
         fig.legend(handles, labels, loc="center right", fontsize=8)
     fig.suptitle((title or "sop-grid").split(":")[0], fontsize=10)   # the heading's first part: grid and scale
     fig.tight_layout(rect=(0, 0, 0.86, 1))
-    with atomic_path(path, suffix=".png") as tmp:   # the suffix tells matplotlib the format
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    return fig

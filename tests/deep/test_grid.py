@@ -400,3 +400,16 @@ def test_a_grid_that_changes_the_batch_gives_sop_the_rate_of_the_effective_alpha
             assert config.options.alpha_u == config.options.alpha_v == effective_alpha(10.0, recipe["batch_size"], 0.85)
     table1 = grid.cell_config(grid.grid_cells("table1", datasets="cifar10", settings="sym40", methods="sop")[0], "o")
     assert table1.options.alpha_u == FAST_SOP_ALPHA   # the fast preset's own rate where the batch is its own
+
+
+def test_the_table_figure_names_every_method_even_one_missing_from_the_first_setting():
+    import matplotlib.pyplot as plt
+
+    from sopdeep.grid.table import table_figure
+
+    stats = [dict(dataset="cifar100n", setting="clean", method="ce", mean=46.4, std=None, paper=76.7),
+             dict(dataset="cifar100n", setting="noisy", method="ce", mean=35.6, std=None, paper=55.5),
+             dict(dataset="cifar100n", setting="noisy", method="sop", mean=32.8, std=None, paper=None)]
+    fig = table_figure(stats, "t")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["paper", "ce", "sop"]
+    plt.close(fig)
