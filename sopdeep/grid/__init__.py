@@ -47,7 +47,7 @@ from sopdeep.grid.table import TABLE_CSV, TABLE_MD, TABLE_PNG, import_full_scale
 from sopdeep.paper_numbers import PaperNumber, paper_number
 from sopdeep.presets import PRESETS, effective_alpha
 
-__all__ = ["GRID_PRESETS", "FAST_EPOCHS", "FAST_SOP_PLUS", "IGNORED_KEYS", "ADDED_DEFAULTS", "Cell", "GridError", "grid_cells",
+__all__ = ["GRID_PRESETS", "FAST_EPOCHS", "FAST_SOP_PLUS", "IGNORED_KEYS", "Cell", "GridError", "grid_cells",
            "effective_alpha", "cell_config", "config_key", "same_config", "cell_folder", "cell_status",
            "run_cell", "run_grid", "find_runs", "table_row", "write_table", "import_full_scale_rows",
            "GRID_FILE", "TABLE_CSV", "TABLE_MD", "TABLE_PNG"]
@@ -58,10 +58,6 @@ GRID_FILE = "grid.json"
 #: Settings that do not change what a run computes (where it reads and writes, which device, its
 #: progress display, CPU threads, whether it checkpoints): left out of a cell's key and comparison.
 IGNORED_KEYS = ("out", "data_root", "cache_path", "cifar_n_path", "device", "progress", "threads", "checkpoint")
-
-#: Settings added to TrainConfig after grids had keyed their cells, with their defaults: left out of
-#: a cell's key while at the default, so the folders of cells keyed before keep their names.
-ADDED_DEFAULTS = {"eval_every": 1}
 
 #: Epochs of the fast scale: those of the committed full-CIFAR-10 table
 #: (``experiments/results/cifar10_full_scale``), where the fast recipe's CE has not started to memorise.
@@ -358,13 +354,11 @@ def _saved_equal(folder: Path, config) -> bool:
 
 def _identity(config) -> dict[str, Any]:
     """The settings that decide what a run computes: the config read back as a saved one would be
-    (``TrainConfig.from_dict``: unset and resolved options alike), less :data:`IGNORED_KEYS` and
-    the :data:`ADDED_DEFAULTS` at their default."""
+    (``TrainConfig.from_dict``: unset and resolved options alike), less :data:`IGNORED_KEYS`."""
     from sopdeep.config import TrainConfig
 
     d = TrainConfig.from_dict(config.to_dict() if not isinstance(config, dict) else config).to_dict()
-    return {k: v for k, v in d.items()
-            if k not in IGNORED_KEYS and not (k in ADDED_DEFAULTS and v == ADDED_DEFAULTS[k])}
+    return {k: v for k, v in d.items() if k not in IGNORED_KEYS}
 
 
 def config_key(config) -> str:
